@@ -1,0 +1,163 @@
+"""The ``flexnet`` command line.
+
+Every command is a function ``cmd_<name>(args) -> int``; ``main`` turns a
+user's mistake into one line on stderr and exit code 2, a failure while
+running into exit code 1, and shows a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for (exit code 2)."""
+
+
+def parse_arch(text: str) -> list[int]:
+    """``"25,8,2"`` -> ``[25, 8, 2]``."""
+    try:
+        sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes such as 25,8,2, got {text!r}"
+        ) from None
+    if len(sizes) < 2 or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected at least two positive layer sizes such as 25,8,2, got {text!r}"
+        )
+    return sizes
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"42"`` -> ``[42]``; ``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"1,5,9"`` -> ``[1, 5, 9]``."""
+    try:
+        if "-" in text.strip("-"):
+            lo, hi = text.split("-", 1)
+            seeds = list(range(int(lo), int(hi) + 1))
+        else:
+            seeds = [int(s) for s in text.split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds such as 42, 0-4 or 1,5,9, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected at least one seed, got {text!r}")
+    return seeds
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def cmd_compare(args) -> int:
+    from .compare import TUTORIAL_ARCHITECTURES, compare, format_table
+
+    archs = args.arch or [list(a) for a in TUTORIAL_ARCHITECTURES]
+    print(f"Training {len(archs)} architecture(s) x {len(args.seeds)} seed(s) on the edge patches "
+          f"({args.epochs} epochs, batch {args.batch_size}, lr {args.lr})")
+    results = compare(archs, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    print(format_table(results))
+    if args.out != "-":
+        try:
+            from .plots import compare_figure
+        except ImportError as exc:  # pragma: no cover - plots imports lazily
+            raise UsageError(str(exc)) from exc
+        try:
+            compare_figure(results, args.out, show=args.show)
+        except ImportError as exc:
+            print(f"flexnet: no figure written: {exc}", file=sys.stderr)
+            return EXIT_OK
+        print(f"Figure written to {args.out}")
+    return EXIT_OK
+
+
+# -- parser ------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flexnet",
+        description="Train and compare small neural networks written in NumPy.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "compare",
+        help="train several architectures on the same data and plot their loss curves",
+        description="Train several architectures on the same data, print a table and write a "
+        "figure of their loss curves (the tutorial's experiment).",
+        epilog="examples:\n"
+        "  flexnet compare\n"
+        "  flexnet compare --arch 25,2 --arch 25,32,2 --seeds 0-4 --out arch.png\n"
+        "  flexnet compare --epochs 50 --lr 0.05 --out -   # table only",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--arch", action="append", type=parse_arch, metavar="SIZES",
+                   help="layer sizes such as 25,8,2; repeat for several "
+                   "(default: 25,2 25,8,2 25,16,8,2)")
+    p.add_argument("--epochs", type=positive_int, default=200, help="epochs per run (default 200)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="batch size (default 16)")
+    p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--seeds", type=parse_seeds, default=[42], metavar="SEEDS",
+                   help="initialisation seeds: 42, 0-4 or 1,5,9 (default 42)")
+    p.add_argument("--out", default="compare.png", help="figure path, or - for none (default compare.png)")
+    p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 on bad usage
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("flexnet: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        if args.debug:
+            raise
+        print(f"flexnet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a failure while running
+        if args.debug:
+            raise
+        print(f"flexnet {args.command}: failed: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

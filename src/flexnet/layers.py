@@ -1,0 +1,180 @@
+"""Layers: each one caches in ``forward`` what its ``backward`` needs.
+
+The contract every layer follows:
+
+- ``forward(x, training=False)`` returns the output and keeps what backward needs.
+- ``backward(grad, input_grad=True)`` takes dL/d(output), stores the gradient
+  of every parameter (``W`` -> ``dW``) and returns dL/d(input). A layer never
+  changes its own parameters in ``backward``.
+- ``update(lr)`` is plain gradient descent on the layer's parameters.
+
+Parameters are listed by attribute name in ``params``; the gradient of
+parameter ``name`` lives in attribute ``"d" + name``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ._checks import as_float_dtype, check_lr, check_positive_int
+
+
+def make_rng(seed) -> np.random.Generator:
+    """A Generator from a seed, an existing Generator (returned as is) or None."""
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError("seed: expected an int, None or np.random.Generator, got a RandomState")
+    return np.random.default_rng(seed)
+
+
+class Layer:
+    """Base class of every layer.
+
+    Subclasses set ``params`` (trainable arrays) and ``buffers`` (state that is
+    saved but not trained, such as running statistics) to attribute names.
+    """
+
+    params: tuple[str, ...] = ()
+    buffers: tuple[str, ...] = ()
+    #: True for layers that draw random numbers in forward (Dropout); a
+    #: network hands them its own generator so one seed controls everything.
+    uses_rng: bool = False
+
+    name: str | None = None  # "layers.3" once the layer belongs to a network
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+        """Yield ``(name, parameter, gradient)``; gradient is None before backward."""
+        for p in self.params:
+            yield p, getattr(self, p), getattr(self, "d" + p, None)
+
+    def update(self, lr: float) -> None:
+        """One step of gradient descent: ``p -= lr * dp`` for every parameter."""
+        lr = check_lr(lr, f"{self._where()}.update(lr)")
+        for name, p, g in self.named_parameters():
+            if g is None:
+                raise RuntimeError(f"{self._where()}.update: no gradient for {name}; call backward first")
+            p -= lr * g
+
+    def astype(self, dtype) -> "Layer":
+        """Cast parameters and buffers to ``dtype`` in place; returns self."""
+        dtype = as_float_dtype(dtype)
+        for attr in self.params + self.buffers:
+            setattr(self, attr, getattr(self, attr).astype(dtype))
+        for attr in self.params:
+            setattr(self, "d" + attr, None)
+        if hasattr(self, "dtype"):
+            self.dtype = dtype
+        return self
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this layer (JSON-friendly)."""
+        return {}
+
+    def output_size(self, in_features: int) -> int:
+        """Number of output features for ``in_features`` inputs."""
+        return in_features
+
+    def n_params(self) -> int:
+        return sum(getattr(self, p).size for p in self.params)
+
+    def _where(self) -> str:
+        """How error messages name this layer: ``Linear(784 -> 128) at layers.0``."""
+        return repr(self) + (f" at {self.name}" if self.name else "")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Linear(Layer):
+    """Fully connected layer, ``z = x @ W + b``.
+
+    Args:
+        in_features: size of each input row.
+        out_features: size of each output row.
+        dtype: float32 (default) or float64.
+        seed: int, ``np.random.Generator`` or None, for the initial weights.
+
+    Weights start He-normal, ``W ~ N(0, 2 / in_features)``, which keeps the
+    activation variance steady through a stack of ReLUs; biases start at 0.
+
+    Shapes:
+        x: (N, in_features) -> z: (N, out_features).
+        W: (in_features, out_features), b: (1, out_features).
+    """
+
+    params = ("W", "b")
+
+    def __init__(self, in_features: int, out_features: int, *, dtype="float32", seed=None):
+        self.in_features = check_positive_int(in_features, "Linear(in_features)")
+        self.out_features = check_positive_int(out_features, "Linear(out_features)")
+        self.dtype = as_float_dtype(dtype, "Linear(dtype)")
+        rng = make_rng(seed)
+        scale = np.sqrt(2.0 / in_features)
+        self.W = (rng.standard_normal((in_features, out_features)) * scale).astype(self.dtype)
+        self.b = np.zeros((1, out_features), dtype=self.dtype)
+        self.dW = None
+        self.db = None
+        self.x = None  # cached input
+
+    def forward(self, x, training=False):
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            hint = ""
+            if x.ndim > 2:
+                hint = " If these are images, flatten them: x.reshape(len(x), -1)."
+            raise ValueError(
+                f"{self._where()} expected input of shape (batch, {self.in_features}), "
+                f"got {x.shape}.{hint}"
+            )
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        self.x = x
+        return x @ self.W + self.b  # (N, out)
+
+    def backward(self, dz, input_grad=True):
+        # dz: (N, out). Each weight W[i, j] touches every row through x[:, i],
+        # so its gradient sums x[:, i] * dz[:, j] over the batch: x.T @ dz.
+        self.dW = self.x.T @ dz  # (in, out)
+        self.db = dz.sum(axis=0, keepdims=True)  # (1, out)
+        if not input_grad:
+            return None  # the first layer's dx is never used: skip a whole matmul
+        return dz @ self.W.T  # (N, in)
+
+    def output_size(self, in_features: int) -> int:
+        return self.out_features
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features}
+
+    def __repr__(self):
+        return f"Linear({self.in_features} -> {self.out_features})"
+
+
+class ReLU(Layer):
+    """Rectified linear unit, ``h = max(0, z)``.
+
+    The gradient passes where ``z > 0`` and is blocked elsewhere (at exactly 0
+    too, as in PyTorch).
+    """
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, z, training=False):
+        self.mask = z > 0
+        return np.maximum(z, 0)
+
+    def backward(self, dh, input_grad=True):
+        return dh * self.mask
+
+    def __repr__(self):
+        return "ReLU()"

@@ -1,0 +1,204 @@
+"""Networks: a stack of layers and a loss.
+
+Forward is a loop over the layers, backward the same loop reversed. Each
+parameter is known by one name, ``layers.<index>.<attribute>`` (for example
+``layers.0.W``), which keys optimizer state, model files and the PyTorch
+mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ._checks import as_float_dtype, as_input, check_layer_sizes, check_lr
+from .layers import Layer, Linear, ReLU, make_rng
+from .losses import Loss, SoftmaxCrossEntropy
+
+
+class Sequential:
+    """Any stack of layers followed by a loss.
+
+    Args:
+        layers: the layers, first to last.
+        loss: the loss applied to the last layer's output
+            (default :class:`SoftmaxCrossEntropy`).
+        dtype: float32 or float64. Layers are cast to it; inputs are converted
+            to it on the way in, so nothing is upcast quietly.
+            Default: the dtype of the layers, else float32.
+        seed: int, ``np.random.Generator`` or None. The network's generator
+            drives every random choice made during training (dropout masks).
+
+    Shapes:
+        x: (N, in_features) -> forward: (N, out_features).
+    """
+
+    def __init__(self, layers: Sequence[Layer], loss: Loss | None = None, *, dtype=None, seed=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Sequential: expected at least one layer, got an empty list")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential: layers[{i}] must be a flexnet Layer, got {type(layer).__name__}"
+                )
+        if loss is None:
+            loss = SoftmaxCrossEntropy()
+        elif not isinstance(loss, Loss):
+            raise TypeError(f"Sequential: loss must be a flexnet Loss, got {type(loss).__name__}")
+        if dtype is None:
+            dtypes = [getattr(layer, p).dtype for layer in layers for p in layer.params]
+            dtype = dtypes[0] if dtypes else "float32"
+        self.dtype = as_float_dtype(dtype, "Sequential(dtype)")
+        self.rng = make_rng(seed)
+        self.layers = layers
+        self.loss_fn = loss
+        for i, layer in enumerate(layers):
+            layer.name = f"layers.{i}"
+            if layer.uses_rng:
+                layer.rng = self.rng
+            if any(getattr(layer, p).dtype != self.dtype for p in layer.params + layer.buffers):
+                layer.astype(self.dtype)
+            elif hasattr(layer, "dtype"):
+                layer.dtype = self.dtype
+
+    # -- the tutorial's loop -------------------------------------------------
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        """Run ``x`` through every layer; returns the raw outputs (logits).
+
+        ``training=True`` turns on dropout and batch statistics; the default is
+        inference, so a forgotten flag never drops units from a prediction.
+        """
+        x = as_input(x, self.dtype, f"{type(self).__name__}.forward")
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad: np.ndarray | None = None, input_grad: bool = False):
+        """Backpropagate from the loss (or from ``grad`` if given).
+
+        Returns dL/dx when ``input_grad`` is True, else None: the data needs no
+        gradient, so the first layer skips computing it.
+        """
+        if grad is None:
+            grad = self.loss_fn.backward()
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            grad = self.layers[i].backward(grad, input_grad=input_grad or i > 0)
+        return grad
+
+    def update(self, lr: float) -> None:
+        """Plain gradient descent on every parameter."""
+        lr = check_lr(lr)
+        for layer in self.layers:
+            layer.update(lr)
+
+    def train_step(self, x, y, lr: float) -> float:
+        """Forward, loss, backward and an SGD update; returns the batch loss."""
+        lr = check_lr(lr)
+        z = self.forward(x, training=True)
+        loss = self.loss_fn.forward(z, y)
+        self.backward()
+        self.update(lr)
+        return loss
+
+    # -- predictions ---------------------------------------------------------
+
+    def predict(self, x) -> np.ndarray:
+        """Class ids for classifiers, raw outputs for regression."""
+        return self.loss_fn.predict(self.forward(x))
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities, shape (N, C)."""
+        return self.loss_fn.proba(self.forward(x))
+
+    def loss(self, x, y) -> float:
+        """Mean loss on ``(x, y)`` in inference mode (no parameter change)."""
+        return self.loss_fn.forward(self.forward(x), y)
+
+    # -- parameters by name --------------------------------------------------
+
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+        """Yield ``(name, parameter, gradient)`` such as ``("layers.0.W", W, dW)``."""
+        for layer in self.layers:
+            for attr, p, g in layer.named_parameters():
+                yield f"{layer.name}.{attr}", p, g
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Every trainable array by name (the arrays themselves, not copies)."""
+        return {name: p for name, p, _ in self.named_parameters()}
+
+    def gradients(self) -> dict[str, np.ndarray | None]:
+        """The gradient of every parameter by name, from the last backward."""
+        return {name: g for name, _, g in self.named_parameters()}
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, array)`` for non-trained state such as running means."""
+        for layer in self.layers:
+            for attr in layer.buffers:
+                yield f"{layer.name}.{attr}", getattr(layer, attr)
+
+    def n_params(self) -> int:
+        return sum(layer.n_params() for layer in self.layers)
+
+    @property
+    def in_features(self) -> int | None:
+        for layer in self.layers:
+            if hasattr(layer, "in_features"):
+                return layer.in_features
+        return None
+
+    # -- description ---------------------------------------------------------
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        rows = [("layer", "output", "params")]
+        width = self.in_features
+        for layer in self.layers:
+            if width is not None:
+                width = layer.output_size(width)
+            rows.append((f"{layer.name}: {layer!r}", f"(N, {width})", f"{layer.n_params():,}"))
+        rows.append((f"loss: {self.loss_fn!r}", "", ""))
+        rows.append((f"total ({self.dtype.name})", "", f"{self.n_params():,}"))
+        w = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"{type(self).__name__}(\n{inner}\n  loss={self.loss_fn!r}\n)"
+
+
+class Network(Sequential):
+    """The one-line builder: ``Network([784, 128, 64, 10])``.
+
+    Builds Linear -> ReLU -> ... -> Linear from a list of sizes: the first is
+    the number of input features, the last the number of outputs, the ones in
+    between the hidden widths. Each Linear gets its own stream from ``seed``,
+    so the same seed always gives the same weights.
+
+    Args:
+        layer_sizes: at least two positive integers.
+        dtype: float32 (default) or float64.
+        seed: int, ``np.random.Generator`` or None.
+        loss: default :class:`SoftmaxCrossEntropy`.
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], *, loss: Loss | None = None, dtype="float32", seed=None):
+        sizes = check_layer_sizes(layer_sizes)
+        dtype = as_float_dtype(dtype, "Network(dtype)")
+        rng = make_rng(seed)
+        layers: list[Layer] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng))
+            if i < len(sizes) - 2:
+                layers.append(ReLU())
+        super().__init__(layers, loss, dtype=dtype, seed=rng)
+        self.layer_sizes = sizes
+
+    def __repr__(self) -> str:
+        return f"Network({self.layer_sizes}, dtype={self.dtype.name!r})"

@@ -54,6 +54,9 @@ class Sequential:
         self.rng = make_rng(seed)
         self.layers = layers
         self.loss_fn = loss
+        #: JSON-friendly facts about the data the network expects (input shape,
+        #: scaling, class names); saved with the model so predict works on raw input.
+        self.metadata: dict = {}
         for i, layer in enumerate(layers):
             layer.name = f"layers.{i}"
             if layer.uses_rng:

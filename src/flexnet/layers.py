@@ -101,9 +101,12 @@ class Linear(Layer):
         out_features: size of each output row.
         dtype: float32 (default) or float64.
         seed: int, ``np.random.Generator`` or None, for the initial weights.
+        init: a name from :mod:`flexnet.init` ("he_normal", "glorot_uniform",
+            ...) or a callable ``init(fan_in, fan_out, rng, dtype)``.
 
-    Weights start He-normal, ``W ~ N(0, 2 / in_features)``, which keeps the
-    activation variance steady through a stack of ReLUs; biases start at 0.
+    Weights start He-normal by default, ``W ~ N(0, 2 / in_features)``, which
+    keeps the activation variance steady through a stack of ReLUs; biases
+    start at 0.
 
     Shapes:
         x: (N, in_features) -> z: (N, out_features).
@@ -112,13 +115,21 @@ class Linear(Layer):
 
     params = ("W", "b")
 
-    def __init__(self, in_features: int, out_features: int, *, dtype="float32", seed=None):
+    def __init__(self, in_features: int, out_features: int, *, dtype="float32", seed=None,
+                 init="he_normal"):
+        from . import init as initializers  # flexnet.init, not this argument
+
         self.in_features = check_positive_int(in_features, "Linear(in_features)")
         self.out_features = check_positive_int(out_features, "Linear(out_features)")
         self.dtype = as_float_dtype(dtype, "Linear(dtype)")
+        self.init = init
         rng = make_rng(seed)
-        scale = np.sqrt(2.0 / in_features)
-        self.W = (rng.standard_normal((in_features, out_features)) * scale).astype(self.dtype)
+        self.W = initializers.get(init)(in_features, out_features, rng, self.dtype)
+        if self.W.shape != (in_features, out_features) or self.W.dtype != self.dtype:
+            raise ValueError(
+                f"Linear(init): {init!r} returned {self.W.dtype} {self.W.shape}; expected "
+                f"{self.dtype} ({in_features}, {out_features})"
+            )
         self.b = np.zeros((1, out_features), dtype=self.dtype)
         self.dW = None
         self.db = None

@@ -3,13 +3,21 @@
 A loss divides by the batch size, once; layers only pass gradients along.
 Each loss also says how to turn the network's raw outputs into predictions
 (``predict``) and probabilities (``proba``).
+
+Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
+:class:`BCEWithLogits` (two classes, one output). Regression: :class:`MSE`,
+:class:`L1`, :class:`Huber`. :func:`get` finds a loss by name.
 """
 
 from __future__ import annotations
 
+import math
+from numbers import Real
+
 import numpy as np
 
 from ._checks import check_labels, check_targets
+from .activations import sigmoid
 
 
 class Loss:
@@ -36,6 +44,17 @@ class Loss:
 
     def _where(self) -> str:
         return f"{type(self).__name__}.forward"
+
+    def _check_outputs(self, z) -> np.ndarray:
+        """The network's raw outputs must be a 2-D float batch (N, K)."""
+        if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
+            got = f"dtype {z.dtype}" if isinstance(z, np.ndarray) else type(z).__name__
+            raise TypeError(f"{self._where()}: expected float32 or float64 outputs, got {got}")
+        if z.ndim != 2 or len(z) == 0:
+            raise ValueError(
+                f"{self._where()}: expected outputs of shape (batch, outputs), got {z.shape}"
+            )
+        return z
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -69,17 +88,46 @@ class SoftmaxCrossEntropy(Loss):
     softmax Jacobian and the ``1/p`` from the log cancel, so the backward pass
     never divides by a probability that may have underflowed to 0.
 
+    Args:
+        label_smoothing: eps in [0, 1]; the target becomes
+            ``(1 - eps) * y + eps / C``, discouraging over-confident logits.
+        class_weights: C non-negative weights, one per class, for unbalanced
+            data. With class ids the mean is weighted, ``sum_i w[y_i] l_i /
+            sum_i w[y_i]``; with (N, C) targets each class's term is scaled by
+            its weight and the sum divided by N. Both as in
+            ``torch.nn.CrossEntropyLoss(weight=, label_smoothing=)``.
+
     Shapes:
         z: (N, C), y: (N,) ints or (N, C) -> loss: scalar; backward: (N, C).
     """
 
     is_classifier = True
 
-    def __init__(self):
+    def __init__(self, label_smoothing: float = 0.0, class_weights=None):
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, Real):
+            raise TypeError(
+                f"SoftmaxCrossEntropy(label_smoothing): expected a number in [0, 1], got {label_smoothing!r}"
+            )
+        if not 0 <= label_smoothing <= 1:
+            raise ValueError(
+                f"SoftmaxCrossEntropy(label_smoothing): expected a number in [0, 1], got {label_smoothing}"
+            )
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = None
+        if class_weights is not None:
+            w = np.asarray(class_weights, dtype=np.float64)
+            if w.ndim != 1 or len(w) == 0 or not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError(
+                    "SoftmaxCrossEntropy(class_weights): expected one finite weight >= 0 per class, "
+                    f"got {class_weights!r}"
+                )
+            self.class_weights = w
         self.p = None  # softmax probabilities from the last forward
         self.y = None  # targets as given: ids (N,) or distribution (N, C)
+        self._scale = None  # weighted/smoothed case: what backward needs
 
     def forward(self, z, y):
+        z = self._check_outputs(z)
         n, c = z.shape
         y = np.asarray(y)
         if y.ndim == 2:
@@ -94,12 +142,52 @@ class SoftmaxCrossEntropy(Loss):
         logp = log_softmax(z)  # (N, C)
         self.p = np.exp(logp)
         self.y = y
+        if self.class_weights is not None or self.label_smoothing > 0:
+            return self._weighted_forward(logp, y)
+        self._scale = None
         if y.ndim == 1:
             return float(-logp[np.arange(n), y].sum() / n)
         return float(-(y * logp).sum() / n)
 
+    def _weights(self, c: int, dtype) -> np.ndarray:
+        if self.class_weights is None:
+            return np.ones(c, dtype=dtype)
+        if len(self.class_weights) != c:
+            raise ValueError(
+                f"{self._where()}: got {len(self.class_weights)} class weights for {c} outputs; "
+                "pass one weight per class"
+            )
+        return self.class_weights.astype(dtype)
+
+    def _weighted_forward(self, logp, y) -> float:
+        # Every case is  L = sum_ic q_ic * (-logp_ic) / D  for some target
+        # weights q >= 0 and divisor D, with gradient (s_i p_ic - q_ic) / D
+        # where s_i = sum_c q_ic. Only q and D differ between the cases.
+        n, c = logp.shape
+        eps = self.label_smoothing
+        w = self._weights(c, logp.dtype)  # (C,)
+        if y.ndim == 2:
+            q = (y * (1 - eps) + eps / c) * w  # (N, C)
+            self._scale = (q, n)
+            return float(-(q * logp).sum() / n)
+        rows = np.arange(n)
+        wy = w[y]  # (N,) weight of each row's own class
+        total = wy.sum()
+        if total == 0:
+            raise ValueError(
+                f"{self._where()}: every label in this batch has class weight 0, so the "
+                "weighted mean is undefined; give those classes a weight > 0"
+            )
+        # q = (1 - eps) * w[y_i] * onehot(y_i) + (eps / C) * w, never built as an array
+        nll = -logp[rows, y]  # (N,)
+        smooth = -(logp @ w)  # (N,) = sum_c w_c * (-logp_ic)
+        self._scale = ((1 - eps) * wy, w * (eps / c), total)
+        return float(((1 - eps) * (wy * nll).sum() + eps / c * smooth.sum()) / total)
+
     def backward(self):
         n = len(self.p)
+        if self._scale is not None:
+            return self._weighted_backward()
         if self.y.ndim == 1:
             grad = self.p.copy()
             grad[np.arange(n), self.y] -= 1  # p - one_hot(y), no one-hot array built
@@ -108,8 +196,215 @@ class SoftmaxCrossEntropy(Loss):
         grad /= n
         return grad
 
+    def _weighted_backward(self) -> np.ndarray:
+        if self.y.ndim == 2:
+            q, n = self._scale
+            return (q.sum(axis=1, keepdims=True) * self.p - q) / n
+        on_label, spread, total = self._scale  # (N,), (C,), scalar
+        n = len(self.p)
+        s = on_label + spread.sum()  # (N,) = sum_c q_ic
+        grad = s[:, None] * self.p - spread  # (N, C)
+        grad[np.arange(n), self.y] -= on_label
+        grad /= total
+        return grad
+
     def predict(self, z):
         return z.argmax(axis=1)
 
     def proba(self, z):
         return softmax(z)
+
+    def config(self):
+        weights = None if self.class_weights is None else self.class_weights.tolist()
+        return {"label_smoothing": self.label_smoothing, "class_weights": weights}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if v not in (None, 0.0))
+        return f"SoftmaxCrossEntropy({args})"
+
+
+def _dense_targets(loss: Loss, z: np.ndarray, y) -> np.ndarray:
+    """Targets shaped like ``z`` (N, K); a 1-D ``y`` of length N is accepted when K is 1.
+
+    Anything else is refused: ``(N, 1) - (N,)`` would broadcast to (N, N) and
+    give a wrong loss without any error.
+    """
+    y = np.asarray(y)
+    n, k = z.shape
+    if y.ndim == 1 and k == 1 and len(y) == n:
+        y = y.reshape(n, 1)
+    elif y.shape != z.shape:
+        want = f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})"
+        raise ValueError(
+            f"{loss._where()}: expected targets of shape {want} for outputs of shape "
+            f"{z.shape}, got {y.shape}"
+        )
+    return check_targets(y, z.shape, z.dtype, loss._where())
+
+
+def _one_or_many(z: np.ndarray) -> np.ndarray:
+    """(N,) for a single output column, so it compares directly with (N,) targets."""
+    return z[:, 0] if z.shape[1] == 1 else z
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy on raw logits, with the sigmoid fused in.
+
+    Per element, ``l = -[y log s(z) + (1 - y) log(1 - s(z))]`` with ``s`` the
+    sigmoid, computed as ``max(z, 0) - z y + log(1 + exp(-|z|))``: the same
+    value, but ``exp`` only sees ``-|z| <= 0``, so logits of any size give a
+    finite loss. The gradient collapses to ``(s(z) - y) / count`` as for
+    softmax cross-entropy. The loss is the mean over all N*K elements, as in
+    ``torch.nn.BCEWithLogitsLoss``.
+
+    Use one output unit for a two-class problem (targets 0/1 or probabilities),
+    or K outputs for K independent yes/no labels.
+
+    ``predict`` gives int 0/1 of shape (N,) for one output, (N, K) otherwise.
+    ``proba`` gives (N, 2) ``[P(0), P(1)]`` columns for one output, like a
+    two-class softmax (so ``argmax`` agrees with ``predict``), and the (N, K)
+    sigmoids otherwise.
+
+    Shapes:
+        z: (N, 1) with y: (N,) or (N, 1); or z: (N, K) with y: (N, K).
+    """
+
+    is_classifier = True
+
+    def __init__(self):
+        self.z = None
+        self.y = None
+
+    def forward(self, z, y):
+        z = self._check_outputs(z)
+        y = _dense_targets(self, z, y)
+        if ((y < 0) | (y > 1)).any():
+            bad = float(y[(y < 0) | (y > 1)][0])
+            raise ValueError(f"{self._where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
+        self.z, self.y = z, y
+        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
+        return float(loss.mean())
+
+    def backward(self):
+        return (sigmoid(self.z) - self.y) / self.z.size
+
+    def predict(self, z):
+        return _one_or_many(z > 0).astype(np.int64)
+
+    def proba(self, z):
+        if z.shape[1] == 1:
+            return np.concatenate([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2), exact for both tails
+        return sigmoid(z)
+
+
+class _Regression(Loss):
+    """Mean over all N*K elements of ``f(z - y)``; subclasses give f and f'."""
+
+    def __init__(self):
+        self.diff = None  # z - y from the last forward, (N, K)
+
+    def forward(self, z, y):
+        z = self._check_outputs(z)
+        self.diff = z - _dense_targets(self, z, y)  # (N, K)
+        return float(self._value(self.diff).mean())
+
+    def backward(self):
+        return self._slope(self.diff) / self.diff.size
+
+    def predict(self, z):
+        return _one_or_many(z)
+
+    def _value(self, d: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _slope(self, d: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MSE(_Regression):
+    """Mean squared error, ``mean((z - y)**2)``; gradient ``2 (z - y) / count``.
+
+    ``predict`` returns the outputs, as (N,) when there is one.
+
+    Shapes:
+        z: (N, K), y: (N, K), or (N,) when K is 1.
+    """
+
+    def _value(self, d):
+        return d * d
+
+    def _slope(self, d):
+        return 2 * d
+
+
+class L1(_Regression):
+    """Mean absolute error, ``mean(|z - y|)``; gradient ``sign(z - y) / count``.
+
+    Less swayed by outliers than MSE; the gradient at exactly 0 is 0, as in
+    PyTorch. Shapes as for :class:`MSE`.
+    """
+
+    def _value(self, d):
+        return np.abs(d)
+
+    def _slope(self, d):
+        return np.sign(d)
+
+
+class Huber(_Regression):
+    """Squared error near 0, absolute error beyond ``delta``.
+
+    Per element, ``0.5 d**2`` if ``|d| <= delta`` else ``delta (|d| - 0.5 delta)``,
+    with ``d = z - y``; the two pieces meet with the same slope at ``|d| =
+    delta``, so the gradient is ``clip(d, -delta, delta) / count``. Matches
+    ``torch.nn.HuberLoss(delta=)``. Shapes as for :class:`MSE`.
+    """
+
+    def __init__(self, delta: float = 1.0):
+        if isinstance(delta, bool) or not isinstance(delta, Real) or not math.isfinite(delta):
+            raise TypeError(f"Huber(delta): expected a finite number > 0, got {delta!r}")
+        if delta <= 0:
+            raise ValueError(f"Huber(delta): expected a number > 0, got {delta}")
+        super().__init__()
+        self.delta = float(delta)
+
+    def _value(self, d):
+        a = np.abs(d)
+        return np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+
+    def _slope(self, d):
+        return np.clip(d, -self.delta, self.delta)
+
+    def config(self):
+        return {"delta": self.delta}
+
+
+#: Names the CLI and model files use -> classes.
+LOSSES: dict[str, type[Loss]] = {
+    "cross_entropy": SoftmaxCrossEntropy,
+    "bce_with_logits": BCEWithLogits,
+    "mse": MSE,
+    "l1": L1,
+    "huber": Huber,
+}
+_ALIASES = {
+    "softmax_cross_entropy": "cross_entropy", "ce": "cross_entropy",
+    "softmaxcrossentropy": "cross_entropy", "bce": "bce_with_logits",
+    "bcewithlogits": "bce_with_logits", "mae": "l1",
+}
+
+
+def get(name) -> type[Loss]:
+    """The loss class for ``name`` ("cross_entropy", "bce", "mse", "mae", "huber", ...).
+
+    A Loss subclass is returned unchanged, so callers accept either.
+    """
+    if isinstance(name, type) and issubclass(name, Loss):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"loss: expected a name or a Loss class, got {name!r}")
+    key = name.lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in LOSSES:
+        raise ValueError(f"loss: unknown name {name!r}; expected one of {sorted(LOSSES)}")
+    return LOSSES[key]

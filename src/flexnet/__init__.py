@@ -5,7 +5,7 @@ what it needs and whose ``backward`` returns the gradient for the layer below.
 A network is a list of layers, so ``Network([784, 128, 64, 10])`` is one line.
 """
 
-from . import datasets
+from . import datasets, optim
 from .gradcheck import gradcheck
 from .layers import Layer, Linear, ReLU
 from .losses import Loss, SoftmaxCrossEntropy
@@ -23,4 +23,5 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "datasets",
     "gradcheck",
+    "optim",
 ]

@@ -58,3 +58,178 @@ def compare_figure(results, path=None, *, show: bool = False, title: str = "Comp
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return _finish(fig, plt, path, show)
+
+
+def _history_dict(history) -> dict:
+    """Accept a History object (``.history``) or a plain dict of lists."""
+    h = getattr(history, "history", history)
+    if not isinstance(h, dict):
+        raise TypeError(f"training_curves: expected a History or a dict of lists, got {type(history).__name__}")
+    return h
+
+
+def training_curves(history, path=None, *, show: bool = False, title: str = "Training"):
+    """Loss (left) and accuracy (right) per epoch, training and validation.
+
+    Args:
+        history: ``flexnet.fit``'s History, or a dict with lists ``loss``,
+            ``val_loss``, ``accuracy``, ``val_accuracy`` (any may be missing).
+        path: image file to write, or None.
+
+    Returns:
+        The matplotlib Figure (already closed; its axes can still be read).
+    """
+    h = _history_dict(history)
+    if not h.get("loss"):
+        raise ValueError("training_curves: the history has no 'loss' values; train for at least one epoch")
+    plt = _pyplot(show)
+    has_acc = bool(h.get("accuracy") or h.get("val_accuracy"))
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8), squeeze=False)
+    panels = [("loss", "loss", 1.0)] + ([("accuracy", "accuracy (%)", 100.0)] if has_acc else [])
+    for ax, (key, label, factor) in zip(axes[0], panels):
+        for prefix, name, style in (("", "training", "-"), ("val_", "validation", "--")):
+            values = h.get(prefix + key)
+            if values:
+                epochs = np.arange(1, len(values) + 1)
+                ax.plot(epochs, np.asarray(values, dtype=float) * factor, style, marker="o" if len(values) < 20 else None,
+                        markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label.split(" ")[0].capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend()
+        if key == "accuracy" and h.get("val_accuracy"):
+            best = int(np.argmax(h["val_accuracy"]))
+            ax.annotate(f"best {100 * h['val_accuracy'][best]:.2f}%", (best + 1, 100 * h["val_accuracy"][best]),
+                        textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """Counts ``cm[true, predicted]``, shape (n_classes, n_classes)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def confusion_figure(cm, class_names=None, path=None, *, show: bool = False, title: str = "Confusion matrix"):
+    """The confusion matrix, coloured by the share of each true class.
+
+    Each cell shows the count; colour is the row-normalised share, so a class
+    with few examples is as readable as a large one.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion_figure: expected a square matrix, got shape {cm.shape}")
+    n = cm.shape[0]
+    names = [str(c) for c in (class_names if class_names is not None else range(n))]
+    if len(names) != n:
+        raise ValueError(f"confusion_figure: {len(names)} class names for a {n}x{n} matrix")
+    plt = _pyplot(show)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(4.5, 0.55 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fontsize = 8 if n <= 12 else 6
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=fontsize,
+                        color="white" if share[i, j] > 0.5 else "black")
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{title}\naccuracy {100 * acc:.2f}% on {int(cm.sum()):,} examples")
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig
+
+
+def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return int(np.ceil(n / cols)), cols
+
+
+def weights_figure(W, image_shape, path=None, *, show: bool = False, max_units: int = 32,
+                   title: str = "First-layer weights"):
+    """Each hidden unit's incoming weights drawn as an image.
+
+    Args:
+        W: the first Linear layer's weights, shape (H*W, units).
+        image_shape: (H, W): (5, 5) for edge patches, (28, 28) for MNIST, (8, 8) for digits.
+        max_units: draw at most this many units (the first ones).
+
+    Blue is negative, red positive, white zero; each image has its own
+    symmetric colour range so weak units are still visible.
+    """
+    W = np.asarray(W)
+    h, w = (int(d) for d in image_shape)
+    if W.ndim != 2 or W.shape[0] != h * w:
+        raise ValueError(
+            f"weights_figure: weights of shape {W.shape} do not match images of {h}x{w} = {h * w} inputs"
+        )
+    units = min(W.shape[1], max_units)
+    plt = _pyplot(show)
+    rows, cols = _grid(units)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.5 * rows + 0.6), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < units:
+            img = W[:, k].reshape(h, w)
+            lim = float(np.abs(img).max()) or 1.0
+            ax.imshow(img, cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_title(f"unit {k}", fontsize=8)
+    shown = f"{units} of {W.shape[1]} units" if units < W.shape[1] else f"{units} units"
+    fig.suptitle(f"{title} ({shown}; red positive, blue negative)", fontweight="bold", fontsize=10)
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig
+
+
+def mistakes_figure(images, y_true, y_pred, confidence, class_names=None, image_shape=None, path=None, *,
+                    show: bool = False, max_images: int = 24, title: str = "Most confident mistakes"):
+    """A grid of misclassified examples, most confident first.
+
+    Args:
+        images: the raw inputs of the mistakes, (N, H*W) or (N, H, W).
+        y_true, y_pred: class ids, shape (N,).
+        confidence: the predicted class's probability, shape (N,).
+        image_shape: (H, W) when ``images`` are flat rows.
+    """
+    images = np.asarray(images)
+    y_true, y_pred, confidence = (np.asarray(a) for a in (y_true, y_pred, confidence))
+    if images.ndim == 2:
+        if image_shape is None:
+            raise ValueError("mistakes_figure: flat inputs need image_shape=(H, W)")
+        images = images.reshape(len(images), *image_shape)
+    if not len(images) == len(y_true) == len(y_pred) == len(confidence):
+        raise ValueError("mistakes_figure: images, y_true, y_pred and confidence must have the same length")
+    names = [str(c) for c in class_names] if class_names is not None else None
+    label = (lambda c: names[c]) if names else str
+    order = np.argsort(-confidence)[:max_images]
+    plt = _pyplot(show)
+    if len(order) == 0:
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=12)
+        ax.set_title(title)
+    else:
+        rows, cols = _grid(len(order), 6)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows + 0.5), squeeze=False)
+        for ax, k in zip(axes.flat, list(order) + [None] * (rows * cols - len(order))):
+            ax.axis("off")
+            if k is None:
+                continue
+            ax.imshow(images[k], cmap="gray", interpolation="nearest")
+            ax.set_title(f"true: {label(int(y_true[k]))}\npred: {label(int(y_pred[k]))} ({100 * confidence[k]:.0f}%)",
+                         fontsize=8, color="darkred")
+        fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig

@@ -15,6 +15,11 @@ import numpy as np
 from ._checks import as_float_dtype, as_input, check_layer_sizes, check_lr
 from .layers import Layer, Linear, ReLU, make_rng
 from .losses import Loss, SoftmaxCrossEntropy
+from . import init as initializers
+from .activations import get as get_activation
+from .dropout import Dropout
+from .losses import get as get_loss
+from .normalization import BatchNorm1d, LayerNorm
 
 
 class Sequential:
@@ -181,27 +186,62 @@ class Network(Sequential):
 
     Builds Linear -> ReLU -> ... -> Linear from a list of sizes: the first is
     the number of input features, the last the number of outputs, the ones in
-    between the hidden widths. Each Linear gets its own stream from ``seed``,
-    so the same seed always gives the same weights.
+    between the hidden widths. All the Linears draw their weights in turn from
+    one generator made from ``seed``, so the same seed always gives the same
+    weights. Each hidden block is
+    ``Linear -> [BatchNorm1d | LayerNorm] -> activation -> [Dropout]``.
 
     Args:
         layer_sizes: at least two positive integers.
+        activation: a name ("relu", "tanh", "gelu", ...) or a Layer class.
+        dropout: probability for a Dropout after each hidden activation
+            (0 adds none).
+        batchnorm: add a BatchNorm1d before each hidden activation.
+        layernorm: add a LayerNorm there instead.
+        loss: a Loss or its name (default :class:`SoftmaxCrossEntropy`).
+        init: initialiser name or callable for every Linear; by default the
+            one that suits the activation (:func:`flexnet.init.default_for`).
         dtype: float32 (default) or float64.
         seed: int, ``np.random.Generator`` or None.
-        loss: default :class:`SoftmaxCrossEntropy`.
     """
 
-    def __init__(self, layer_sizes: Sequence[int], *, loss: Loss | None = None, dtype="float32", seed=None):
+    def __init__(self, layer_sizes: Sequence[int], *, activation="relu", dropout: float = 0.0,
+                 batchnorm: bool = False, layernorm: bool = False, loss: Loss | str | None = None,
+                 init=None, dtype="float32", seed=None):
         sizes = check_layer_sizes(layer_sizes)
         dtype = as_float_dtype(dtype, "Network(dtype)")
+        act = get_activation(activation)
+        if batchnorm and layernorm:
+            raise ValueError("Network: choose batchnorm=True or layernorm=True, not both")
+        if dropout:
+            Dropout(dropout)  # validates p with its own message
+        if isinstance(loss, str):
+            loss = get_loss(loss)()
+        init_given = init
+        if init is None:
+            init = initializers.default_for(act)
         rng = make_rng(seed)
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng))
-            if i < len(sizes) - 2:
-                layers.append(ReLU())
+            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng, init=init))
+            if i == len(sizes) - 2:
+                break  # the output layer: raw outputs go to the loss
+            if batchnorm:
+                layers.append(BatchNorm1d(n_out, dtype=dtype))
+            elif layernorm:
+                layers.append(LayerNorm(n_out, dtype=dtype))
+            layers.append(act())
+            if dropout:
+                layers.append(Dropout(dropout))
         super().__init__(layers, loss, dtype=dtype, seed=rng)
         self.layer_sizes = sizes
+        #: The builder's options as given, for repr and model files.
+        self.options = {"activation": activation if isinstance(activation, str) else act.__name__,
+                        "dropout": float(dropout), "batchnorm": bool(batchnorm),
+                        "layernorm": bool(layernorm), "init": init_given}
 
     def __repr__(self) -> str:
-        return f"Network({self.layer_sizes}, dtype={self.dtype.name!r})"
+        defaults = {"activation": ("relu", "ReLU"), "dropout": (0.0,), "batchnorm": (False,),
+                    "layernorm": (False,), "init": (None,)}
+        extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if v not in defaults[k])
+        return f"Network({self.layer_sizes}{extra}, dtype={self.dtype.name!r})"

@@ -7,20 +7,39 @@ A network is a list of layers, so ``Network([784, 128, 64, 10])`` is one line.
 
 from . import datasets, optim
 from .gradcheck import gradcheck
+from . import activations, init, losses
+from .activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
+from .dropout import Dropout
 from .layers import Layer, Linear, ReLU
-from .losses import Loss, SoftmaxCrossEntropy
+from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
+from .normalization import BatchNorm1d, LayerNorm
 from .network import Network, Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BCEWithLogits",
+    "BatchNorm1d",
+    "Dropout",
+    "GELU",
+    "Huber",
+    "L1",
     "Layer",
+    "LayerNorm",
+    "LeakyReLU",
     "Linear",
     "Loss",
+    "MSE",
     "Network",
     "ReLU",
     "Sequential",
+    "Sigmoid",
+    "Softmax",
     "SoftmaxCrossEntropy",
+    "Tanh",
+    "activations",
+    "init",
+    "losses",
     "datasets",
     "gradcheck",
     "optim",

@@ -8,6 +8,7 @@ running into exit code 1, and shows a traceback only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -92,6 +93,14 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def cmd_info(args) -> int:
+    from .io import describe
+
+    for i, path in enumerate(args.paths):
+        print(("\n" if i else "") + describe(path))
+    return EXIT_OK
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -126,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="compare.png", help="figure path, or - for none (default compare.png)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "info",
+        help="describe a model or checkpoint file without training anything",
+        description="Check a model or checkpoint file as loading would, then print its format "
+        "and flexnet versions, layers, parameter counts, dtype, loss and metadata.",
+        epilog="example:\n  flexnet info model.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE", help="model (.npz) or checkpoint file")
+    p.set_defaults(func=cmd_info)
     return parser
 
 
@@ -136,27 +156,46 @@ def _version() -> str:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere on the line, not only before the command.
+    debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+    if debug:
+        argv.remove("--debug")
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse itself exits 2 on bad usage
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage and one error line (or --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.debug = debug
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("flexnet: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        if args.debug:
+    except BrokenPipeError:  # output piped into `head`: not an error worth a message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError, PermissionError) as exc:
+        if debug:
             raise
-        print(f"flexnet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"flexnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a failure while running
-        if args.debug:
+        if debug:
             raise
-        print(f"flexnet {args.command}: failed: {type(exc).__name__}: {exc} (run with --debug for details)",
-              file=sys.stderr)
+        print(f"flexnet {args.command}: failed: {type(exc).__name__}: {_one_line(exc)} "
+              "(run with --debug for details)", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (a traceback-free report fits one line)."""
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,8 @@ import numpy as np
 
 HEADER_MEMBER = "__header__.json"
 MODEL_FORMAT = "flexnet-model"
+#: Checkpoints hold a model (header key ``"model"``) plus training state.
+CHECKPOINT_FORMAT = "flexnet-checkpoint"
 #: The newest model format this flexnet writes and reads.
 MODEL_FORMAT_VERSION = 1
 
@@ -144,7 +146,14 @@ def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
             archive, truncated or corrupt, holds an object array, or its arrays
             do not match the header. The message lists every problem.
     """
-    path = Path(os.fspath(path))
+    header, arrays, _, problems = _read_archive(Path(os.fspath(path)))
+    if problems:
+        raise ModelFileError(path, problems)
+    return header, arrays
+
+
+def _read_archive(path: Path):
+    """:func:`read_archive` without raising for problems found after opening."""
     zf = _open_zip(path)
     with zf:
         problems: list[str] = []
@@ -153,7 +162,7 @@ def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
             if info.filename in infos:
                 problems.append(f"member {info.filename!r} appears twice")
             infos[info.filename] = info
-        header = _read_header(zf, infos.pop(HEADER_MEMBER, None), path, problems)
+        header = _read_header(zf, infos.pop(HEADER_MEMBER, None), problems)
         arrays: dict[str, np.ndarray] = {}
         for member, info in infos.items():
             if not member.endswith(".npy"):
@@ -162,11 +171,10 @@ def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
             arr = _read_member_array(zf, info, problems)
             if arr is not None:
                 arrays[member[:-4]] = arr
+    stored = {m[:-4] for m in infos if m.endswith(".npy")}
     if header is not None:
-        _check_manifest(header, arrays, infos, problems)
-    if problems:
-        raise ModelFileError(path, problems)
-    return header, arrays
+        _check_manifest(header, arrays, stored, problems)
+    return header, arrays, stored, problems
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -194,7 +202,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise ModelFileError(path, f"truncated or corrupt archive ({_describe(exc)})") from None
 
 
-def _read_header(zf, info, path, problems) -> dict | None:
+def _read_header(zf, info, problems) -> dict | None:
     if info is None:
         problems.append(f"no {HEADER_MEMBER} member: not a flexnet archive (a plain np.savez file?)")
         return None
@@ -256,13 +264,13 @@ def _check_inflated_size(info: zipfile.ZipInfo) -> None:
         raise ValueError(f"claims {info.file_size} bytes from {info.compress_size} compressed")
 
 
-def _check_manifest(header, arrays, infos, problems) -> None:
-    """Compare the header's array list with the arrays actually present."""
+def _check_manifest(header, arrays, stored, problems) -> None:
+    """Compare the header's array list with the arrays present (``stored``: every
+    array member, ``arrays``: those that could be read)."""
     manifest = header.get("arrays")
     if not isinstance(manifest, dict):
         problems.append("the header has no 'arrays' list")
         return
-    stored = {m[:-4] for m in infos if m.endswith(".npy")}
     for name in sorted(stored - set(manifest)):
         problems.append(f"extra array {name!r} not listed in the header")
     for name, spec in manifest.items():
@@ -398,3 +406,332 @@ def state_array_refs(json_part: Any) -> set[str]:
     if isinstance(json_part, list):
         return set().union(*(state_array_refs(v) for v in json_part))
     return set()
+
+
+# -- models ------------------------------------------------------------------------
+
+
+def save(net, path) -> None:
+    """Save a network to one ``.npz`` file, atomically.
+
+    The header records the format (``"flexnet-model"``, version
+    :data:`MODEL_FORMAT_VERSION`), the flexnet version, every layer's class and
+    ``config()``, the dtype, the loss and ``net.metadata``; the arrays are the
+    parameters and buffers by name (``layers.0.W``). No pickle is involved, so
+    the file is safe to share.
+
+    Raises:
+        TypeError: ``net`` is not a network, or its metadata or a layer config
+            cannot be stored as JSON and arrays.
+        OSError: the file cannot be written (the previous file is left as it was).
+    """
+    model, arrays = model_state(net)
+    header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+              "flexnet_version": _flexnet_version(), "model": model}
+    write_archive(path, header, arrays)
+
+
+def load(path):
+    """Load a network saved by :func:`save` (or the model inside a checkpoint).
+
+    Returns:
+        A :class:`~flexnet.Network` when the file holds one built from layer
+        sizes, else a :class:`~flexnet.Sequential`; predictions are identical to
+        the saved network's.
+
+    Raises:
+        ModelFileError: the file is missing, unreadable or not a flexnet file,
+            is truncated or corrupt, holds an object array, has missing, extra,
+            misshapen or mistyped arrays, comes from a newer format version, or
+            names a layer class flexnet does not know. One error lists every
+            problem; nothing is returned half-loaded.
+    """
+    return _load(Path(os.fspath(path)))[1]
+
+
+def _load(path: Path):
+    """``(header, net, stored array names)``, or one ModelFileError listing every problem."""
+    header, arrays, stored, problems = _read_archive(path)
+    net = None
+    if header is not None:
+        model = _model_header(header, problems)
+        if model is not None:
+            net = _build_model(model, arrays, stored, problems,
+                               only_model_arrays=header.get("format") != MODEL_FORMAT)
+    if problems:
+        raise ModelFileError(path, problems)
+    return header, net, stored
+
+
+def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON description of ``net`` and its arrays, as stored in model files.
+
+    Checkpoints embed the same pair: the dict under the header key ``"model"``
+    and the arrays under their names (``layers.0.W``, ``metadata/...``).
+    """
+    from .network import Network, Sequential
+
+    if not isinstance(net, Sequential):
+        raise TypeError(f"save: expected a flexnet Sequential or Network, got {type(net).__name__}")
+    layers = []
+    for layer in net.layers:
+        config = layer.config()
+        _check_json(config, f"save: {layer._where()}.config()")
+        layers.append({"class": type(layer).__name__, "module": type(layer).__module__, "config": config})
+    loss_config = net.loss_fn.config()
+    _check_json(loss_config, f"save: {net.loss_fn!r}.config()")
+    meta_json, arrays = flatten_state(dict(net.metadata), prefix="metadata")
+    for name, p in list(net.parameters().items()) + list(net.named_buffers()):
+        arrays[name] = p
+    model = {
+        "class": "Network" if isinstance(net, Network) else "Sequential",
+        "dtype": net.dtype.name,
+        "layers": layers,
+        "loss": {"class": type(net.loss_fn).__name__, "module": type(net.loss_fn).__module__,
+                 "config": loss_config},
+        "metadata": meta_json,
+        "n_params": int(net.n_params()),
+    }
+    if isinstance(net, Network):
+        model["layer_sizes"] = list(net.layer_sizes)
+    return model, arrays
+
+
+def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model>"):
+    """Rebuild a network from :func:`model_state`'s pair (as read from a file).
+
+    Raises:
+        ModelFileError: naming ``path`` and listing every problem.
+    """
+    problems: list[str] = []
+    net = _build_model(model, arrays, set(arrays), problems, only_model_arrays=True)
+    if problems:
+        raise ModelFileError(path, problems)
+    return net
+
+
+def _model_header(header: dict, problems: list) -> dict | None:
+    """Check format name and version; return the model description."""
+    fmt, version = header.get("format"), header.get("format_version")
+    if fmt not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        problems.append(f"not a flexnet model file: format is {fmt!r}, expected {MODEL_FORMAT!r}")
+        return None
+    if isinstance(version, bool) or not isinstance(version, Integral) or version < 1:
+        problems.append(f"bad format_version {version!r}")
+        return None
+    if version > MODEL_FORMAT_VERSION:
+        problems.append(
+            f"written by a newer flexnet ({header.get('flexnet_version', '?')}, format version {version}); "
+            f"this flexnet {_flexnet_version()} reads format version {MODEL_FORMAT_VERSION} and older: "
+            "upgrade flexnet to load it")
+        return None
+    model = header.get("model")
+    if not isinstance(model, dict):
+        problems.append("the header has no 'model' description")
+        return None
+    return model
+
+
+def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays: bool = False):
+    """Rebuild the network described by ``model`` and fill in its arrays.
+
+    Every problem goes to ``problems``; returns None when there is any.
+    ``only_model_arrays``: the file holds other arrays too (a checkpoint), so
+    only ``layers.*`` and ``metadata/*`` names are checked for extras.
+    """
+    from .layers import Layer
+    from .losses import Loss
+    from .network import Network, Sequential
+
+    start = len(problems)
+    dtype = model.get("dtype")
+    if dtype not in ("float32", "float64"):
+        problems.append(f"model dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = None
+    specs = model.get("layers")
+    if not isinstance(specs, list) or not specs:
+        problems.append("the model lists no layers")
+        specs = []
+    budget = max(4 * sum(a.size for a in arrays.values()), 1 << 22)
+    layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
+    loss = _build_one(Loss, model.get("loss"), "loss", budget, problems)
+
+    meta_json = model.get("metadata", {})
+    if not isinstance(meta_json, dict):
+        problems.append(f"model metadata must be an object, got {meta_json!r:.80}")
+        meta_json = {}
+    expected = {name: None for name in state_array_refs(meta_json)}
+    net = None
+    if len(problems) == start:
+        try:
+            net = Sequential(layers, loss, dtype=dtype)
+        except Exception as exc:
+            problems.append(f"cannot assemble the network: {_describe(exc)}")
+    if net is not None:
+        for layer in net.layers:
+            for attr in layer.params + layer.buffers:
+                expected[f"{layer.name}.{attr}"] = getattr(layer, attr)
+    for name, like in expected.items():
+        if name not in stored:
+            problems.append(f"missing array {name!r} (the model needs it)")
+        elif like is not None and name in arrays:
+            arr = arrays[name]
+            if arr.shape != like.shape:
+                problems.append(f"array {name!r} has shape {arr.shape}, the model needs {like.shape}")
+            if arr.dtype != like.dtype:
+                problems.append(f"array {name!r} has dtype {arr.dtype}, the model needs {like.dtype}")
+    if net is not None:  # with a layer unbuilt, which arrays are extra is unknowable
+        for name in sorted(stored - set(expected)):
+            if not only_model_arrays or name.startswith(("layers.", "metadata/")):
+                problems.append(f"extra array {name!r} that the model does not use")
+    if len(problems) > start:
+        return None
+    metadata = unflatten_state(meta_json, arrays)
+
+    for layer in net.layers:
+        for attr in layer.params + layer.buffers:
+            setattr(layer, attr, np.ascontiguousarray(arrays[f"{layer.name}.{attr}"]))
+        for attr in layer.params:
+            setattr(layer, "d" + attr, None)
+    net.metadata = metadata
+    if model.get("class") == "Network":
+        net = _as_network(net, model.get("layer_sizes"), Network)
+    return net
+
+
+def _build_one(base, spec, where: str, budget: int, problems: list):
+    """One layer or loss from ``{"class", "module", "config"}``; None on a problem."""
+    kind = "layer" if where.startswith("layers") else "loss"
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
+        problems.append(f"{where}: expected {{'class': ..., 'config': ...}}, got {spec!r:.80}")
+        return None
+    name, module, config = spec["class"], spec.get("module"), spec.get("config", {})
+    if not isinstance(config, dict):
+        problems.append(f"{where}: config of {name} must be an object, got {config!r:.80}")
+        return None
+    cls = _find_class(base, name, module)
+    if cls is None:
+        hint = f" (defined in {module}; import that module before loading)" if isinstance(module, str) else ""
+        problems.append(f"{where}: unknown {kind} class {name!r}{hint}")
+        return None
+    size = math.prod(v for v in config.values() if isinstance(v, int) and not isinstance(v, bool) and v > 0)
+    if size > budget:
+        problems.append(f"{where}: {name}(**{config}) would be far larger than the arrays in the file")
+        return None
+    try:
+        return cls(**config)
+    except Exception as exc:
+        problems.append(f"{where}: cannot build {name}(**{config}): {_describe(exc)}")
+        return None
+
+
+def _find_class(base, name: str, module):
+    """The subclass of ``base`` called ``name``, preferring the one from ``module``.
+
+    Only classes already imported are candidates, plus modules of the flexnet
+    package itself: a file can never make flexnet import foreign code.
+    """
+    if isinstance(module, str) and module.startswith("flexnet.") and module.count(".") == 1:
+        _import_flexnet_module(module)
+    found = [c for c in _subclasses(base) if c.__name__ == name]
+    for c in found:
+        if c.__module__ == module:
+            return c
+    flexnet_own = [c for c in found if c.__module__.startswith("flexnet.")]
+    if len(flexnet_own) == 1:
+        return flexnet_own[0]
+    return found[0] if len(found) == 1 else None
+
+
+def _subclasses(base) -> list[type]:
+    out, todo = [], [base]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in out:
+                out.append(sub)
+                todo.append(sub)
+    return out
+
+
+def _import_flexnet_module(module: str) -> None:
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+    except Exception:  # an optional bridge whose dependency is missing: the class stays unknown
+        pass
+
+
+def _as_network(net, layer_sizes, network_cls):
+    """Return a :class:`Network` with ``net``'s layers when the sizes rebuild the same stack."""
+    try:
+        candidate = network_cls(layer_sizes, loss=net.loss_fn, dtype=net.dtype)
+    except Exception:
+        return net
+    same = len(candidate.layers) == len(net.layers) and all(
+        type(a) is type(b) and a.config() == b.config() for a, b in zip(candidate.layers, net.layers))
+    if not same:
+        return net
+    for mine, theirs in zip(candidate.layers, net.layers):
+        for attr in mine.params + mine.buffers:
+            setattr(mine, attr, getattr(theirs, attr))
+    candidate.metadata = net.metadata
+    return candidate
+
+
+def _check_json(value, where: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where} must be JSON-friendly: {exc}") from exc
+
+
+def _flexnet_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def describe(path) -> str:
+    """A readable description of a model or checkpoint file, for ``flexnet info``.
+
+    The file is checked as fully as :func:`load` checks it; nothing is trained.
+
+    Raises:
+        ModelFileError: as :func:`load`.
+    """
+    path = Path(os.fspath(path))
+    header, net, stored = _load(path)
+    size = path.stat().st_size
+    lines = [
+        f"file: {path} ({size:,} bytes)",
+        f"format: {header['format']} version {header['format_version']}, "
+        f"written by flexnet {header.get('flexnet_version', '?')}",
+    ]
+    if header["format"] == CHECKPOINT_FORMAT:
+        facts = [f"{k} {v}" for k, v in header.items()
+                 if k in ("epoch", "step", "epochs", "global_step") and not isinstance(v, (dict, list))]
+        extra = sorted(set(stored) - {n for n, _ in net.named_buffers()} - set(net.parameters())
+                       - {n for n in stored if n.startswith("metadata/")})
+        lines.append("checkpoint: " + (", ".join(facts) or "no epoch/step recorded")
+                     + f"; {len(extra)} training-state arrays")
+    lines.append(f"model: {net!r}" if type(net).__name__ == "Network" else f"model: {type(net).__name__}")
+    lines.append(net.summary())
+    if net.metadata:
+        lines.append("metadata:")
+        lines += [f"  {key}: {_short(value)}" for key, value in net.metadata.items()]
+    else:
+        lines.append("metadata: none (predict expects inputs prepared as in training)")
+    return "\n".join(lines)
+
+
+def _short(value, limit: int = 100) -> str:
+    if isinstance(value, np.ndarray):
+        text = f"array {value.shape} {value.dtype}"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {_short(v, 40)}" for k, v in value.items()) + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

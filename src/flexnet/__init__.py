@@ -14,6 +14,8 @@ from .layers import Layer, Linear, ReLU
 from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .normalization import BatchNorm1d, LayerNorm
 from .network import Network, Sequential
+from .onnx_bridge import to_onnx  # imports onnx only when called
+from .torch_bridge import from_torch, to_torch  # imports torch only when called
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,9 @@ __all__ = [
     "init",
     "losses",
     "datasets",
+    "from_torch",
     "gradcheck",
     "optim",
+    "to_onnx",
+    "to_torch",
 ]

@@ -1,0 +1,410 @@
+"""flexnet and PyTorch compute the same numbers: forward, loss, every gradient, whole runs.
+
+Random architectures cover every layer the bridge knows, in float32 and
+float64, batch norm and layer norm in training and inference. Gradients come
+from torch autograd; flexnet's come from its hand-written backward passes.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import flexnet
+from flexnet import Linear, Sequential
+from flexnet.activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
+from flexnet.dropout import Dropout
+from flexnet.layers import ReLU
+from flexnet.normalization import BatchNorm1d, LayerNorm
+from flexnet.torch_bridge import (
+    _flexnet_class,
+    LAYERS, from_torch, load_torch, save_torch, to_torch, torch_loss, torch_names)
+
+#: Worst relative error allowed between flexnet and torch, per dtype.
+RTOL = {"float32": 1e-5, "float64": 1e-10}
+
+ACTIVATIONS = {
+    "relu": ReLU,
+    "leaky_relu": lambda: LeakyReLU(0.2),
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "gelu": GELU,
+    "gelu_tanh": lambda: GELU(approximate="tanh"),
+    "softmax": Softmax,
+}
+NORMS = {"none": None, "batchnorm": BatchNorm1d, "layernorm": LayerNorm}
+
+
+def rel_err(a, b) -> float:
+    """Largest difference, relative to the largest entry of the reference ``b``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+def random_net(seed, activation="relu", norm="none", dtype="float64", dropout=None) -> Sequential:
+    """Linear -> [norm] -> activation -> [Dropout] blocks of random depth and width.
+
+    Norm parameters and running statistics are randomised, so no layer is
+    tested at its trivial initial values.
+    """
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 4))
+    widths = [int(w) for w in rng.integers(3, 9, size=depth + 1)] + [int(rng.integers(2, 5))]
+    layers = []
+    for i in range(depth):
+        layers.append(Linear(widths[i], widths[i + 1], dtype=dtype, seed=rng))
+        if NORMS[norm] is not None:
+            layers.append(NORMS[norm](widths[i + 1], dtype=dtype))
+        layers.append(ACTIVATIONS[activation]())
+        if dropout is not None:
+            layers.append(Dropout(dropout))
+    layers.append(Linear(widths[-2], widths[-1], dtype=dtype, seed=rng))
+    for layer in layers:
+        for name in ("b", "gamma", "beta"):
+            if hasattr(layer, name):
+                arr = getattr(layer, name)
+                arr[...] = rng.normal(1.0 if name == "gamma" else 0.0, 0.3, arr.shape)
+        if isinstance(layer, BatchNorm1d):
+            layer.running_mean[...] = rng.normal(0, 0.5, layer.running_mean.shape)
+            layer.running_var[...] = rng.uniform(0.5, 2.0, layer.running_var.shape)
+    return Sequential(layers, dtype=dtype, seed=seed)
+
+
+def data(net, n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1.5, (n, net.in_features)).astype(net.dtype)
+    n_out = [layer for layer in net.layers if isinstance(layer, Linear)][-1].out_features
+    y = rng.integers(0, n_out, n)
+    return x, y
+
+
+def torch_grads(net, module) -> dict:
+    """The gradient of every torch parameter, in flexnet's names and layout."""
+    state = dict(module.named_parameters())
+    out = {}
+    for flex_name, torch_name in torch_names(net).items():
+        if torch_name in state:
+            g = state[torch_name].grad.numpy()
+            out[flex_name] = g.T if g.ndim == 2 else g.reshape(1, -1)
+    return out
+
+
+# -- forward, loss and every gradient against autograd --------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("norm", list(NORMS))
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_forward_loss_and_gradients_equal_autograd(activation, norm, training, dtype):
+    seed = sorted(ACTIVATIONS).index(activation) * 10 + list(NORMS).index(norm)
+    # Dropout is in every architecture: as the identity in inference, with
+    # p=0 in training (its masks are random in both libraries).
+    net = random_net(seed, activation, norm, dtype, dropout=0.0 if training else 0.4)
+    module = to_torch(net).train(training)
+    x, y = data(net, seed=seed)
+
+    z = net.forward(x, training=training)
+    loss = net.loss_fn.forward(z, y)
+    dx = net.backward(input_grad=True)
+
+    xt = torch.tensor(x, requires_grad=True)
+    zt = module(xt)
+    loss_t = torch_loss(net.loss_fn, dtype)(zt, torch.tensor(y))
+    loss_t.backward()
+
+    tol = RTOL[dtype]
+    assert z.dtype == np.dtype(dtype) and dx.dtype == np.dtype(dtype)
+    assert rel_err(z, zt.detach().numpy()) <= tol
+    assert abs(loss - loss_t.item()) <= tol * abs(loss_t.item())
+    assert rel_err(dx, xt.grad.numpy()) <= tol
+    grads = torch_grads(net, module)
+    assert set(grads) == set(net.gradients())
+    for name, g in net.gradients().items():
+        assert g.dtype == np.dtype(dtype), name
+        # Relative to the largest gradient entry of the same layer: a bias
+        # followed by training-mode batch norm has a true gradient of exactly
+        # 0 (the batch mean removes it), and both libraries return rounding
+        # noise there, which is only small next to the layer's dW.
+        layer = name.rsplit(".", 1)[0]
+        scale = max(np.abs(v).max() for k, v in grads.items() if k.rsplit(".", 1)[0] == layer)
+        assert np.abs(g - grads[name]).max() <= tol * scale, name
+    # Batch norm's running statistics moved the same way (training only).
+    state = module.state_dict()
+    for name, buf in net.named_buffers():
+        assert rel_err(buf, state[torch_names(net)[name]].numpy().reshape(buf.shape)) <= tol, name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_to_torch_keeps_dtype_and_returns_eval_mode(dtype):
+    module = to_torch(random_net(1, "tanh", "batchnorm", dtype, dropout=0.5))
+    assert not module.training
+    assert {p.dtype for p in module.state_dict().values() if p.is_floating_point()} == {
+        getattr(torch, dtype)}
+
+
+# -- round trips and refusals ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("norm", list(NORMS))
+def test_round_trip_gives_identical_weights(norm, dtype):
+    for activation in ACTIVATIONS:
+        net = random_net(7, activation, norm, dtype, dropout=0.25)
+        back = from_torch(to_torch(net))
+        assert back.dtype == net.dtype
+        assert [repr(a) for a in back.layers] == [repr(a) for a in net.layers]
+        assert [a.config() for a in back.layers] == [a.config() for a in net.layers]
+        for (n1, p1, _), (n2, p2, _) in zip(net.named_parameters(), back.named_parameters()):
+            assert n1 == n2 and p1.dtype == p2.dtype and np.array_equal(p1, p2), n1
+        for (n1, b1), (n2, b2) in zip(net.named_buffers(), back.named_buffers()):
+            assert n1 == n2 and b1.dtype == b2.dtype and np.array_equal(b1, b2), n1
+
+
+def test_from_torch_reproduces_a_torch_model():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.GELU(), torch.nn.Dropout(0.3),
+        torch.nn.Linear(8, 5), torch.nn.LayerNorm(5), torch.nn.LeakyReLU(0.05),
+        torch.nn.Linear(5, 3), torch.nn.Softmax(dim=1),
+    ).double()
+    module.train()
+    for _ in range(3):  # move the running statistics away from 0 and 1
+        module(torch.randn(16, 6, dtype=torch.float64) * 2 + 1)
+    module.eval()
+    net = from_torch(module)
+    assert net.dtype == np.float64
+    x = np.random.default_rng(0).normal(size=(10, 6))
+    assert rel_err(net.forward(x), module(torch.tensor(x)).detach().numpy()) <= 1e-12
+
+
+@pytest.mark.parametrize("module, message", [
+    (torch.nn.Conv1d(1, 1, 1), r"module \[1\] \(Conv1d\) has no flexnet equivalent"),
+    (torch.nn.Linear(4, 4, bias=False), r"module \[1\]: Linear with bias=False"),
+    (torch.nn.BatchNorm1d(4, track_running_stats=False), r"module \[1\]: BatchNorm1d with track_running"),
+    (torch.nn.BatchNorm1d(4, momentum=None), r"module \[1\]: BatchNorm1d with momentum=None"),
+    (torch.nn.LayerNorm((2, 2)), r"module \[1\]: LayerNorm with normalized_shape=\(2, 2\)"),
+    (torch.nn.Softmax(dim=0), r"module \[1\]: Softmax with dim=0"),
+    (torch.nn.Sequential(torch.nn.ReLU()), r"module \[1\] \(Sequential\)"),
+    (torch.nn.ELU(), r"module \[1\] \(ELU\)"),
+])
+def test_from_torch_refuses_unsupported_modules_by_index_and_type(module, message):
+    with pytest.raises(ValueError, match=message):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(4, 4), module))
+
+
+def test_from_torch_refuses_a_lookalike_class():
+    class Linear(torch.nn.Module):  # same name, not torch's
+        pass
+
+    with pytest.raises(ValueError, match=r"module \[0\] \(Linear\)"):
+        from_torch(torch.nn.Sequential(Linear()))
+
+
+def test_from_torch_needs_a_sequential():
+    with pytest.raises(TypeError, match="wrap a lone layer"):
+        from_torch(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="expected a flexnet Sequential"):
+        to_torch(torch.nn.Linear(2, 2))
+
+
+def test_every_bridge_entry_names_real_classes():
+    for pair in LAYERS:
+        assert isinstance(_flexnet_class(pair.flexnet), type), pair.flexnet
+        assert issubclass(getattr(torch.nn, pair.torch), torch.nn.Module), pair.torch
+
+
+# -- whole training runs with every optimizer and schedule ------------------------
+
+OPTIMIZERS = [
+    ("SGD", "SGD", dict(lr=0.1)),
+    ("SGD", "SGD", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-3)),
+    ("SGD", "SGD", dict(lr=0.05, momentum=0.8, nesterov=True)),
+    ("Adam", "Adam", dict(lr=0.01)),
+    ("Adam", "Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2, amsgrad=True)),
+    ("AdamW", "AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ("AdamW", "AdamW", dict(lr=0.01, amsgrad=True)),
+    ("RMSprop", "RMSprop", dict(lr=0.01)),
+    ("RMSprop", "RMSprop", dict(lr=0.005, alpha=0.9, momentum=0.5, centered=True, weight_decay=1e-3)),
+    ("Adagrad", "Adagrad", dict(lr=0.05)),
+    ("Adagrad", "Adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=1e-3)),
+]
+
+
+def _cosine_warmup_lambda(total, warmup, base_lr, min_lr):
+    """Linear warm-up from base_lr / (warmup + 1), then cosine down to min_lr."""
+    import math
+
+    def factor(epoch):
+        if epoch < warmup:
+            return (epoch + 1) / (warmup + 1)
+        m = min_lr / base_lr
+        progress = min(epoch - warmup, total - warmup) / (total - warmup)
+        return m + (1 - m) * (1 + math.cos(math.pi * progress)) / 2
+
+    return factor
+
+
+def _schedules(opt_f, opt_t, kind):
+    """(flexnet scheduler, torch scheduler) for one kind of schedule."""
+    from flexnet import optim
+
+    base = opt_t.param_groups[0]["lr"]
+    if kind == "step":
+        return optim.StepLR(opt_f, step_size=4, gamma=0.5), torch.optim.lr_scheduler.StepLR(opt_t, 4, 0.5)
+    if kind == "exponential":
+        return optim.ExponentialLR(opt_f, gamma=0.9), torch.optim.lr_scheduler.ExponentialLR(opt_t, 0.9)
+    if kind == "cosine":
+        return (optim.CosineWarmup(opt_f, total_epochs=20, warmup_epochs=3, min_lr=base / 10),
+                torch.optim.lr_scheduler.LambdaLR(opt_t, _cosine_warmup_lambda(20, 3, base, base / 10)))
+    if kind == "plateau":
+        return (optim.ReduceLROnPlateau(opt_f, factor=0.5, patience=1, threshold=0.05),
+                torch.optim.lr_scheduler.ReduceLROnPlateau(opt_t, factor=0.5, patience=1, threshold=0.05))
+    return None, None
+
+
+def run_both(net, opt_f, opt_t, kind=None, steps=20, batch=16, seed=0):
+    """Train flexnet and its torch copy side by side; returns both loss curves."""
+    module = to_torch(net).train()
+    opt_t = opt_t(module.parameters())
+    sched_f, sched_t = _schedules(opt_f, opt_t, kind) if kind else (None, None)
+    crit = torch_loss(net.loss_fn, net.dtype)
+    x_all, y_all = data(net, n=steps * batch, seed=seed)
+    losses_f, losses_t, lrs_f, lrs_t = [], [], [], []
+    for step in range(steps):
+        x, y = x_all[step * batch:(step + 1) * batch], y_all[step * batch:(step + 1) * batch]
+        loss = net.loss_fn.forward(net.forward(x, training=True), y)
+        net.backward()
+        opt_f.step(net)
+        opt_t.zero_grad()
+        loss_t = crit(module(torch.tensor(x)), torch.tensor(y))
+        loss_t.backward()
+        opt_t.step()
+        losses_f.append(loss)
+        losses_t.append(loss_t.item())
+        if kind == "plateau":
+            sched_f.step(loss)
+            sched_t.step(loss_t.item())
+        elif kind:
+            sched_f.step()
+            sched_t.step()
+        lrs_f.append(opt_f.lr)
+        lrs_t.append(opt_t.param_groups[0]["lr"])
+    return module, losses_f, losses_t, lrs_f, lrs_t
+
+
+def _training_net(dtype, seed=3):
+    # Batch norm after the activation: a bias straight before training-mode
+    # batch norm has a true gradient of 0, and Adam would blow the rounding
+    # noise both libraries leave there up into full-size steps.
+    rng = np.random.default_rng(seed)
+    layers = [Linear(6, 10, dtype=dtype, seed=rng), Tanh(), BatchNorm1d(10, dtype=dtype),
+              Linear(10, 8, dtype=dtype, seed=rng), LayerNorm(8, dtype=dtype), GELU(),
+              Linear(8, 3, dtype=dtype, seed=rng)]
+    return Sequential(layers, dtype=dtype)
+
+
+def assert_same_state(net, module, tol):
+    state = module.state_dict()
+    arrays = {**net.parameters(), **dict(net.named_buffers())}
+    for name, torch_name in torch_names(net).items():
+        arr = arrays[name]
+        t = state[torch_name].numpy()
+        t = t.T if t.ndim == 2 else t.reshape(arr.shape)
+        assert rel_err(arr, t) <= tol, name
+
+
+@pytest.mark.parametrize("name, torch_name, kwargs", OPTIMIZERS,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(OPTIMIZERS)])
+def test_twenty_steps_of_each_optimizer_equal_torch_optim(name, torch_name, kwargs):
+    from flexnet import optim
+
+    net = _training_net("float64")
+    module, lf, lt, _, _ = run_both(
+        net, getattr(optim, name)(**kwargs), lambda p: getattr(torch.optim, torch_name)(p, **kwargs))
+    assert lf[-1] < lf[0]  # it did learn something
+    np.testing.assert_allclose(lf, lt, rtol=1e-10)
+    assert_same_state(net, module, 1e-10)
+
+
+@pytest.mark.parametrize("kind", ["step", "exponential", "cosine", "plateau"])
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_twenty_steps_with_each_schedule_equal_torch(kind, name):
+    from flexnet import optim
+
+    kwargs = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.02}
+    net = _training_net("float64", seed=4)
+    module, lf, lt, lrf, lrt = run_both(
+        net, getattr(optim, name)(**kwargs), lambda p: getattr(torch.optim, name)(p, **kwargs), kind)
+    np.testing.assert_allclose(lrf, lrt, rtol=1e-12)
+    assert len(set(lrf)) > 1  # the schedule did change the learning rate
+    np.testing.assert_allclose(lf, lt, rtol=1e-10)
+    assert_same_state(net, module, 1e-10)
+
+
+def test_float32_training_run_stays_within_float32_tolerance():
+    from flexnet import optim
+
+    net = _training_net("float32")
+    module, lf, lt, _, _ = run_both(net, optim.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01))
+    np.testing.assert_allclose(lf, lt, rtol=1e-5)
+    assert_same_state(net, module, 1e-4)
+
+
+# -- files torch.load reads ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_export_file_loads_with_weights_only_and_reproduces_outputs(tmp_path, dtype):
+    net = random_net(5, "gelu", "batchnorm", dtype, dropout=0.1)
+    net.metadata = {"class_names": ["a", "b", "c", "d"], "input_shape": [net.in_features]}
+    path = tmp_path / "model.pt"
+    save_torch(net, path)
+    d = torch.load(path, weights_only=True)  # plain data: no pickled classes
+    assert d["metadata"] == net.metadata
+    # The recipe from the docs, plain PyTorch only:
+    m = torch.nn.Sequential(*[getattr(torch.nn, l["type"])(**l["kwargs"]) for l in d["layers"]])
+    m.to(getattr(torch, d["dtype"])).load_state_dict(d["state_dict"])
+    x = np.random.default_rng(0).normal(size=(7, net.in_features)).astype(dtype)
+    expected = net.forward(x)
+    for module in (m.eval(), load_torch(path)):
+        assert rel_err(module(torch.tensor(x)).detach().numpy(), expected) <= RTOL[dtype]
+
+
+def test_load_torch_refuses_other_files(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a flexnet PyTorch export"):
+        load_torch(path)
+
+
+# -- the core needs none of the optional packages --------------------------------
+
+
+def test_import_flexnet_imports_no_optional_package():
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'onnx', 'onnxruntime', 'sklearn', 'matplotlib'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import flexnet, flexnet.torch_bridge, flexnet.onnx_bridge\n"
+        "net = flexnet.Network([3, 4, 2], seed=0)\n"
+        "print(net.predict([[1.0, 2.0, 3.0]])[0] in (0, 1))\n"
+        "try:\n"
+        "    flexnet.to_torch(net)\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["True", "the PyTorch bridge needs PyTorch; install it with: "
+                                "pip install 'flexnet[torch]'"]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, flexnet; print(sorted(m for m in ('torch', 'onnx', "
+         "'onnxruntime', 'sklearn') if m in sys.modules))"],
+        capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

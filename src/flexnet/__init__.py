@@ -14,6 +14,7 @@ from .layers import Layer, Linear, ReLU
 from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .normalization import BatchNorm1d, LayerNorm
 from .network import Network, Sequential
+from .train import EarlyStopping, History, TrainingDiverged, TrainingInterrupted, evaluate, fit
 from .onnx_bridge import to_onnx  # imports onnx only when called
 from .torch_bridge import from_torch, to_torch  # imports torch only when called
 
@@ -23,7 +24,9 @@ __all__ = [
     "BCEWithLogits",
     "BatchNorm1d",
     "Dropout",
+    "EarlyStopping",
     "GELU",
+    "History",
     "Huber",
     "L1",
     "Layer",
@@ -39,10 +42,14 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "TrainingDiverged",
+    "TrainingInterrupted",
     "activations",
     "init",
     "losses",
     "datasets",
+    "evaluate",
+    "fit",
     "from_torch",
     "gradcheck",
     "optim",

@@ -112,6 +112,12 @@ class Sequential:
         self.update(lr)
         return loss
 
+    def fit(self, X, y, **kwargs):
+        """Train with :func:`flexnet.fit` (same arguments); returns its History."""
+        from .train import fit
+
+        return fit(self, X, y, **kwargs)
+
     # -- predictions ---------------------------------------------------------
 
     def predict(self, x) -> np.ndarray:

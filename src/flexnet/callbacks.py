@@ -1,0 +1,279 @@
+"""Training history and callbacks for :func:`flexnet.fit`.
+
+A callback is a small object whose hooks the fit loop calls at the start and
+end of training, of each epoch and (only if a callback defines them) of each
+batch. Epochs and batches are counted from 1, as progress bars and error
+messages show them. A callback stops training by setting
+``self.loop.stop_training = True``.
+
+Callbacks that keep state (early stopping's best value, a schedule's step
+count) expose ``state_dict()`` / ``load_state_dict()``, so a checkpoint
+written mid-run resumes them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class History:
+    """What happened in each epoch of a training run.
+
+    Attributes:
+        history: dict of per-epoch lists. Always ``loss``, ``lr`` and
+            ``time`` (seconds); ``accuracy`` for classifiers; ``val_loss`` and
+            ``val_accuracy`` when there is validation data; with
+            ``diagnostics=True`` also ``grad_norm/<param>``,
+            ``update_ratio/<param>`` and ``dead_relu/<layer>``.
+        epoch: the epoch numbers the lists refer to, counted from 1.
+        params: the settings of the run (epochs, batch_size, n_train, n_val).
+    """
+
+    def __init__(self, history: dict | None = None, epoch=None, params: dict | None = None):
+        self.history: dict[str, list] = {k: list(v) for k, v in (history or {}).items()}
+        self.epoch: list[int] = list(epoch or [])
+        self.params: dict = dict(params or {})
+
+    def append(self, epoch: int, logs: dict) -> None:
+        """Record one epoch's ``logs`` (metric name -> number)."""
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(_to_json_number(value))
+        self.epoch.append(int(epoch))
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly copy: ``{"history": ..., "epoch": ..., "params": ...}``."""
+        return {
+            "history": {k: [_to_json_number(v) for v in vals] for k, vals in self.history.items()},
+            "epoch": list(self.epoch),
+            "params": dict(self.params),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        """Rebuild a History written by :meth:`to_dict`."""
+        if not isinstance(data, dict) or "history" not in data:
+            raise ValueError(
+                "History.from_dict: expected a dict with keys 'history', 'epoch', 'params' "
+                f"(as written by History.to_dict), got {type(data).__name__}"
+            )
+        return cls(data["history"], data.get("epoch"), data.get("params"))
+
+    def __getitem__(self, key: str) -> list:
+        return self.history[key]
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+def _to_json_number(value):
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    return value
+
+
+class Callback:
+    """Base class: every hook does nothing.
+
+    The fit loop sets ``self.net`` (the network) and ``self.loop`` (the running
+    fit: ``optimizer``, ``history``, ``stop_training``) before training starts.
+    ``logs`` is a dict of the numbers known at that point: ``on_batch_end``
+    gets ``loss`` and ``size``; ``on_epoch_end`` gets the epoch's ``loss``,
+    ``accuracy``, ``val_loss``, ``val_accuracy`` and ``lr`` as available.
+    """
+
+    net = None
+    loop = None
+
+    def set_context(self, net, loop) -> None:
+        self.net = net
+        self.loop = loop
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+
+def uses_batch_hooks(cb: Callback) -> bool:
+    """True if ``cb`` overrides a per-batch hook (the loop skips them otherwise)."""
+    cls = type(cb)
+    return (
+        getattr(cls, "on_batch_begin", None) is not Callback.on_batch_begin
+        or getattr(cls, "on_batch_end", None) is not Callback.on_batch_end
+    )
+
+
+def _monitored(logs: dict, monitor: str, where: str) -> float:
+    if monitor not in logs:
+        hint = ""
+        if monitor.startswith("val_"):
+            hint = " Pass validation_data=(X_val, y_val) or validation_split=0.2 to fit."
+        raise ValueError(
+            f"{where}: monitor={monitor!r} is not among this run's metrics "
+            f"{sorted(logs)}.{hint}"
+        )
+    return float(logs[monitor])
+
+
+class EarlyStopping(Callback):
+    """Stop when a metric has not improved for ``patience`` epochs.
+
+    With ``restore_best_weights=True`` the network ends training with the
+    parameters and buffers of its best epoch, whether training stopped early
+    or ran out of epochs.
+
+    Args:
+        monitor: a key of the epoch logs, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+        restore_best_weights: put the best epoch's weights back at the end.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy-like
+            metrics, min otherwise).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 restore_best_weights: bool = True, mode: str = "auto"):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping(patience): expected an integer >= 0, got {patience!r}")
+        if not (isinstance(min_delta, (int, float)) and min_delta >= 0):
+            raise ValueError(f"EarlyStopping(min_delta): expected a number >= 0, got {min_delta!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping(mode): expected 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if any(k in monitor for k in ("acc", "f1", "precision", "recall")) else "min"
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self.mode = mode
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.last_epoch = 0
+        self.best_weights: dict[str, np.ndarray] = {}
+
+    def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs or {}, self.monitor, "EarlyStopping")
+        self.last_epoch = epoch
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = {name: arr.copy() for name, arr in _state_arrays(self.net)}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.loop.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights and self.best_epoch != self.last_epoch:
+            restore_state_arrays(self.net, self.best_weights)
+
+    def state_dict(self) -> dict:
+        return {
+            "best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch, "last_epoch": self.last_epoch,
+            "best_weights": dict(self.best_weights),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = None if state["best"] is None else float(state["best"])
+        self.best_epoch = int(state["best_epoch"])
+        self.wait = int(state["wait"])
+        self.stopped_epoch = int(state["stopped_epoch"])
+        self.last_epoch = int(state["last_epoch"])
+        self.best_weights = {k: np.array(v) for k, v in state["best_weights"].items()}
+
+    def __repr__(self):
+        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+                f"min_delta={self.min_delta}, restore_best_weights={self.restore_best_weights})")
+
+
+class LRSchedulerCallback(Callback):
+    """Step a learning-rate schedule once per epoch.
+
+    ``ReduceLROnPlateau`` is stepped with the monitored metric (``monitor``,
+    falling back to the training ``loss`` when there is no validation data);
+    every other schedule is stepped without arguments.
+    """
+
+    def __init__(self, scheduler, monitor: str = "val_loss"):
+        if not callable(getattr(scheduler, "step", None)):
+            raise TypeError(
+                f"LRSchedulerCallback: expected a schedule with a step() method, "
+                f"got {type(scheduler).__name__}"
+            )
+        self.scheduler = scheduler
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if getattr(self.scheduler, "needs_metric", False):
+            monitor = self.monitor if self.monitor in logs else "loss"
+            self.scheduler.step(_monitored(logs, monitor, "LRSchedulerCallback"))
+        else:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+    def __repr__(self):
+        return f"LRSchedulerCallback({type(self.scheduler).__name__})"
+
+
+def _state_arrays(net):
+    """Every parameter and buffer of ``net`` by name."""
+    yield from ((name, p) for name, p, _ in net.named_parameters())
+    yield from net.named_buffers()
+
+
+def restore_state_arrays(net, arrays: dict[str, np.ndarray]) -> None:
+    """Copy saved parameters and buffers back into ``net``.
+
+    Parameters are overwritten in place, so an optimizer's references to them
+    stay valid; buffers are replaced on their layer (some layers rebind them).
+    """
+    params = net.parameters()
+    for name, value in arrays.items():
+        if name in params:
+            params[name][...] = value
+            continue
+        layer_name, _, attr = name.rpartition(".")
+        layer = net.layers[int(layer_name.split(".")[1])]
+        setattr(layer, attr, np.array(value, dtype=getattr(layer, attr).dtype))

@@ -1,0 +1,193 @@
+"""Checkpoints: a model file plus everything a fit loop needs to continue exactly.
+
+A checkpoint is the same safe ``.npz`` archive as a model file (so
+``flexnet.load(checkpoint)`` gives the network), with header format
+``"flexnet-checkpoint"`` and a ``"training"`` entry holding:
+
+- where the run stands: completed epochs, batches done in the current epoch,
+  the epoch's row order (``train/perm``) and its running loss/accuracy sums;
+- the optimizer's and every stateful callback's ``state_dict()`` (schedule,
+  early stopping with its best weights);
+- the state of every random generator: the shuffling one, the network's (used
+  for dropout masks) and any layer's own;
+- the History so far, the validation split, and a checksum of the data and the
+  settings that must not change on resume.
+
+Checkpoints are written only between batches, so a resumed run replays exactly
+the arithmetic of one that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .callbacks import History, restore_state_arrays
+from .io import (
+    CHECKPOINT_FORMAT,
+    MODEL_FORMAT_VERSION,
+    ModelFileError,
+    _flexnet_version,
+    flatten_state,
+    model_state,
+    read_archive,
+    unflatten_state,
+    write_archive,
+)
+
+
+def _rng_states(net) -> dict:
+    states = {"net": net.rng.bit_generator.state}
+    for layer in net.layers:
+        own = getattr(layer, "rng", None)
+        if own is not None and own is not net.rng:
+            states[layer.name] = own.bit_generator.state
+    return states
+
+
+def save_checkpoint(loop, path) -> Path:
+    """Write the state of a running :class:`~flexnet.train.FitLoop` to ``path``, atomically."""
+    path = Path(os.fspath(path))
+    model, arrays = model_state(loop.net)
+    training = {
+        "epoch": loop.epoch,
+        "step": loop.step,
+        "global_step": loop.global_step,
+        "stop_training": bool(loop.stop_training),
+        "settings": _settings(loop),
+        "sums": dict(loop.sums),
+        "perm": loop.perm,
+        "val_index": loop.val_index,
+        "history": loop.history.to_dict(),
+        "rng": {"shuffle": loop.shuffle_rng.bit_generator.state, **_rng_states(loop.net)},
+        "optimizer": loop.optimizer.state_dict(),
+        "callbacks": [
+            {"class": type(cb).__name__,
+             "state": cb.state_dict() if hasattr(cb, "state_dict") else None}
+            for cb in loop.callbacks
+        ],
+        "diagnostics": None if loop.diag is None else loop.diag.state_dict(),
+    }
+    training_json, training_arrays = flatten_state(training, prefix="train")
+    header = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "flexnet_version": _flexnet_version(),
+        "model": model,
+        "training": training_json,
+    }
+    write_archive(path, header, {**arrays, **training_arrays})
+    return path
+
+
+def _settings(loop) -> dict:
+    """What must be the same on resume for the run to continue exactly."""
+    return {
+        "data": loop.data_crc,
+        "batch_size": loop.batch_size,
+        "shuffle": loop.shuffle,
+        "validation": "split" if loop.val_index is not None else ("data" if loop.Xv is not None else "none"),
+    }
+
+
+def load_checkpoint(loop, path) -> None:
+    """Put the state saved in ``path`` into ``loop`` (its network, optimizer,
+    callbacks, generators and counters).
+
+    Raises:
+        ModelFileError: the file is not a readable checkpoint, or it was written
+            for another network, other data or other settings. Every problem
+            is listed; nothing is changed when there is any.
+    """
+    header, arrays = read_archive(path)
+    problems: list[str] = []
+    if header.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFileError(path, f"not a checkpoint: format is {header.get('format')!r}, expected "
+                                   f"{CHECKPOINT_FORMAT!r} (a model file starts a new run: load it "
+                                   "with flexnet.load instead)")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
+        raise ModelFileError(path, f"format version {version!r} is newer than this flexnet reads "
+                                   f"({MODEL_FORMAT_VERSION}); upgrade flexnet")
+    try:
+        training = unflatten_state(header["training"], arrays)
+        _check_compatible(loop, header["model"], training, arrays, problems)
+    except (KeyError, TypeError, ValueError) as exc:
+        problems.append(f"the training state is incomplete or malformed ({type(exc).__name__}: {exc})")
+    if problems:
+        raise ModelFileError(path, problems)
+    try:
+        _apply(loop, training, arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"cannot restore the training state: {exc}") from exc
+
+
+def _check_compatible(loop, model: dict, training: dict, arrays, problems: list) -> None:
+    mine, my_arrays = model_state(loop.net)
+    mine = json.loads(json.dumps(mine))  # compare as read back: tuples become lists
+    if model.get("layers") != mine["layers"] or model.get("loss") != mine["loss"]:
+        problems.append("it was written for another architecture or loss; build the same network to resume")
+    if model.get("dtype") != mine["dtype"]:
+        problems.append(f"it holds {model.get('dtype')} weights but the network is {mine['dtype']}")
+    for name, arr in my_arrays.items():
+        if name.startswith("metadata/"):
+            continue
+        got = arrays.get(name)
+        if got is None or got.shape != arr.shape or got.dtype != arr.dtype:
+            problems.append(f"array {name!r} is missing or has the wrong shape/dtype")
+    saved, now = training["settings"], _settings(loop)
+    labels = {"data": "the training data (X, y)", "batch_size": "batch_size", "shuffle": "shuffle",
+              "validation": "the kind of validation (validation_data / validation_split)"}
+    for key, label in labels.items():
+        if saved.get(key) != now[key]:
+            problems.append(f"{label} differs from the run that wrote it "
+                            f"({saved.get(key)!r} then, {now[key]!r} now); resume with the same settings")
+    if int(training["epoch"]) > loop.epochs:
+        problems.append(f"it has already trained {training['epoch']} epochs but fit(epochs={loop.epochs}) "
+                        "asks for fewer; pass epochs= the total you want")
+    saved_cbs = [cb["class"] for cb in training["callbacks"]]
+    my_cbs = [type(cb).__name__ for cb in loop.callbacks]
+    if saved_cbs != my_cbs:
+        problems.append(f"it was written with callbacks {saved_cbs} but this fit has {my_cbs} "
+                        "(the scheduler= argument counts as LRSchedulerCallback); pass the same ones")
+    if type(loop.optimizer).__name__ != training["optimizer"].get("type"):
+        problems.append(f"it holds {training['optimizer'].get('type')} state but the optimizer is "
+                        f"{type(loop.optimizer).__name__}")
+    rngs = training["rng"]
+    for name in _rng_states(loop.net):
+        if name not in rngs:
+            problems.append(f"it holds no generator state for {name}")
+    if (training["diagnostics"] is None) != (loop.diag is None):
+        problems.append("diagnostics= differs from the run that wrote it")
+
+
+def _apply(loop, training: dict, arrays) -> None:
+    net = loop.net
+    loop.optimizer.load_state_dict(training["optimizer"])
+    for cb, saved in zip(loop.callbacks, training["callbacks"]):
+        if saved["state"] is not None and hasattr(cb, "load_state_dict"):
+            cb.load_state_dict(saved["state"])
+    if loop.diag is not None:
+        loop.diag.load_state_dict(training["diagnostics"])
+    names = [name for name, _, _ in net.named_parameters()] + [name for name, _ in net.named_buffers()]
+    restore_state_arrays(net, {name: arrays[name] for name in names})
+    rngs = training["rng"]
+    loop.shuffle_rng.bit_generator.state = rngs["shuffle"]
+    net.rng.bit_generator.state = rngs["net"]
+    for layer in net.layers:
+        if layer.name in rngs:
+            layer.rng.bit_generator.state = rngs[layer.name]
+    val_index = training["val_index"]
+    if val_index is not None and not np.array_equal(val_index, loop.val_index):
+        loop.use_split(np.asarray(val_index, dtype=np.intp))
+    loop.history = History.from_dict(training["history"])
+    loop.epoch = int(training["epoch"])
+    loop.step = int(training["step"])
+    loop.global_step = int(training["global_step"])
+    loop.stop_training = bool(training["stop_training"])
+    loop.sums = dict(training["sums"])
+    perm = training["perm"]
+    loop.perm = None if perm is None else np.asarray(perm, dtype=np.intp)

@@ -14,6 +14,7 @@ import torch
 
 import flexnet
 from flexnet import Linear, Sequential
+from registry import LAYER_FACTORIES, LAYER_TRAINING, LOSS_FACTORIES
 from flexnet.activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
 from flexnet.dropout import Dropout
 from flexnet.layers import ReLU
@@ -136,6 +137,64 @@ def test_forward_loss_and_gradients_equal_autograd(activation, norm, training, d
     state = module.state_dict()
     for name, buf in net.named_buffers():
         assert rel_err(buf, state[torch_names(net)[name]].numpy().reshape(buf.shape)) <= tol, name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(LAYER_FACTORIES))
+def test_every_registered_layer_alone_equals_its_torch_module(case, dtype):
+    layer = LAYER_FACTORIES[case](5, dtype, 0)
+    # Dropout's masks are random in both libraries: compare it as the identity.
+    training = case in LAYER_TRAINING and not isinstance(layer, Dropout)
+    net = Sequential([layer], dtype=dtype)
+    module = to_torch(net).train(training)
+    x = np.random.default_rng(1).normal(0, 2, (8, 5)).astype(dtype)
+    out = net.forward(x, training=training)
+    r = np.random.default_rng(2).normal(size=out.shape).astype(dtype)  # L = sum(out * r)
+    dx = net.backward(r, input_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = module(xt)
+    (out_t * torch.tensor(r)).sum().backward()
+    assert rel_err(out, out_t.detach().numpy()) <= RTOL[dtype]
+    assert rel_err(dx, xt.grad.numpy()) <= RTOL[dtype]
+    grads = torch_grads(net, module)
+    for name, g in net.gradients().items():
+        assert rel_err(g, grads[name]) <= RTOL[dtype], name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(LOSS_FACTORIES))
+def test_every_registered_loss_and_its_gradients_equal_torch(case, dtype):
+    rng = np.random.default_rng(len(case))
+    loss_fn, n_out, y = LOSS_FACTORIES[case](9, rng)
+    net = Sequential([Linear(5, 6, dtype=dtype, seed=rng), GELU(), Linear(6, n_out, dtype=dtype, seed=rng)],
+                     loss_fn, dtype=dtype)
+    x = rng.normal(size=(9, 5)).astype(dtype)
+    module = to_torch(net)
+    loss = net.loss(x, y)
+    net.backward()
+    z_t = module(torch.tensor(x))
+    if y.dtype.kind in "iu" and isinstance(loss_fn, flexnet.SoftmaxCrossEntropy):
+        y_t = torch.tensor(y)  # class ids
+    else:
+        y_t = torch.tensor(np.asarray(y, dtype=dtype).reshape(z_t.shape))
+    loss_t = torch_loss(net.loss_fn, dtype)(z_t, y_t)
+    loss_t.backward()
+    assert abs(loss - loss_t.item()) <= RTOL[dtype] * abs(loss_t.item())
+    grads = torch_grads(net, module)
+    for name, g in net.gradients().items():
+        assert rel_err(g, grads[name]) <= RTOL[dtype], name
+    # ... and the torch loss maps back to the same flexnet loss.
+    back = from_torch(module, torch_loss(net.loss_fn, dtype)).loss_fn
+    assert type(back) is type(net.loss_fn)
+    assert repr(back.config()) == repr(net.loss_fn.config())
+
+
+def test_from_torch_refuses_losses_flexnet_lacks():
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="reduction='sum'"):
+        from_torch(seq, torch.nn.MSELoss(reduction="sum"))
+    with pytest.raises(ValueError, match="NLLLoss has no flexnet equivalent"):
+        from_torch(seq, torch.nn.NLLLoss())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -130,13 +130,16 @@ EXPORTERS: dict[str, Callable[[_Graph, object, str], str]] = {
 }
 
 
-def _probabilities(g: _Graph, loss, x: str) -> str:
-    """Append what turns the logits into ``loss.proba``'s output."""
+def _probabilities(g: _Graph, loss, x: str, width: int) -> tuple[str, int]:
+    """Append what turns the logits into ``loss.proba``'s output; returns it and its width."""
     name = type(loss).__name__
     if name == "SoftmaxCrossEntropy":
-        return g.op("Softmax", x, axis=-1)
+        return g.op("Softmax", x, axis=-1), width
+    if name == "BCEWithLogits" and width == 1:
+        # Two columns [P(0), P(1)] as BCEWithLogits.proba gives: sigmoid(-z), sigmoid(z).
+        return g.op("Concat", g.op("Sigmoid", g.op("Neg", x)), g.op("Sigmoid", x), axis=1), 2
     if name == "BCEWithLogits":
-        return g.op("Sigmoid", x)
+        return g.op("Sigmoid", x), width
     raise ValueError(f"to_onnx(probabilities=True): {name} does not give probabilities; "
                      "export the raw outputs with probabilities=False")
 
@@ -161,7 +164,7 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
         x = export(g, layer, x)
         width = layer.output_size(width)
     if probabilities:
-        x = _probabilities(g, net.loss_fn, x)
+        x, width = _probabilities(g, net.loss_fn, x, width)
     out_name = "probabilities" if probabilities else "output"
     if x == "input":  # a network of identity layers only
         x = g.op("Identity", x)
@@ -186,7 +189,8 @@ def to_onnx(net: Sequential, path, *, probabilities: bool = False) -> None:
         net: the network; float32 or float64 gives a float or double graph.
         path: where to write (atomically: a failed export leaves no file).
         probabilities: append a softmax (softmax cross-entropy) or a sigmoid
-            (BCEWithLogits) so the graph outputs probabilities instead of logits.
+            (BCEWithLogits) so the graph outputs ``net.predict_proba``'s
+            probabilities instead of the raw outputs.
 
     The graph has one input ``"input"`` of shape (batch, in_features) and one
     output, ``"output"`` (or ``"probabilities"``) of shape (batch, out), with

@@ -1,0 +1,108 @@
+"""ONNX export: onnxruntime gives flexnet's inference outputs for every layer."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import flexnet
+from flexnet import Layer, Linear, Sequential
+from flexnet.onnx_bridge import EXPORTERS, OPSET, build_onnx
+from flexnet.torch_bridge import LAYERS
+from registry import LAYER_FACTORIES, LOSS_FACTORIES
+
+TOL = 1e-5
+
+
+def run_onnx(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": x})
+    return out
+
+
+def export(net, tmp_path, **kw):
+    path = tmp_path / "model.onnx"
+    flexnet.to_onnx(net, path, **kw)
+    onnx.checker.check_model(onnx.load(str(path)))
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(LAYER_FACTORIES))
+def test_every_layer_runs_in_onnxruntime_as_in_flexnet(case, dtype, tmp_path):
+    # Linear -> layer -> Linear, so every layer sits inside a graph.
+    rng = np.random.default_rng(0)
+    layer = LAYER_FACTORIES[case](6, dtype, 1)
+    width = layer.output_size(6)
+    net = Sequential([Linear(4, 6, dtype=dtype, seed=rng), layer, Linear(width, 3, dtype=dtype, seed=rng)],
+                     dtype=dtype)
+    x = rng.normal(0, 2, (11, 4)).astype(dtype)
+    out = run_onnx(export(net, tmp_path), x)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(out, net.forward(x), rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("norm", ["none", "batchnorm", "layernorm"])
+def test_random_architectures_with_every_activation(norm, dtype, tmp_path):
+    from test_torch_bridge import ACTIVATIONS, random_net
+
+    for i, activation in enumerate(ACTIVATIONS):
+        net = random_net(100 + i, activation, norm, dtype, dropout=0.3)
+        x = np.random.default_rng(i).normal(0, 2, (13, net.in_features)).astype(dtype)
+        np.testing.assert_allclose(run_onnx(export(net, tmp_path), x), net.forward(x), rtol=TOL, atol=TOL)
+
+
+def test_batch_dimension_is_dynamic(tmp_path):
+    net = flexnet.Network([5, 8, 3], seed=0)
+    path = export(net, tmp_path)
+    model = onnx.load(str(path))
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["batch", 5]
+    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["batch", 3]
+    assert model.opset_import[0].version == OPSET
+    for n in (1, 2, 97):
+        x = np.random.default_rng(n).normal(size=(n, 5)).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(path, x), net.forward(x), rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("case", [c for c in LOSS_FACTORIES if not c.split("[")[0] in ("MSE", "L1", "Huber")])
+def test_probabilities_equal_predict_proba(case, tmp_path):
+    rng = np.random.default_rng(3)
+    loss, n_out, _ = LOSS_FACTORIES[case](4, rng)
+    net = Sequential([Linear(5, 7, seed=rng), flexnet.Tanh(), Linear(7, n_out, seed=rng)], loss)
+    x = rng.normal(0, 3, (20, 5)).astype(np.float32)
+    path = export(net, tmp_path, probabilities=True)
+    assert onnx.load(str(path)).graph.output[0].name == "probabilities"
+    expected = net.predict_proba(x)
+    out = run_onnx(path, x)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=TOL, atol=TOL)
+
+
+def test_probabilities_refused_for_regression(tmp_path):
+    net = Sequential([Linear(3, 1)], flexnet.MSE())
+    with pytest.raises(ValueError, match="MSE does not give probabilities"):
+        flexnet.to_onnx(net, tmp_path / "m.onnx", probabilities=True)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_dropout_is_left_out_of_the_graph():
+    net = Sequential([Linear(3, 4), flexnet.Dropout(0.5), Linear(4, 2)])
+    ops = [node.op_type for node in build_onnx(net).graph.node]
+    assert "Dropout" not in ops and ops.count("Gemm") == 2
+
+
+def test_unsupported_layer_is_named_and_no_file_is_written(tmp_path):
+    class Square(Layer):
+        def forward(self, x, training=False):
+            return x * x
+
+    net = Sequential([Linear(3, 4), Square(), Linear(4, 2)])
+    with pytest.raises(ValueError, match=r"at layers\.1 \(Square\) has no ONNX exporter"):
+        flexnet.to_onnx(net, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_torch_bridge_layer_has_an_onnx_exporter():
+    assert {pair.flexnet for pair in LAYERS} == set(EXPORTERS)

@@ -494,6 +494,9 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
     }
     if isinstance(net, Network):
         model["layer_sizes"] = list(net.layer_sizes)
+        # The builder's options rebuild the same stack; an initialiser given as a
+        # function cannot be stored, and needs not be: the weights are in the file.
+        model["options"] = {k: v for k, v in getattr(net, "options", {}).items() if _is_json(v)}
     return model, arrays
 
 
@@ -595,7 +598,7 @@ def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays:
             setattr(layer, "d" + attr, None)
     net.metadata = metadata
     if model.get("class") == "Network":
-        net = _as_network(net, model.get("layer_sizes"), Network)
+        net = _as_network(net, model.get("layer_sizes"), model.get("options"), Network)
     return net
 
 
@@ -664,11 +667,13 @@ def _import_flexnet_module(module: str) -> None:
         pass
 
 
-def _as_network(net, layer_sizes, network_cls):
-    """Return a :class:`Network` with ``net``'s layers when the sizes rebuild the same stack."""
+def _as_network(net, layer_sizes, options, network_cls):
+    """Return a :class:`Network` holding ``net``'s arrays when the builder, given
+    the saved sizes and options, makes the same stack; else ``net`` itself."""
     try:
-        candidate = network_cls(layer_sizes, loss=net.loss_fn, dtype=net.dtype)
-    except Exception:
+        options = {k: v for k, v in dict(options or {}).items() if k != "init"}
+        candidate = network_cls(layer_sizes, loss=net.loss_fn, dtype=net.dtype, **options)
+    except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
         return net
     same = len(candidate.layers) == len(net.layers) and all(
         type(a) is type(b) and a.config() == b.config() for a, b in zip(candidate.layers, net.layers))
@@ -679,6 +684,14 @@ def _as_network(net, layer_sizes, network_cls):
             setattr(mine, attr, getattr(theirs, attr))
     candidate.metadata = net.metadata
     return candidate
+
+
+def _is_json(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _check_json(value, where: str) -> None:
@@ -711,8 +724,10 @@ def describe(path) -> str:
         f"written by flexnet {header.get('flexnet_version', '?')}",
     ]
     if header["format"] == CHECKPOINT_FORMAT:
-        facts = [f"{k} {v}" for k, v in header.items()
-                 if k in ("epoch", "step", "epochs", "global_step") and not isinstance(v, (dict, list))]
+        training = header.get("training")
+        training = training if isinstance(training, dict) else header
+        facts = [f"{k} {training[k]}" for k in ("epoch", "step", "global_step")
+                 if isinstance(training.get(k), int)]
         extra = sorted(set(stored) - {n for n, _ in net.named_buffers()} - set(net.parameters())
                        - {n for n in stored if n.startswith("metadata/")})
         lines.append("checkpoint: " + (", ".join(facts) or "no epoch/step recorded")

@@ -48,6 +48,11 @@ def _rng_states(net) -> dict:
     return states
 
 
+def _stateful(loop) -> list:
+    """The callbacks whose state a checkpoint keeps, in order."""
+    return [cb for cb in loop.callbacks if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict")]
+
+
 def save_checkpoint(loop, path) -> Path:
     """Write the state of a running :class:`~flexnet.train.FitLoop` to ``path``, atomically."""
     path = Path(os.fspath(path))
@@ -64,11 +69,7 @@ def save_checkpoint(loop, path) -> Path:
         "history": loop.history.to_dict(),
         "rng": {"shuffle": loop.shuffle_rng.bit_generator.state, **_rng_states(loop.net)},
         "optimizer": loop.optimizer.state_dict(),
-        "callbacks": [
-            {"class": type(cb).__name__,
-             "state": cb.state_dict() if hasattr(cb, "state_dict") else None}
-            for cb in loop.callbacks
-        ],
+        "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()} for cb in _stateful(loop)],
         "diagnostics": None if loop.diag is None else loop.diag.state_dict(),
     }
     training_json, training_arrays = flatten_state(training, prefix="train")
@@ -149,10 +150,10 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
         problems.append(f"it has already trained {training['epoch']} epochs but fit(epochs={loop.epochs}) "
                         "asks for fewer; pass epochs= the total you want")
     saved_cbs = [cb["class"] for cb in training["callbacks"]]
-    my_cbs = [type(cb).__name__ for cb in loop.callbacks]
+    my_cbs = [type(cb).__name__ for cb in _stateful(loop)]
     if saved_cbs != my_cbs:
-        problems.append(f"it was written with callbacks {saved_cbs} but this fit has {my_cbs} "
-                        "(the scheduler= argument counts as LRSchedulerCallback); pass the same ones")
+        problems.append(f"it was written with stateful callbacks {saved_cbs} but this fit has {my_cbs} "
+                        "(scheduler= counts as LRSchedulerCallback); pass the same ones")
     if type(loop.optimizer).__name__ != training["optimizer"].get("type"):
         problems.append(f"it holds {training['optimizer'].get('type')} state but the optimizer is "
                         f"{type(loop.optimizer).__name__}")
@@ -167,9 +168,8 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
 def _apply(loop, training: dict, arrays) -> None:
     net = loop.net
     loop.optimizer.load_state_dict(training["optimizer"])
-    for cb, saved in zip(loop.callbacks, training["callbacks"]):
-        if saved["state"] is not None and hasattr(cb, "load_state_dict"):
-            cb.load_state_dict(saved["state"])
+    for cb, saved in zip(_stateful(loop), training["callbacks"]):
+        cb.load_state_dict(saved["state"])
     if loop.diag is not None:
         loop.diag.load_state_dict(training["diagnostics"])
     names = [name for name, _, _ in net.named_parameters()] + [name for name, _ in net.named_buffers()]

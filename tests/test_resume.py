@@ -45,7 +45,8 @@ SCRIPT = textwrap.dedent("""
             time.sleep(0.004)
 
     kw = dict(epochs=8, batch_size=16, optimizer=opt,
-              scheduler=CosineWarmup(opt, 8, warmup_epochs=2, min_lr=1e-4), validation_split=0.2, seed=2, callbacks=[flexnet.EarlyStopping(patience=50), Slow()])
+              scheduler=CosineWarmup(opt, 8, warmup_epochs=2, min_lr=1e-4), validation_split=0.2,
+              seed=2, callbacks=[flexnet.EarlyStopping(patience=50), Slow()])
     if mode != "ref":
         kw.update(checkpoint=ckpt, checkpoint_every="2 batches")
     if mode == "resume":

@@ -399,3 +399,20 @@ def test_digits_reaches_documented_accuracy(options, floor):
     h = net.fit(X[:600], y[:600], epochs=20, batch_size=32, optimizer="adam", lr=3e-3, seed=0)
     assert h.history["accuracy"][-1] > 0.95
     assert flexnet.evaluate(net, X[600:900], y[600:900])["accuracy"] >= floor
+
+
+@pytest.mark.parametrize("make_y", [
+    lambda b: b.astype(int), lambda b: b.astype("float64")[:, None], lambda b: b,
+], ids=["int", "float64-column", "bool"])
+def test_binary_classification_with_bce_end_to_end(make_y):
+    from flexnet.losses import BCEWithLogits
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)).astype("float32")
+    y = make_y(X[:, 0] + X[:, 1] > 0)
+    net = flexnet.Network([3, 8, 1], loss=BCEWithLogits(), seed=0)
+    h = net.fit(X, y, epochs=20, lr=0.1, validation_split=0.2, seed=0)
+    assert h.history["val_accuracy"][-1] > 0.9
+    r = flexnet.evaluate(net, X, y)
+    assert len(r["confusion"]) == 2 and sum(map(sum, r["confusion"])) == 200
+    assert all(p.dtype == np.float32 for p in net.parameters().values())  # no quiet upcast

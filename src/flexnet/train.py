@@ -97,10 +97,11 @@ def _prepare_xy(net, X, y, where: str):
     # The loss's own checks (label range, shapes), applied to every row at once.
     z_all = np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype)
     loss_fn.forward(z_all, y)
-    if loss_fn.is_classifier and y.ndim == 1 and y.dtype.kind in "fb":
-        y = y.astype(np.int64)  # whole-number floats, as loaded from CSV
-    elif y.dtype.kind == "f" and y.dtype != net.dtype:
-        y = y.astype(net.dtype)  # no quiet upcast inside the loss
+    if loss_fn.is_classifier and y.ndim == 1 and z_probe.shape[1] > 1:  # class ids
+        if y.dtype.kind in "fb":
+            y = y.astype(np.int64)  # whole-number floats, as loaded from CSV
+    elif y.dtype != net.dtype:
+        y = y.astype(net.dtype)  # dense targets: converted once here, not in every batch
     y = np.ascontiguousarray(y)
     y_ids = None
     if loss_fn.is_classifier:
@@ -221,9 +222,11 @@ def evaluate(net, X, y) -> dict:
         result["mae"] = float(np.abs(err).mean())
         result["rmse"] = float(np.sqrt((err ** 2).mean()))
         return result
-    pred = np.asarray(net.loss_fn.predict(z)).reshape(-1).astype(np.int64)
-    true = np.asarray(y_ids).reshape(-1).astype(np.int64)
-    n_classes = max(z.shape[1] if z.shape[1] > 1 else 2, int(true.max()) + 1, int(pred.max()) + 1)
+    pred = np.asarray(net.loss_fn.predict(z))
+    # One class per row from a softmax; otherwise each output is a yes/no answer.
+    n_classes = z.shape[1] if pred.ndim == 1 and z.shape[1] > 1 else 2
+    pred = pred.reshape(-1).astype(np.int64)
+    true = np.rint(np.asarray(y_ids)).reshape(-1).astype(np.int64)
     confusion = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
     confusion = confusion.reshape(n_classes, n_classes)  # (true, predicted)
     tp = np.diag(confusion).astype(np.float64)

@@ -7,6 +7,7 @@ A network is a list of layers, so ``Network([784, 128, 64, 10])`` is one line.
 
 from . import datasets, optim
 from .gradcheck import gradcheck
+from .io import ModelFileError, load, save
 from . import activations, init, losses
 from .activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout
@@ -35,6 +36,7 @@ __all__ = [
     "Linear",
     "Loss",
     "MSE",
+    "ModelFileError",
     "Network",
     "ReLU",
     "Sequential",
@@ -46,6 +48,7 @@ __all__ = [
     "TrainingInterrupted",
     "activations",
     "init",
+    "load",
     "losses",
     "datasets",
     "evaluate",
@@ -53,6 +56,7 @@ __all__ = [
     "from_torch",
     "gradcheck",
     "optim",
+    "save",
     "to_onnx",
     "to_torch",
 ]

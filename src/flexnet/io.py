@@ -587,7 +587,7 @@ def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays:
         for name in sorted(stored - set(expected)):
             if not only_model_arrays or name.startswith(("layers.", "metadata/")):
                 problems.append(f"extra array {name!r} that the model does not use")
-    if len(problems) > start:
+    if problems:  # the archive's own problems count too: an unreadable array cannot be used
         return None
     metadata = unflatten_state(meta_json, arrays)
 

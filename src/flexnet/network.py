@@ -118,6 +118,12 @@ class Sequential:
 
         return fit(self, X, y, **kwargs)
 
+    def save(self, path) -> None:
+        """Save to one safe ``.npz`` file with :func:`flexnet.save`; load with :func:`flexnet.load`."""
+        from .io import save
+
+        save(self, path)
+
     # -- predictions ---------------------------------------------------------
 
     def predict(self, x) -> np.ndarray:

@@ -14,13 +14,17 @@ A checkpoint is the same safe ``.npz`` archive as a model file (so
   settings that must not change on resume.
 
 Checkpoints are written only between batches, so a resumed run replays exactly
-the arithmetic of one that was never stopped.
+the arithmetic of one that was never stopped. For the same reason Ctrl-C and
+SIGTERM (:class:`SignalsToFlag`) let the current batch finish before the
+checkpoint is written and :class:`TrainingInterrupted` is raised.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,53 @@ from .io import (
     unflatten_state,
     write_archive,
 )
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped (Ctrl-C or SIGTERM) and a checkpoint was written.
+
+    A KeyboardInterrupt, so code that handles Ctrl-C keeps working.
+    Attributes: ``path`` (the checkpoint), ``epoch`` and ``step`` (batches
+    done in that epoch).
+    """
+
+    def __init__(self, message: str, path, epoch: int, step: int):
+        super().__init__(message)
+        self.path, self.epoch, self.step = path, epoch, step
+
+
+class SignalsToFlag:
+    """While training with a checkpoint, Ctrl-C and SIGTERM finish the current
+    batch, write a checkpoint and raise :class:`TrainingInterrupted`.
+
+    Stopping between batches is what makes the checkpoint exact: a signal
+    that interrupted an optimizer step half-way would leave some parameters
+    updated and others not. A second signal interrupts at once.
+    """
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.previous = {}
+
+    def _handler(self, signum, frame):
+        if self.loop._interrupt:  # asked twice: stop now
+            raise KeyboardInterrupt
+        self.loop._interrupt = True
+
+    def __enter__(self):
+        if self.loop is None or threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handler)
+            except (ValueError, OSError):
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _rng_states(net) -> dict:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-import signal
 import sys
-import threading
 import time
 import zlib
 
@@ -28,6 +26,7 @@ from .callbacks import (
     restore_state_arrays,
     uses_batch_hooks,
 )
+from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .layers import ReLU
 
 __all__ = [
@@ -57,19 +56,6 @@ class TrainingDiverged(ArithmeticError):
     def __init__(self, message: str, epoch: int, batch: int, loss: float):
         super().__init__(message)
         self.epoch, self.batch, self.loss = epoch, batch, loss
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped (Ctrl-C or SIGTERM) and a checkpoint was written.
-
-    A KeyboardInterrupt, so code that handles Ctrl-C keeps working.
-    Attributes: ``path`` (the checkpoint), ``epoch`` and ``step`` (batches
-    done in that epoch).
-    """
-
-    def __init__(self, message: str, path, epoch: int, step: int):
-        super().__init__(message)
-        self.path, self.epoch, self.step = path, epoch, step
 
 
 # -- checks done once per fit ------------------------------------------------
@@ -107,14 +93,17 @@ def _prepare_xy(net, X, y, where: str):
     if loss_fn.is_classifier:
         pred = np.asarray(loss_fn.predict(z_probe))
         if pred.ndim == 1:
-            y_ids = y.argmax(axis=1) if (y.ndim == 2 and y.shape[1] > 1) else y.reshape(len(y))
+            if y.ndim == 1:
+                y_ids = y  # the same array: the loop then gathers labels once per batch
+            else:
+                y_ids = y.argmax(axis=1) if y.shape[1] > 1 else y.reshape(len(y))
         else:
             y_ids = y.reshape(len(y), -1)
     return X, y, y_ids
 
 
-def _stratified_split(n: int, y_ids, fraction: float, rng: np.random.Generator):
-    """Indices ``(train, val)``; each class keeps its share in both parts."""
+def _stratified_split(n: int, y_ids, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of the validation rows; each class keeps its share in both parts."""
     if y_ids is None or y_ids.ndim != 1:
         groups = [np.arange(n)]
     else:
@@ -129,7 +118,7 @@ def _stratified_split(n: int, y_ids, fraction: float, rng: np.random.Generator):
             f"fit(validation_split={fraction}): leaves {n - len(val_idx)} training and "
             f"{len(val_idx)} validation rows out of {n}; pick a fraction that keeps both non-empty"
         )
-    return np.setdiff1d(np.arange(n), val_idx, assume_unique=True), val_idx
+    return val_idx
 
 
 def _make_optimizer(optimizer, lr, scheduler):
@@ -330,8 +319,7 @@ class FitLoop:
             frac = float(validation_split)
             if not 0.0 < frac < 1.0:
                 raise ValueError(f"fit(validation_split): expected a fraction in (0, 1), got {validation_split!r}")
-            _, val_index = _stratified_split(len(X), y_ids, frac, split_rng)
-            X, y, y_ids = self.use_split(val_index)
+            X, y, y_ids = self.use_split(_stratified_split(len(X), y_ids, frac, split_rng))
         self.X, self.y, self.y_ids = X, y, y_ids
         self.n = len(X)
         self.n_batches = -(-self.n // self.batch_size)
@@ -382,7 +370,7 @@ class FitLoop:
         self.Xv, self.yv = X[val_index], y[val_index]
         self.yv_ids = None if y_ids is None else y_ids[val_index]
         self.X, self.y = X[train_idx], y[train_idx]
-        self.y_ids = None if y_ids is None else y_ids[train_idx]
+        self.y_ids = None if y_ids is None else (self.y if y_ids is y else y_ids[train_idx])
         return self.X, self.y, self.y_ids
 
     # -- one batch: the hot path -------------------------------------------------
@@ -433,7 +421,7 @@ class FitLoop:
     def run(self) -> History:
         for cb in self.callbacks:
             cb.on_train_begin({"epoch": self.epoch, "step": self.step})
-        with _SignalsToFlag(self if self.checkpoint is not None else None):
+        with SignalsToFlag(self if self.checkpoint is not None else None):
             while self.epoch < self.epochs and not self.stop_training:
                 self._run_epoch(self.epoch + 1)
                 if self.checkpoint is not None and self.ckpt_epochs and self.epoch % self.ckpt_epochs == 0:
@@ -522,13 +510,9 @@ class FitLoop:
     # -- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(self):
-        from .checkpoint import save_checkpoint
-
         return save_checkpoint(self, self.checkpoint)
 
     def load_checkpoint(self, path) -> None:
-        from .checkpoint import load_checkpoint
-
         load_checkpoint(self, path)
 
 
@@ -537,40 +521,6 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     crc = zlib.crc32(np.ascontiguousarray(X).view(np.uint8).reshape(-1))
     crc = zlib.crc32(np.ascontiguousarray(y).view(np.uint8).reshape(-1), crc)
     return f"{X.shape}/{X.dtype}/{y.shape}/{y.dtype}/{crc:08x}"
-
-
-class _SignalsToFlag:
-    """While training with a checkpoint, Ctrl-C and SIGTERM finish the current
-    batch, write a checkpoint and raise :class:`TrainingInterrupted`.
-
-    Stopping between batches is what makes the checkpoint exact: a signal
-    that interrupted an optimizer step half-way would leave some parameters
-    updated and others not. A second signal interrupts at once.
-    """
-
-    def __init__(self, loop):
-        self.loop = loop
-        self.previous = {}
-
-    def _handler(self, signum, frame):
-        if self.loop._interrupt:  # asked twice: stop now
-            raise KeyboardInterrupt
-        self.loop._interrupt = True
-
-    def __enter__(self):
-        if self.loop is None or threading.current_thread() is not threading.main_thread():
-            return self
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[sig] = signal.signal(sig, self._handler)
-            except (ValueError, OSError):
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        return False
 
 
 def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr: float = 0.01,

@@ -349,6 +349,7 @@ class FitLoop:
         self.sums = {"loss": 0.0, "correct": 0, "count": 0, "time": 0.0}
         self.stop_training = False
         self._interrupt = False
+        self._saved_mark = None  # (epoch, step, stop_training) of the last checkpoint written
         # Reused batch buffers: gathering by index never allocates per batch.
         bs = min(self.batch_size, self.n)
         self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
@@ -468,7 +469,7 @@ class FitLoop:
                 if self._interrupt:
                     self.sums["time"] += time.perf_counter() - started
                     raise self._interrupted(epoch)
-            logs = {k: v for k, v in self._running_logs().items()}
+            logs = self._running_logs()
             if self.Xv is not None:
                 val_loss, val_acc = _loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids)
                 logs["val_loss"] = val_loss
@@ -510,7 +511,12 @@ class FitLoop:
     # -- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(self):
-        return save_checkpoint(self, self.checkpoint)
+        """Write the checkpoint unless this very state was just written; returns its path."""
+        mark = (self.epoch, self.step, self.stop_training)
+        if mark != self._saved_mark:
+            save_checkpoint(self, self.checkpoint)
+            self._saved_mark = mark
+        return self.checkpoint
 
     def load_checkpoint(self, path) -> None:
         load_checkpoint(self, path)

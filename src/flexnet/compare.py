@@ -1,15 +1,20 @@
-"""The tutorial's experiment: train several architectures on the same data."""
+"""The tutorial's experiment: train several architectures on the same data.
+
+A comparison is the small case of a sweep (:mod:`flexnet.sweep`): one trial
+per architecture and seed, trained by :func:`flexnet.fit` with the
+tutorial's settings (batches in order, plain SGD), the seed used as the
+network's seed itself so that every architecture starts from the same
+generator, as the tutorial's ``np.random.seed(42)`` does.
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._checks import check_layer_sizes, check_lr, check_positive_int
 from .datasets import edges
-from .network import Network
 
 #: The tutorial's three architectures: no hidden layer, one, two.
 TUTORIAL_ARCHITECTURES = ([25, 2], [25, 8, 2], [25, 16, 8, 2])
@@ -31,20 +36,22 @@ class CompareResult:
         return self.losses[-1]
 
 
-def train_epochs(net: Network, X, y, *, epochs: int, batch_size: int, lr: float) -> list[float]:
-    """The tutorial's training loop: batches in order, one SGD step each.
+def _test_data(data, dtype) -> tuple:
+    """``(X_train, y_train, X_test, y_test)`` from None, a data set name or a 4-tuple."""
+    if data is None:  # the tutorial's data: 200 training and 50 test patches
+        return (*edges(200, seed=0, dtype=dtype), *edges(50, seed=1, dtype=dtype))
+    if isinstance(data, str):
+        from .sweep import load_named
 
-    Returns the mean batch loss of every epoch.
-    """
-    losses = []
-    n = len(X)
-    for _ in range(epochs):
-        total, batches = 0.0, 0
-        for start in range(0, n, batch_size):
-            total += net.train_step(X[start:start + batch_size], y[start:start + batch_size], lr)
-            batches += 1
-        losses.append(total / batches)
-    return losses
+        X_train, y_train, X_test, y_test, _ = load_named(data, dtype)
+        if X_test is None:
+            raise ValueError(f"compare(data={data!r}): the data has no test part; pass "
+                             "(X_train, y_train, X_test, y_test)")
+        return X_train, y_train, X_test, y_test
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise TypeError("compare(data): expected (X_train, y_train, X_test, y_test) or a data set name, "
+                        f"got {type(data).__name__}")
+    return tuple(data)
 
 
 def compare(
@@ -56,51 +63,54 @@ def compare(
     batch_size: int = 16,
     lr: float = 0.1,
     dtype="float32",
+    jobs: int | None = None,
+    scheduler=None,
 ) -> list[CompareResult]:
     """Train every architecture with every seed on the same data.
 
     Args:
         architectures: lists of layer sizes, such as ``[[25, 2], [25, 8, 2]]``.
-        data: ``(X_train, y_train, X_test, y_test)``; default 200 training and
-            50 test edge patches (seeds 0 and 1), as in the tutorial.
+        data: ``(X_train, y_train, X_test, y_test)`` or a data set name; by
+            default 200 training and 50 test edge patches (seeds 0 and 1).
         seeds: one training run per seed; the seed sets the initial weights.
         epochs, batch_size, lr: the tutorial's defaults are 200, 16 and 0.1.
+        jobs, scheduler: run the trials in parallel, as :func:`flexnet.sweep`
+            does (default: one after the other in this process).
 
     Returns:
         One :class:`CompareResult` per (architecture, seed), in that order.
+
+    Raises:
+        RuntimeError: a run diverged or failed (all runs are finished first).
     """
+    from .sweep import sweep
+
     archs = [check_layer_sizes(a) for a in architectures]
     if not archs:
         raise ValueError("compare: expected at least one architecture")
     epochs = check_positive_int(epochs, "compare(epochs)")
     batch_size = check_positive_int(batch_size, "compare(batch_size)")
     lr = check_lr(lr, "compare(lr)")
-    if data is None:
-        X_train, y_train = edges(200, seed=0, dtype=dtype)
-        X_test, y_test = edges(50, seed=1, dtype=dtype)
-    else:
-        X_train, y_train, X_test, y_test = data
-    n_features = np.shape(X_train)[1]
-    results = []
+    data = _test_data(data, dtype)
+    n_features = np.shape(data[0])[1]
     for arch in archs:
         if arch[0] != n_features:
             raise ValueError(
                 f"compare: architecture {arch} takes {arch[0]} inputs, "
                 f"but the data has {n_features} features"
             )
-        for seed in seeds:
-            net = Network(arch, seed=seed, dtype=dtype)
-            start = time.perf_counter()
-            losses = train_epochs(net, X_train, y_train, epochs=epochs, batch_size=batch_size, lr=lr)
-            seconds = time.perf_counter() - start
-            pred = net.predict(X_test)
-            truth = np.asarray(y_test)
-            if truth.ndim == 2:
-                truth = truth.argmax(axis=1)
-            results.append(
-                CompareResult(arch, int(seed), net.n_params(), losses, float((pred == truth).mean()), seconds)
-            )
-    return results
+    grid = {"arch": archs, "seed": list(seeds), "lr": lr, "batch_size": batch_size, "optimizer": "sgd"}
+    result = sweep(data, grid, epochs=epochs, shuffle=False, derive_seeds=False, dtype=dtype, jobs=jobs,
+                   scheduler=scheduler, save_best=False)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    failed = [t for t in result.trials if t["status"] != "ok"]
+    if failed:
+        raise RuntimeError("; ".join(f"{t['arch']} seed {t['seed']}: {t['error']}" for t in failed))
+    return [
+        CompareResult(t["arch"], t["seed"], t["n_params"], t["curves"]["loss"], t["val_accuracy"], t["seconds"])
+        for t in result.trials
+    ]
 
 
 def format_table(results: list[CompareResult]) -> str:

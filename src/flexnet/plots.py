@@ -233,3 +233,88 @@ def mistakes_figure(images, y_true, y_pred, confidence, class_names=None, image_
     fig.tight_layout()
     _finish(fig, plt, path, show)
     return fig
+
+
+#: Settings a sweep varies besides the architecture (and the seed).
+_SWEPT = ("activation", "lr", "batch_size", "dropout", "optimizer", "epochs")
+
+
+def _arch_label(arch) -> str:
+    return "[" + ", ".join(map(str, arch)) + "]"
+
+
+def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str = "Sweep: accuracy against size"):
+    """Mean validation accuracy of each configuration against its parameter count.
+
+    ``configs`` are the rows of :func:`flexnet.sweep.summarise` (best first);
+    the error bars span one standard deviation over seeds, the best
+    configuration is ringed and labelled.
+    """
+    rows = [c for c in configs if c["ok"] and c["n_params"]]
+    use_val = any(c["val_accuracy_mean"] is not None for c in rows)
+    key = "val_accuracy" if use_val else "accuracy"
+    plt = _pyplot(show)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    optimizers = sorted({c["optimizer"] for c in rows})
+    for i, opt in enumerate(optimizers):
+        rs = [c for c in rows if c["optimizer"] == opt]
+        ax.errorbar([c["n_params"] for c in rs], [100 * c[f"{key}_mean"] for c in rs],
+                    yerr=[100 * (c[f"{key}_std"] or 0.0) for c in rs], fmt="o", color=f"C{i}",
+                    alpha=0.75, capsize=3, label=opt)
+    if rows:
+        best = rows[0]
+        ax.scatter([best["n_params"]], [100 * best[f"{key}_mean"]], s=180, facecolors="none",
+                   edgecolors="black", linewidths=1.5, zorder=3)
+        ax.annotate(f"best: {_arch_label(best['arch'])}", (best["n_params"], 100 * best[f"{key}_mean"]),
+                    xytext=(8, -14), textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"{'validation' if use_val else 'training'} accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    if len(optimizers) > 1:
+        ax.legend(title="optimizer", fontsize=8)
+    ax.set_title(title, fontweight="bold")
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig
+
+
+def sweep_curves_figure(trials, configs, path=None, *, top: int = 5, show: bool = False,
+                        title: str = "Sweep: the top configurations"):
+    """Per-epoch curves of the ``top`` configurations: loss and accuracy.
+
+    Each line is the mean over the configuration's seeds; the band spans the
+    lowest and highest value. Validation curves when the sweep had them.
+    """
+    best = [c for c in configs if c["ok"]][:top]
+    use_val = any(t["curves"].get("val_accuracy") for t in trials)
+    loss_key, acc_key = ("val_loss", "val_accuracy") if use_val else ("loss", "accuracy")
+    settings = [a for a in _SWEPT if len({str(c[a]) for c in configs}) > 1]
+    plt = _pyplot(show)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, c in enumerate(best):
+        ts = [t for t in trials if t["status"] == "ok" and all(t[a] == c[a] for a in ("arch", *_SWEPT))]
+        label = " ".join([f"#{c['rank']} {_arch_label(c['arch'])}"] + [f"{a}={c[a]}" for a in settings])
+        for ax, key, scale in ((ax_loss, loss_key, 1.0), (ax_acc, acc_key, 100.0)):
+            curves = [t["curves"].get(key) for t in ts]
+            curves = [cv for cv in curves if cv and None not in cv]
+            if not curves:
+                continue
+            n = min(len(cv) for cv in curves)
+            arr = scale * np.array([cv[:n] for cv in curves])  # (seeds, epochs)
+            epochs = np.arange(1, n + 1)
+            ax.plot(epochs, arr.mean(axis=0), color=f"C{i}", label=label)
+            if len(arr) > 1:
+                ax.fill_between(epochs, arr.min(axis=0), arr.max(axis=0), color=f"C{i}", alpha=0.2)
+    which = "validation" if use_val else "training"
+    ax_loss.set_ylabel(f"{which} loss")
+    ax_acc.set_ylabel(f"{which} accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    ax_loss.set_yscale("log")
+    ax_acc.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig

@@ -106,3 +106,17 @@ def test_unsupported_layer_is_named_and_no_file_is_written(tmp_path):
 
 def test_every_torch_bridge_layer_has_an_onnx_exporter():
     assert {pair.flexnet for pair in LAYERS} == set(EXPORTERS)
+
+
+def test_cli_export_onnx_from_a_saved_model(tmp_path, capsys):
+    from flexnet.cli import main
+
+    net = flexnet.Network([4, 8, 3], batchnorm=True, dropout=0.2, activation="gelu", seed=0)
+    flexnet.save(net, tmp_path / "model.npz")
+    assert main(["export", str(tmp_path / "model.npz"), "--format", "onnx", "--probabilities"]) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    out = run_onnx(tmp_path / "model.onnx", x)  # the default name: MODEL with .onnx
+    np.testing.assert_allclose(out, net.predict_proba(x), rtol=TOL, atol=TOL)
+    assert main(["export", str(tmp_path / "missing.npz"), "--format", "onnx"]) == 2
+    assert "missing.npz" in capsys.readouterr().err

@@ -467,3 +467,17 @@ def test_import_flexnet_imports_no_optional_package():
          "'onnxruntime', 'sklearn') if m in sys.modules))"],
         capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_cli_export_torch_writes_a_file_torch_load_reads(tmp_path, capsys):
+    from flexnet.cli import main
+
+    net = flexnet.Network([5, 7, 2], layernorm=True, activation="tanh", dtype="float64", seed=1)
+    flexnet.save(net, tmp_path / "model.npz")
+    out = tmp_path / "exported.pt"
+    assert main(["export", str(tmp_path / "model.npz"), "--format", "torch", "--out", str(out)]) == 0
+    module = load_torch(out)
+    x = np.random.default_rng(0).normal(size=(6, 5))
+    assert rel_err(module(torch.tensor(x)).detach().numpy(), net.forward(x)) <= 1e-12
+    assert main(["export", str(tmp_path / "model.npz"), "--format", "torch", "--probabilities"]) == 2
+    assert "--format onnx only" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -101,6 +102,28 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from .io import load
+
+    out = args.out or str(Path(args.model).with_suffix(".onnx" if args.format == "onnx" else ".pt"))
+    if args.probabilities and args.format != "onnx":
+        raise UsageError("--probabilities applies to --format onnx only")
+    net = load(args.model)
+    try:
+        if args.format == "onnx":
+            from .onnx_bridge import to_onnx
+
+            to_onnx(net, out, probabilities=args.probabilities)
+        else:
+            from .torch_bridge import save_torch
+
+            save_torch(net, out)
+    except ImportError as exc:  # the optional package is not installed
+        raise UsageError(str(exc)) from exc
+    print(f"Wrote {out} ({args.format}, {len(net.layers)} layers, {net.dtype.name})")
+    return EXIT_OK
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -146,6 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="FILE", help="model (.npz) or checkpoint file")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser(
+        "export",
+        help="write a saved model as an ONNX or PyTorch file",
+        description="Write a saved model for other runtimes: an ONNX inference graph (dropout left "
+        "out, batch norm folded, dynamic batch size) or a PyTorch file that "
+        "torch.load(path, weights_only=True) reads (layer list plus state dict; see docs/bridges.md).",
+        epilog="examples:\n"
+        "  flexnet export model.npz --format onnx --out model.onnx\n"
+        "  flexnet export model.npz --format onnx --probabilities\n"
+        "  flexnet export model.npz --format torch --out model.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="model file saved by flexnet (.npz)")
+    p.add_argument("--format", choices=("onnx", "torch"), required=True, help="what to write")
+    p.add_argument("--out", metavar="PATH", help="output file (default: MODEL with .onnx or .pt)")
+    p.add_argument("--probabilities", action="store_true",
+                   help="onnx only: end the graph with softmax/sigmoid to output probabilities")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -7,8 +7,9 @@ moment estimates) is kept in ``self.state``, a dict keyed by the same names
 that key model files, so a checkpoint can hold both side by side.
 
 Every optimizer follows the algorithm of the PyTorch class of the same name,
-on purpose: same defaults, same order of floating-point operations where it
-matters, so that results can be compared number for number.
+on purpose: same defaults, same state names (``exp_avg``, ``momentum_buffer``
+...), so results can be compared number for number. They agree to rounding,
+not bit for bit: PyTorch fuses multiply-adds, NumPy rounds each operation.
 
 Penalties, shared by all optimizers:
 
@@ -62,21 +63,6 @@ def _flag(value, where: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where}: expected True or False, got {value!r}")
     return bool(value)
-
-
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``start += weight * (end - start)`` in place, rounded as ``torch.lerp``.
-
-    PyTorch switches formulas at weight 0.5 so that the result is exact at both
-    ends; we do the same so moving averages agree bit for bit.
-    """
-    w = start.dtype.type(weight)
-    if w < 0.5:
-        start += w * (end - start)
-    else:
-        diff = end - start
-        diff *= start.dtype.type(1) - w
-        np.subtract(end, diff, out=start)
 
 
 # -- the base class ----------------------------------------------------------
@@ -375,7 +361,8 @@ class Adam(Optimizer):
         else:
             g = self._penalized(p, g, self.weight_decay)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(m, g, 1 - beta1)
+        m *= beta1
+        m += (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * g * g
         if self.amsgrad:
@@ -445,7 +432,8 @@ class RMSprop(Optimizer):
         s += (1 - alpha) * g * g
         if self.centered:
             a = state["grad_avg"]
-            _lerp_(a, g, 1 - alpha)
+            a *= alpha
+            a += (1 - alpha) * g
             # s - a*a >= 0 in exact arithmetic; clip rounding so sqrt never gives NaN
             avg = np.sqrt(np.maximum(s - a * a, 0))
         else:

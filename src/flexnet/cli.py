@@ -78,7 +78,8 @@ def cmd_compare(args) -> int:
     archs = args.arch or [list(a) for a in TUTORIAL_ARCHITECTURES]
     print(f"Training {len(archs)} architecture(s) x {len(args.seeds)} seed(s) on the edge patches "
           f"({args.epochs} epochs, batch {args.batch_size}, lr {args.lr})")
-    results = compare(archs, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    results = compare(archs, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      jobs=args.jobs, scheduler=args.scheduler)
     print(format_table(results))
     if args.out != "-":
         try:
@@ -99,6 +100,408 @@ def cmd_info(args) -> int:
 
     for i, path in enumerate(args.paths):
         print(("\n" if i else "") + describe(path))
+    return EXIT_OK
+
+
+def _load_data(args):
+    from . import datasets
+
+    return datasets.load(args.data, label=_label_arg(getattr(args, "label", None)),
+                         progress=not getattr(args, "quiet", False))
+
+
+def _label_arg(text):
+    """``--label 3`` is a column index, ``--label species`` a column name."""
+    if text is None:
+        return -1
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _figure(path, draw, *args, **kwargs):
+    """Draw one figure; a missing matplotlib costs the figure, not the run."""
+    if path in (None, "-"):
+        return None
+    try:
+        draw(*args, path=path, **kwargs)
+    except ImportError as exc:
+        print(f"flexnet: no figure written: {exc}", file=sys.stderr)
+        return None
+    return path
+
+
+def _with_suffix(path: str, tail: str) -> str:
+    """``model.npz`` + ``-curves.png`` -> ``model-curves.png``."""
+    root, _ = os.path.splitext(path)
+    return root + tail
+
+
+def _table(rows, header, left: int = 1) -> str:
+    """Rows of strings as aligned columns: the first ``left`` to the left, the rest right."""
+    rows = [tuple(header)] + [tuple(r) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    lines.insert(1, "-" * max(map(len, lines)))
+    return "\n".join(lines)
+
+
+def _resume_command(args, checkpoint) -> str:
+    """The command line that continues an interrupted ``flexnet train``."""
+    parts = ["flexnet train", f"--data {args.data}", f"--arch {','.join(map(str, args.arch))}",
+             f"--epochs {args.epochs}", f"--optimizer {args.optimizer}", f"--lr {args.lr}",
+             f"--batch-size {args.batch_size}", f"--seed {args.seed}", f"--val-split {args.val_split}",
+             f"--out {args.out}", f"--resume {checkpoint}"]
+    if args.dropout:
+        parts.append(f"--dropout {args.dropout}")
+    if args.batchnorm:
+        parts.append("--batchnorm")
+    if args.activation != "relu":
+        parts.append(f"--activation {args.activation}")
+    if args.scale:
+        parts.append(f"--scale {args.scale}")
+    if args.schedule != "none":
+        parts.append(f"--schedule {args.schedule}")
+    if args.weight_decay:
+        parts.append(f"--weight-decay {args.weight_decay}")
+    if args.label is not None:
+        parts.append(f"--label {args.label}")
+    return " ".join(parts)
+
+
+def _check_arch(arch, n_features: int, n_classes, data_name: str) -> list[int]:
+    if arch is None:
+        if n_classes is None:
+            raise UsageError(f"--data {data_name}: labels are not class ids; give --arch explicitly")
+        return [n_features, 128, 64, n_classes]
+    if arch[0] != n_features:
+        raise UsageError(
+            f"--arch {','.join(map(str, arch))}: the first size must be the number of input features, "
+            f"{n_features} for {data_name}; try --arch {n_features},{','.join(map(str, arch[1:]))}"
+        )
+    if n_classes is not None and arch[-1] < n_classes:
+        raise UsageError(
+            f"--arch {','.join(map(str, arch))}: the last size must be the number of classes, "
+            f"{n_classes} for {data_name}"
+        )
+    return arch
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so a stopped run
+    leaves a checkpoint; remembers which signal came for the exit code."""
+
+    def __init__(self):
+        self.received = None
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+def cmd_train(args) -> int:
+    import signal
+    import time
+
+    from . import data as fdata
+    from .io import save
+    from .network import Network
+    from .optim import make_optimizer, make_scheduler
+    from .plots import training_curves
+    from .train import TrainingInterrupted, evaluate, fit
+
+    if not 0 <= args.val_split < 1:
+        raise UsageError(f"--val-split: expected a fraction in [0, 1), got {args.val_split}")
+    ds = _load_data(args)
+    if ds.y_train is None:
+        raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")
+    X = fdata.flatten(ds.X_train)
+    y = ds.y_train
+    arch = _check_arch(args.arch, X.shape[1], ds.n_classes, args.data)
+    args.arch = arch
+    if args.val_split > 0:
+        X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed)
+    scale = args.scale or ds.default_scaler
+    scaler = fdata.Scaler(scale, per_feature=ds.per_feature or scale == "standard").fit(X)
+    X = scaler.transform(X)
+    validation = (scaler.transform(X_val), y_val) if args.val_split > 0 else None
+
+    net = Network(arch, activation=args.activation, dropout=args.dropout, batchnorm=args.batchnorm,
+                  seed=args.seed)
+    net.metadata = fdata.make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names,
+                                       dataset=args.data, pixel_max=ds.pixel_max)
+    optimizer = make_optimizer(args.optimizer, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = make_scheduler("cosine", optimizer, total_epochs=args.epochs, warmup_epochs=args.warmup)
+    elif args.schedule == "step":
+        scheduler = make_scheduler("step", optimizer, step_size=max(1, args.epochs // 3), gamma=0.1)
+    elif args.schedule == "plateau":
+        scheduler = make_scheduler("plateau", optimizer, factor=0.5, patience=3)
+    checkpoint = args.checkpoint or _with_suffix(args.out, ".ckpt.npz")
+    if not args.quiet:
+        print(f"Training {net!r} on {ds.name}: {len(X):,} rows"
+              + (f", {len(validation[0]):,} for validation" if validation else "")
+              + f"; {args.optimizer} lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs")
+    started = time.perf_counter()
+    guard = _SigtermAsInterrupt()
+    try:
+        with guard:
+            history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                          validation_data=validation, scheduler=scheduler, seed=args.seed,
+                          progress=None if not args.quiet else False, checkpoint=checkpoint,
+                          resume=args.resume)
+    except TrainingInterrupted as exc:
+        by_term = guard.received == signal.SIGTERM or getattr(exc, "signum", None) == signal.SIGTERM
+        print(f"flexnet train: interrupted; checkpoint written to {exc.path}\n"
+              f"resume with: {_resume_command(args, exc.path)}", file=sys.stderr)
+        return 143 if by_term else 130
+    except KeyboardInterrupt:
+        print("flexnet train: interrupted before training started; nothing written", file=sys.stderr)
+        return 143 if guard.received == signal.SIGTERM else 130
+    seconds = time.perf_counter() - started
+    save(net, args.out)
+
+    h = history.history
+    rows = [("epochs", f"{len(history)}"), ("parameters", f"{net.n_params():,}"),
+            ("training loss", f"{h['loss'][-1]:.4f}")]
+    if h.get("accuracy"):
+        rows.append(("training accuracy", f"{100 * h['accuracy'][-1]:.2f}%"))
+    if h.get("val_loss"):
+        rows.append(("validation loss", f"{h['val_loss'][-1]:.4f}"))
+    if h.get("val_accuracy"):
+        best = max(range(len(h["val_accuracy"])), key=h["val_accuracy"].__getitem__)
+        rows.append(("validation accuracy", f"{100 * h['val_accuracy'][-1]:.2f}% "
+                     f"(best {100 * h['val_accuracy'][best]:.2f}% at epoch {best + 1})"))
+    if ds.X_test is not None:
+        result = evaluate(net, fdata.prepare_input(ds.X_test, net.metadata), ds.y_test)
+        rows.append(("test loss", f"{result['loss']:.4f}"))
+        if "accuracy" in result:
+            rows.append(("test accuracy", f"{100 * result['accuracy']:.2f}% on {len(ds.X_test):,} rows"))
+    rows.append(("time", f"{seconds:.1f} s"))
+    rows.append(("model", args.out))
+    rows.append(("checkpoint", checkpoint))
+    figure = _figure(args.figure or _with_suffix(args.out, "-curves.png"), training_curves, history,
+                     show=args.show, title=f"{ds.name}: {','.join(map(str, arch))}")
+    if figure:
+        rows.append(("figure", figure))
+    print(_table(rows, ("summary", ""), left=2))
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from . import data as fdata
+    from .io import load
+    from .plots import confusion_figure, mistakes_figure, weights_figure
+    from .train import evaluate
+
+    net = load(args.model)
+    ds = _load_data(args)
+    X_raw, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
+    if y is None:
+        raise UsageError(f"--data {args.data}: no labels to evaluate against")
+    X = fdata.prepare_input(X_raw, net.metadata)
+    if net.in_features is not None and X.shape[1] != net.in_features:
+        raise UsageError(f"{args.model} takes {net.in_features} input features, --data {args.data} has {X.shape[1]}")
+    result = evaluate(net, X, y)
+    part = "test split" if ds.X_test is not None else "whole file"
+    print(f"{args.model} on {ds.name} ({part}, {len(X):,} rows)")
+    print(f"loss      {result['loss']:.4f}")
+    if "accuracy" not in result:
+        print(f"mae       {result['mae']:.4f}\nrmse      {result['rmse']:.4f}")
+        return EXIT_OK
+    print(f"accuracy  {100 * result['accuracy']:.2f}%\n")
+    names = net.metadata.get("class_names") or ds.class_names
+    n = len(result["precision"])
+    names = list(names) if names and len(names) == n else [str(c) for c in range(n)]
+    rows = [(names[c], f"{result['precision'][c]:.3f}", f"{result['recall'][c]:.3f}", f"{result['f1'][c]:.3f}",
+             str(result["support"][c])) for c in range(n)]
+    rows.append(("macro mean", f"{result['macro_precision']:.3f}", f"{result['macro_recall']:.3f}",
+                 f"{result['macro_f1']:.3f}", str(sum(result["support"]))))
+    print(_table(rows, ("class", "precision", "recall", "f1", "support")))
+    if args.figures == "-":
+        return EXIT_OK
+    prefix = args.figures or _with_suffix(args.model, "")
+    written = [_figure(prefix + "-confusion.png", confusion_figure, np.array(result["confusion"]), names,
+                       show=args.show, title=f"Confusion matrix: {ds.name}")]
+    shape = net.metadata.get("input_shape")
+    if shape and len(shape) == 2:
+        proba = net.predict_proba(X)
+        pred = proba.argmax(axis=1)
+        wrong = np.flatnonzero(pred != np.asarray(y))
+        images = np.asarray(X_raw).reshape(len(X_raw), *shape)[wrong]
+        written.append(_figure(prefix + "-mistakes.png", mistakes_figure, images, np.asarray(y)[wrong],
+                               pred[wrong], proba[wrong, pred[wrong]], names, show=args.show))
+        first = next((layer for layer in net.layers if "W" in layer.params), None)
+        if first is not None:
+            written.append(_figure(prefix + "-weights.png", weights_figure, first.W, shape, show=args.show))
+    for path in filter(None, written):
+        print(f"Figure written to {path}")
+    return EXIT_OK
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def cmd_predict(args) -> int:
+    import csv
+    import json
+
+    import numpy as np
+
+    from . import data as fdata
+    from .io import load
+
+    net = load(args.model)
+    suffixes = {os.path.splitext(p)[1].lower() for p in args.inputs}
+    if suffixes <= set(IMAGE_SUFFIXES):
+        raw = fdata.read_images(args.inputs, net.metadata.get("input_shape"), invert=args.invert,
+                                pixel_max=net.metadata.get("pixel_max", 255.0))
+        ids = list(args.inputs)
+    elif len(args.inputs) == 1 and suffixes <= {".csv", ".npz"}:
+        path = args.inputs[0]
+        if path.lower().endswith(".csv"):
+            raw, _ = fdata.read_csv(path, _label_arg(args.label) if args.label is not None else None)
+        else:
+            raw, _ = fdata.read_npz(path)
+        ids = list(range(len(raw)))
+    else:
+        raise UsageError("INPUT: expected one .csv or .npz file, or image files (.png, .jpg, ...); "
+                         f"got {', '.join(args.inputs)}")
+    X = fdata.prepare_input(raw, net.metadata)
+    if net.in_features is not None and X.shape[1] != net.in_features:
+        raise UsageError(f"{args.model} takes {net.in_features} input features, the input has {X.shape[1]}")
+    records = []
+    if net.loss_fn.is_classifier:
+        proba = net.predict_proba(X)
+        if proba.ndim == 1 or proba.shape[1] == 1:  # a binary classifier's single probability
+            proba = np.column_stack([1 - proba.reshape(-1), proba.reshape(-1)])
+        names = net.metadata.get("class_names") or [str(c) for c in range(proba.shape[1])]
+        for key, p in zip(ids, proba):
+            c = int(p.argmax())
+            rec = {"input": key, "class": c, "label": names[c] if c < len(names) else str(c),
+                   "confidence": round(float(p[c]), 6)}
+            rec.update({f"p_{names[k] if k < len(names) else k}": round(float(v), 6) for k, v in enumerate(p)})
+            records.append(rec)
+    else:
+        out = np.asarray(net.predict(X)).reshape(len(X), -1)
+        for key, row in zip(ids, out):
+            rec = {"input": key}
+            rec.update({f"output_{k}": float(v) for k, v in enumerate(row)})
+            records.append(rec)
+    fmt = args.format or ("json" if args.output and args.output.lower().endswith(".json") else "csv")
+    stream = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        if fmt == "json":
+            json.dump(records, stream, indent=1)
+            stream.write("\n")
+        else:
+            writer = csv.DictWriter(stream, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+    finally:
+        if args.output:
+            stream.close()
+    if args.output:
+        print(f"{len(records)} prediction(s) written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_gradcheck(args) -> int:
+    import numpy as np
+
+    from .gradcheck import gradcheck
+    from .network import Network
+
+    net = Network(args.arch, activation=args.activation, dropout=args.dropout, batchnorm=args.batchnorm,
+                  dtype="float64", seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    X = rng.normal(size=(args.batch, args.arch[0]))
+    y = rng.integers(0, args.arch[-1], size=args.batch)
+    report = gradcheck(net, X, y)
+    rows = [(name, f"{err:.2e}", "ok" if err <= args.tolerance else "FAIL") for name, err in report.items()]
+    print(f"Gradient check of {net!r} on a random batch of {args.batch} (float64, central differences)")
+    print(_table(rows, ("array", "relative error", f"<= {args.tolerance:g}")))
+    bad = [name for name, err in report.items() if not err <= args.tolerance]
+    if bad:
+        print(f"flexnet gradcheck: {len(bad)} array(s) above the tolerance: {', '.join(bad)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_datasets(args) -> int:
+    from .datasets import REGISTRY
+
+    rows = [(info.name, info.description, info.where()) for info in REGISTRY.values()]
+    print(_table(rows, ("name", "description", "where"), left=3))
+    print("\nAlso: --data path/to/file.csv (numeric columns, --label NAME|INDEX) or path/to/file.npz (arrays X, y).")
+    return EXIT_OK
+
+
+def comma_list(convert):
+    """An argparse type: ``"0.1,0.01"`` -> ``[0.1, 0.01]``, each item checked by ``convert``."""
+    def parse(text: str) -> list:
+        items = [t for t in text.replace(" ", "").split(",") if t]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected one or more comma-separated values, got {text!r}")
+        return [convert(t) for t in items]
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {value}")
+    return value
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import sweep
+    from .sweep_results import config_label
+
+    grid = {"arch": args.arch, "seed": args.seeds}
+    for axis in ("activation", "lr", "batch_size", "dropout", "optimizer"):
+        if getattr(args, axis):
+            grid[axis] = getattr(args, axis)
+
+    def report(row, done, total):
+        if args.quiet:
+            return
+        config = config_label(row, [k for k in grid if k not in ("arch", "seed")])
+        outcome = (f"val accuracy {100 * row['val_accuracy']:.1f}%" if row["val_accuracy"] is not None
+                   else row["status"] + (f": {row['error'][:120]}" if row["error"] else ""))
+        print(f"[{done}/{total}] {config} seed={row['seed']}: {outcome} ({row['seconds']:.2f} s)", flush=True)
+
+    result = sweep(args.data, grid, n_random=args.random, epochs=args.epochs, val_split=args.val_split,
+                   jobs=args.jobs, scheduler=args.scheduler, out=args.out, resume=args.resume, on_trial=report)
+    print(result.format_table(top=args.top))
+    for kind, path in result.files.items():
+        print(f"{kind.replace('_', ' ')}: {path}")
+    if result.interrupted:
+        print(f"flexnet sweep: interrupted with {result.pending} trial(s) to go; continue with the same "
+              "command and --resume", file=sys.stderr)
+        return 130
     return EXIT_OK
 
 
@@ -157,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initialisation seeds: 42, 0-4 or 1,5,9 (default 42)")
     p.add_argument("--out", default="compare.png", help="figure path, or - for none (default compare.png)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--jobs", type=int, metavar="N", help="train the runs on N local processes (default 1)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="train the runs on this Dask scheduler")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -169,6 +574,169 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="FILE", help="model (.npz) or checkpoint file")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "train",
+        help="train a network on a data set and save it",
+        description="Train a network on a named data set or your own CSV/NPZ file. Shows a progress "
+        "bar, prints a summary table (with test accuracy when the data set has a test split), saves "
+        "the model and a figure of the training and validation curves. Ctrl-C or SIGTERM stops "
+        "after the current batch and writes a checkpoint that --resume continues from.",
+        epilog="examples:\n"
+        "  flexnet train --data digits --epochs 30 --out digits.npz\n"
+        "  flexnet train --data fashion-mnist --arch 784,256,128,10 --epochs 20 --optimizer adam \\\n"
+        "      --lr 0.001 --batch-size 128 --dropout 0.2 --out fashion.npz\n"
+        "  flexnet train --data iris.csv --label species --arch 4,16,3 --epochs 100 --out iris.npz\n"
+        "  flexnet train ... --resume fashion.ckpt.npz   # continue an interrupted run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default="edges", metavar="NAME|FILE",
+                   help="data set name (see `flexnet datasets`) or a .csv/.npz file (default edges)")
+    p.add_argument("--label", default=None, metavar="COLUMN",
+                   help="label column of a CSV file, by name or index (default: the last column)")
+    p.add_argument("--arch", type=parse_arch, default=None, metavar="SIZES",
+                   help="layer sizes such as 784,256,128,10 (default: features,128,64,classes)")
+    p.add_argument("--activation", default="relu", help="hidden activation: relu, leaky_relu, tanh, "
+                   "sigmoid, gelu (default relu)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (default 0)")
+    p.add_argument("--batchnorm", action="store_true", help="batch normalisation in each hidden layer")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, adagrad (default adam)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 0.001)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+    p.add_argument("--schedule", choices=("none", "cosine", "step", "plateau"), default="none",
+                   help="learning-rate schedule over the epochs (default none)")
+    p.add_argument("--warmup", type=int, default=0, help="warm-up epochs for --schedule cosine (default 0)")
+    p.add_argument("--scale", choices=("minmax", "standard", "none"), default=None,
+                   help="input scaling, saved with the model (default minmax: pixels / 255)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, split and shuffling (default 0)")
+    p.add_argument("--val-split", type=float, default=0.1,
+                   help="fraction held out for validation, stratified (default 0.1; 0 for none)")
+    p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="checkpoint file written every epoch (default: next to --out, *.ckpt.npz)")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
+    p.add_argument("--figure", default=None, metavar="PATH",
+                   help="training-curve figure (default: next to --out, *-curves.png; - for none)")
+    p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a saved model: loss, accuracy, per-class table, figures",
+        description="Score a saved model on a data set's test split (or a whole CSV/NPZ file): loss, "
+        "accuracy and a per-class table; writes a confusion-matrix figure and, for images, the most "
+        "confident mistakes and the first-layer weights.",
+        epilog="examples:\n"
+        "  flexnet evaluate fashion.npz --data fashion-mnist\n"
+        "  flexnet evaluate iris.npz --data iris_test.csv --label species --figures -",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="model file written by flexnet train")
+    p.add_argument("--data", default="edges", metavar="NAME|FILE", help="data set name or .csv/.npz file")
+    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
+    p.add_argument("--figures", default=None, metavar="PREFIX",
+                   help="figure files PREFIX-confusion.png, PREFIX-mistakes.png, PREFIX-weights.png "
+                   "(default: the model path without .npz; - for none)")
+    p.add_argument("--show", action="store_true", help="also open the figures in windows")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict classes for a CSV/NPZ file or image files",
+        description="Predict with a saved model. The input is prepared the way the training data "
+        "was (images greyscaled and resized to the model's input shape, then scaled). Writes one "
+        "row per input: class id, class name, confidence and every class probability.",
+        epilog="examples:\n"
+        "  flexnet predict fashion.npz shoe.png shirt.jpg\n"
+        "  flexnet predict iris.npz new.csv --format json --output predictions.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="model file written by flexnet train")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one .csv or .npz file, or image files")
+    p.add_argument("--label", default=None, metavar="COLUMN",
+                   help="a label column in the CSV to leave out (by name or index)")
+    p.add_argument("--invert", action="store_true",
+                   help="images: dark ink on a light background (MNIST-style data is light on dark)")
+    p.add_argument("--format", choices=("csv", "json"), default=None,
+                   help="output format (default: json for a .json --output, else csv)")
+    p.add_argument("--output", default=None, metavar="PATH", help="output file (default: standard output)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "gradcheck",
+        help="compare backpropagation with finite differences",
+        description="Build a network in float64, run it on a small random batch and compare every "
+        "backpropagated gradient with central finite differences. Exit code 1 if any relative error "
+        "is above the tolerance.",
+        epilog="examples:\n"
+        "  flexnet gradcheck\n"
+        "  flexnet gradcheck --arch 784,32,10 --activation tanh --batchnorm",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--arch", type=parse_arch, default=[25, 8, 2], metavar="SIZES",
+                   help="layer sizes (default 25,8,2)")
+    p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default 0)")
+    p.add_argument("--batchnorm", action="store_true", help="batch normalisation in hidden layers")
+    p.add_argument("--batch", type=positive_int, default=8, help="rows in the random batch (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
+    p.add_argument("--tolerance", type=positive_float, default=1e-5,
+                   help="largest relative error accepted (default 1e-5)")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser(
+        "datasets",
+        help="list the data sets --data knows and where they are",
+        description="List the named data sets, what they hold, and whether their files are present "
+        "(and where) or will be downloaded on first use. IDX files are looked for in $FLEXNET_DATA, "
+        "~/.cache/flexnet and, for Fashion-MNIST, /usr/share/datasets/fashion-mnist.",
+        epilog="example:\n  flexnet datasets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser(
+        "sweep",
+        help="train a grid of architectures and settings over several seeds, in parallel",
+        description="Train every combination of the given settings with every seed (or --random N of "
+        "them), on local worker processes (--jobs) or a Dask cluster (--scheduler), and rank them by "
+        "validation accuracy. Lists are comma-separated. Writes to --out: trials.csv, trials.json and "
+        "configs.csv (mean and spread over seeds), best_model.npz, accuracy_vs_params.png, top_curves.png "
+        "and trials.jsonl, the log --resume continues from. A trial's seed is a hash of its settings, so "
+        "results are the same serially, in parallel or on a cluster.",
+        epilog="examples:\n"
+        "  flexnet sweep --data edges --arch 25,2 25,8,2 25,16,8,2 --lr 0.05,0.1,0.5 --seeds 0-4 --jobs 2\n"
+        "  flexnet sweep --data digits --arch 64,32,10 64,128,10 --activation relu,tanh \\\n"
+        "      --optimizer sgd,adam --lr 0.001,0.01,0.1 --dropout 0,0.2 --random 8 --seeds 0-2 --epochs 20\n"
+        "  flexnet sweep --data digits --arch 64,64,10 --lr 0.01,0.1 --scheduler tcp://10.0.0.5:8786\n"
+        "  flexnet sweep ... --out my-sweep --resume   # skip the trials already in my-sweep",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default="edges", help="data set name or .csv/.npz file (default edges)")
+    p.add_argument("--arch", nargs="+", action="extend", type=parse_arch, required=True, metavar="SIZES",
+                   help="layer sizes such as 25,8,2; several separated by spaces or repeated")
+    p.add_argument("--activation", type=comma_list(str), help="hidden activations, e.g. relu,tanh (default relu)")
+    p.add_argument("--lr", type=comma_list(positive_float), help="learning rates, e.g. 0.01,0.1 (default 0.01)")
+    p.add_argument("--batch-size", type=comma_list(positive_int), help="batch sizes, e.g. 16,64 (default 32)")
+    p.add_argument("--dropout", type=comma_list(probability), help="dropout probabilities, e.g. 0,0.2 (default 0)")
+    p.add_argument("--optimizer", type=comma_list(str), help="optimizers, e.g. sgd,adam (default sgd)")
+    p.add_argument("--seeds", type=parse_seeds, default=[0], metavar="SEEDS",
+                   help="replicates per configuration: 0-4 or 1,5,9 (default 0)")
+    p.add_argument("--random", type=positive_int, metavar="N", help="train N configurations drawn from the grid")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per trial (default 10)")
+    p.add_argument("--val-split", type=probability, default=0.2,
+                   help="fraction of the training data held out to rank on (default 0.2)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="parallel workers (default 1 locally, all cores of a cluster; -1: all local cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler")
+    p.add_argument("--out", default="sweep-results", help="output folder (default sweep-results)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished trials")
+    p.add_argument("--top", type=positive_int, default=10, help="configurations shown in the table (default 10)")
+    p.add_argument("--quiet", action="store_true", help="no line per finished trial")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser(
         "export",
         help="write a saved model as an ONNX or PyTorch file",

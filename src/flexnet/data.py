@@ -545,11 +545,18 @@ def train_test_split(X, y, test_size: float = 0.2, *, seed=None, stratify: bool 
 # -- the preprocessing kept with a model -------------------------------------
 
 
-def make_metadata(scaler: Scaler | None, *, input_shape=None, class_names=None, dataset: str | None = None) -> dict:
-    """The JSON-friendly description of the input a model expects (``net.metadata``)."""
+def make_metadata(scaler: Scaler | None, *, input_shape=None, class_names=None, dataset: str | None = None,
+                  pixel_max: float | None = None) -> dict:
+    """The JSON-friendly description of the input a model expects (``net.metadata``).
+
+    ``pixel_max`` is the value of a white pixel in the training images (255
+    for MNIST, 16 for the 8x8 digits), so image files can be brought to it.
+    """
     meta: dict = {}
     if input_shape is not None:
         meta["input_shape"] = [int(d) for d in input_shape]
+    if pixel_max is not None:
+        meta["pixel_max"] = float(pixel_max)
     if scaler is not None:
         meta["scaler"] = scaler.to_dict()
     if class_names is not None:
@@ -579,11 +586,13 @@ def prepare_input(X, metadata: dict | None, dtype="float32") -> np.ndarray:
     return X.astype(dtype, copy=False)
 
 
-def read_images(paths: Sequence, input_shape) -> np.ndarray:
+def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, invert: bool = False) -> np.ndarray:
     """Load image files (PNG, JPEG, ...) as greyscale, resized to ``input_shape``.
 
-    Needs Pillow (``pip install 'flexnet[images]'``). Pixel values stay 0..255
-    (as float32) so the model's own scaler applies to them.
+    Needs Pillow (``pip install 'flexnet[images]'``). Values are raw pixels
+    mapped to 0..``pixel_max`` (the training images' range, see
+    :func:`make_metadata`) so the model's own scaler applies to them.
+    ``invert`` turns dark ink on white paper into the light-on-dark of MNIST.
 
     Returns:
         float32 array of shape (len(paths), H, W).
@@ -605,4 +614,8 @@ def read_images(paths: Sequence, input_shape) -> np.ndarray:
                 out[i] = np.asarray(im.convert("L").resize((w, h), Image.BILINEAR), dtype=np.float32)
         except UnidentifiedImageError:
             raise DataFileError(f"{p}: not an image file Pillow can read") from None
+    if invert:
+        out = np.float32(255) - out
+    if pixel_max != 255:
+        out *= np.float32(pixel_max / 255)
     return out

@@ -247,6 +247,8 @@ class Dataset:
     #: the scaling that suits the data when the user does not choose one
     default_scaler: str = "minmax"
     per_feature: bool = True
+    #: the value of a white pixel for image data (255 for 8-bit images)
+    pixel_max: float | None = None
 
     @property
     def n_features(self) -> int:
@@ -269,14 +271,15 @@ def _edges_dataset(**_):
 def _idx_dataset(name, classes):
     def load(*, download=True, progress=None):
         (X_train, y_train), (X_test, y_test) = _load_idx_set(name, raw=True, download=download, progress=progress)
-        return Dataset(name, X_train, y_train, X_test, y_test, list(classes), (28, 28), "minmax", per_feature=False)
+        return Dataset(name, X_train, y_train, X_test, y_test, list(classes), (28, 28), "minmax", per_feature=False,
+                       pixel_max=255.0)
     return load
 
 
 def _digits_dataset(**_):
     (X_train, y_train), (X_test, y_test) = digits(raw=True)
     return Dataset("digits", X_train, y_train, X_test, y_test, [str(d) for d in range(10)], (8, 8),
-                   "minmax", per_feature=False)
+                   "minmax", per_feature=False, pixel_max=16.0)
 
 
 @dataclass
@@ -294,7 +297,8 @@ class DatasetInfo:
                 folders = sorted({str(p.parent) for p in found})
                 return "present in " + ", ".join(folders)
             missing = sum(p is None for p in found)
-            return f"{missing} of 4 files missing; downloaded on first use to {idx_target(self.name)}"
+            what = "not present" if missing == len(found) else f"{missing} of {len(found)} files missing"
+            return f"{what}; downloaded on first use to {idx_target(self.name)}"
         if self.requires:
             try:
                 __import__(self.requires)

@@ -245,6 +245,7 @@ def test_from_torch_reproduces_a_torch_model():
     (torch.nn.Linear(4, 4, bias=False), r"module \[1\]: Linear with bias=False"),
     (torch.nn.BatchNorm1d(4, track_running_stats=False), r"module \[1\]: BatchNorm1d with track_running"),
     (torch.nn.BatchNorm1d(4, momentum=None), r"module \[1\]: BatchNorm1d with momentum=None"),
+    (torch.nn.BatchNorm1d(4, bias=False), r"module \[1\]: BatchNorm1d with bias=False"),
     (torch.nn.LayerNorm((2, 2)), r"module \[1\]: LayerNorm with normalized_shape=\(2, 2\)"),
     (torch.nn.Softmax(dim=0), r"module \[1\]: Softmax with dim=0"),
     (torch.nn.Sequential(torch.nn.ReLU()), r"module \[1\] \(Sequential\)"),

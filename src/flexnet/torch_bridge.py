@@ -92,6 +92,8 @@ def _batchnorm_from_torch(m) -> dict:
         _refuse(m, "track_running_stats=False")
     if m.momentum is None:
         _refuse(m, "momentum=None (cumulative average)")
+    if m.affine and m.bias is None:
+        _refuse(m, "bias=False")
     cfg = {"num_features": m.num_features, "eps": float(m.eps), "momentum": float(m.momentum)}
     if not m.affine:
         cfg["affine"] = False

@@ -1,0 +1,129 @@
+"""Property-based tests over random architectures, batch sizes and dtypes.
+
+Hypothesis draws the architecture and a seed; the numbers themselves come from
+NumPy generators seeded with it, so shrinking never walks inputs onto the
+kinks of ReLU where finite differences are meaningless.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import flexnet
+from flexnet import ModelFileError, Network
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+ACTIVATIONS = ["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
+
+
+@st.composite
+def networks(draw, dtypes=("float32", "float64")):
+    """A random Network, a batch for it and targets."""
+    norm = draw(st.sampled_from(["none", "batchnorm", "layernorm"]))
+    # LayerNorm over one feature outputs a constant, which sits on ReLU's kink.
+    smallest = 2 if norm == "layernorm" else 1
+    sizes = [draw(st.integers(1, 6))] + draw(st.lists(st.integers(smallest, 6), max_size=2))
+    sizes.append(draw(st.integers(2, 4)))  # classes
+    net = Network(
+        sizes,
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        dropout=draw(st.sampled_from([0.0, 0.3])),
+        batchnorm=norm == "batchnorm",
+        layernorm=norm == "layernorm",
+        dtype=draw(st.sampled_from(dtypes)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+    n = draw(st.integers(2, 9))  # BatchNorm needs two rows to have a variance
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    for layer in net.layers:
+        if isinstance(layer, flexnet.Linear):
+            # Nonzero biases: behind a dead unit a zero bias puts the next ReLU
+            # exactly on its kink, where no finite difference agrees with anything.
+            layer.b[...] = rng.uniform(-0.5, 0.5, layer.b.shape)
+    x = rng.standard_normal((n, sizes[0]))
+    y = rng.integers(0, sizes[-1], n)
+    return net, x, y
+
+
+@SETTINGS
+@given(networks())
+def test_forward_backward_shapes_and_dtypes(case):
+    net, x, y = case
+    z = net.forward(x, training=True)
+    assert z.shape == (len(x), net.layer_sizes[-1]) and z.dtype == net.dtype
+    loss = net.loss_fn.forward(z, y)
+    assert np.isfinite(loss)
+    dx = net.backward(input_grad=True)
+    assert dx.shape == x.shape and dx.dtype == net.dtype
+    for name, p, g in net.named_parameters():
+        assert g is not None, name
+        assert g.shape == p.shape and g.dtype == p.dtype == net.dtype, name
+    for name, buf in net.named_buffers():
+        assert buf.dtype == net.dtype, name
+
+
+@settings(max_examples=15, deadline=None)
+@given(networks(dtypes=("float64",)))
+def test_gradients_match_finite_differences(case):
+    net, x, y = case
+    report = flexnet.gradcheck(net, x, y, eps=1e-5, max_checks=8)
+    # Where a gradient is exactly 0 (a bias in front of BatchNorm, a dead unit)
+    # the relative error is rounding noise over gradcheck's 1e-7 floor, up to
+    # about 1e-4 with this eps; a wrong backward gives errors near 1.
+    assert max(report.values()) < 1e-3, str(report)
+
+
+@SETTINGS
+@given(case=networks())
+def test_save_load_round_trip_gives_identical_predictions(tmp_path, case):
+    net, x, y = case
+    net.forward(x, training=True)  # move BatchNorm's running statistics off their defaults
+    path = tmp_path / "m.npz"
+    net.save(path)
+    back = flexnet.load(path)
+    assert repr(back) == repr(net) and back.dtype == net.dtype
+    np.testing.assert_array_equal(back.forward(x), net.forward(x))
+    np.testing.assert_array_equal(back.predict_proba(x), net.predict_proba(x))
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory):
+    """A saved model with metadata, as bytes."""
+    net = Network([4, 3, 2], batchnorm=True, seed=0)
+    net.metadata = {"class_names": ["no", "yes"], "scaler": {"mean": np.zeros(4), "std": np.ones(4)}}
+    path = tmp_path_factory.mktemp("fuzz") / "m.npz"
+    net.save(path)
+    return path.read_bytes()
+
+
+def _load_or_refuse(path):
+    """Load ``path``; the only error allowed is ModelFileError."""
+    try:
+        net = flexnet.load(path)
+    except ModelFileError as exc:
+        assert str(path) in str(exc)
+        return None
+    net.forward(np.zeros((1, 4)))  # whatever loads, works
+    return net
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1, max_size=4))
+def test_fuzzed_files_load_or_raise_model_file_error(tmp_path, model_bytes, flips):
+    data = bytearray(model_bytes)
+    for at, xor in flips:
+        data[at % len(data)] ^= xor
+    path = tmp_path / "fuzzed.npz"
+    path.write_bytes(bytes(data))
+    _load_or_refuse(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 10**9))
+def test_truncated_files_raise_model_file_error(tmp_path, model_bytes, cut):
+    path = tmp_path / "cut.npz"
+    path.write_bytes(model_bytes[: cut % len(model_bytes)])
+    with pytest.raises(ModelFileError):
+        flexnet.load(path)

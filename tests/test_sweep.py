@@ -1,5 +1,6 @@
 """Sweeps: the same trials serially, on local processes and on Dask; failures; resuming."""
 
+import importlib
 import json
 import os
 import signal
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 
 import flexnet
-from flexnet import sweep as sw
 from flexnet.cli import main
 from flexnet.compare import compare
 from flexnet.datasets import edges
+
+sw = importlib.import_module("flexnet.sweep")  # the module; flexnet.sweep is the function
 
 # Dropout, shuffling and Adam: every source of randomness a trial has.
 GRID = {"arch": [[25, 2], [25, 8, 2]], "dropout": [0.0, 0.2], "optimizer": ["sgd", "adam"],
@@ -237,7 +239,7 @@ def test_outputs_best_model_and_figures(tmp_path):
 
 
 def test_named_data_set_is_split_and_scaled():
-    result = sw.sweep("edges", {"arch": [25, 2]}, epochs=2, val_split=0.25)
+    result = flexnet.sweep("edges", {"arch": [25, 2]}, epochs=2, val_split=0.25)
     assert result.best_model.metadata["dataset"] == "edges"
     assert result.best_model.metadata["class_names"] == ["edge", "no edge"]
     assert result.trials[0]["val_accuracy"] is not None

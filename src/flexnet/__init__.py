@@ -16,6 +16,7 @@ from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .normalization import BatchNorm1d, LayerNorm
 from .network import Network, Sequential
 from .train import EarlyStopping, History, TrainingDiverged, TrainingInterrupted, evaluate, fit
+from .sweep import SweepResult, sweep  # the function; the module is sys.modules["flexnet.sweep"]
 from .onnx_bridge import to_onnx  # imports onnx only when called
 from .torch_bridge import from_torch, to_torch  # imports torch only when called
 
@@ -43,6 +44,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SweepResult",
     "Tanh",
     "TrainingDiverged",
     "TrainingInterrupted",
@@ -57,6 +59,7 @@ __all__ = [
     "gradcheck",
     "optim",
     "save",
+    "sweep",
     "to_onnx",
     "to_torch",
 ]

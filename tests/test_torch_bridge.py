@@ -23,6 +23,9 @@ from flexnet.torch_bridge import (
     _flexnet_class,
     LAYERS, from_torch, load_torch, save_torch, to_torch, torch_loss, torch_names)
 
+# The matrices here are tiny: extra threads only contend for the cores.
+torch.set_num_threads(1)
+
 #: Worst relative error allowed between flexnet and torch, per dtype.
 RTOL = {"float32": 1e-5, "float64": 1e-10}
 

@@ -14,7 +14,7 @@ from registry import LAYER_FACTORIES, LAYER_TRAINING, LOSS_FACTORIES
 from flexnet import Linear, Sequential, SoftmaxCrossEntropy, Tanh, gradcheck
 
 DTYPES = ["float32", "float64"]
-N, F = 6, 5
+N, F = 6, 5  # batch rows, features
 TOL = 1e-6  # worst relative error between backprop and central differences
 EPS = 1e-5  # finite-difference step: small gradients (after a softmax) need more than 1e-6
 
@@ -215,3 +215,19 @@ def test_loss_rebuilds_from_config(name):
     assert repr(clone) == repr(loss)
     assert clone.forward(z, y) == loss.forward(z, y)
     np.testing.assert_array_equal(clone.backward(), loss.backward())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["Sigmoid", "Tanh", "GELU", "GELU[tanh]", "Softmax", "LeakyReLU"])
+def test_activation_saturates_without_overflow_or_warning(name, dtype):
+    # Underflow to 0 in a far tail is the right answer; overflow or NaN is not.
+    layer = build(name, dtype)
+    x = np.array([[1e4, -1e4, 0.0, 30.0, -30.0]], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        out = layer.forward(x)
+        dx = layer.backward(np.ones_like(out))
+    assert np.isfinite(out).all() and np.isfinite(dx).all()
+    if name == "Sigmoid":
+        assert out[0, :3].tolist() == [1.0, 0.0, 0.5]
+    if name == "Tanh":
+        assert out[0, :3].tolist() == [1.0, -1.0, 0.0]

@@ -150,6 +150,19 @@ def test_names_find_classes():
         losses.get("hinge")
 
 
+def test_gelu_without_scipy_gives_the_same_numbers(monkeypatch):
+    # Without SciPy, GELU falls back to math.erf element by element.
+    x = np.random.default_rng(0).standard_normal((20, 7)) * 3
+    g = np.ones_like(x)
+    with_scipy = GELU()
+    expected, expected_dx = with_scipy.forward(x), with_scipy.backward(g)
+    monkeypatch.setattr(activations, "_erf", np.vectorize(math.erf, otypes=[np.float64]))
+    fallback = GELU()
+    np.testing.assert_allclose(fallback.forward(x), expected, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(fallback.backward(g), expected_dx, rtol=1e-14, atol=1e-15)
+    assert fallback.forward(x.astype(np.float32)).dtype == np.float32
+
+
 # -- initialisers ----------------------------------------------------------------
 
 

@@ -283,6 +283,15 @@ def test_early_stopping_mode_min_delta_and_no_restore():
         flexnet.Network([4, 3], seed=0).fit(X, y, epochs=1, callbacks=[EarlyStopping()])
 
 
+def test_early_stopping_reused_in_a_second_fit_starts_afresh():
+    X, y = blobs()
+    stop = EarlyStopping(monitor="score", patience=1)
+    flexnet.Network([4, 3], seed=0).fit(X, y, epochs=3, callbacks=[Scripted([0.1, 0.5, 0.5]), stop])
+    assert stop.best == 0.1
+    h = flexnet.Network([4, 3], seed=0).fit(X, y, epochs=3, callbacks=[Scripted([0.9, 0.8, 0.7]), stop])
+    assert h.epoch == [1, 2, 3] and stop.best == 0.7 and stop.best_epoch == 3
+
+
 def test_early_stopping_on_val_loss_keeps_the_best_epoch():
     X, y = blobs()
     script = Scripted([0] * 8)

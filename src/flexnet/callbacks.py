@@ -83,7 +83,8 @@ class Callback:
 
     The fit loop sets ``self.net`` (the network) and ``self.loop`` (the running
     fit: ``optimizer``, ``history``, ``stop_training``) before training starts.
-    ``logs`` is a dict of the numbers known at that point: ``on_batch_end``
+    ``logs`` is a dict of the numbers known at that point: ``on_train_begin``
+    gets ``resumed`` (True when continuing from a checkpoint); ``on_batch_end``
     gets ``loss`` and ``size``; ``on_epoch_end`` gets the epoch's ``loss``,
     ``accuracy``, ``val_loss``, ``val_accuracy`` and ``lr`` as available.
     """
@@ -175,6 +176,10 @@ class EarlyStopping(Callback):
         self.stopped_epoch = 0
         self.last_epoch = 0
         self.best_weights: dict[str, np.ndarray] = {}
+
+    def on_train_begin(self, logs=None):
+        if not (logs or {}).get("resumed"):  # a reused callback starts afresh
+            self._reset()
 
     def _improved(self, value: float) -> bool:
         if math.isnan(value):

@@ -349,6 +349,7 @@ class FitLoop:
         self.sums = {"loss": 0.0, "correct": 0, "count": 0, "time": 0.0}
         self.stop_training = False
         self._interrupt = False
+        self.resumed = False  # True once a checkpoint was loaded
         self._saved_mark = None  # (epoch, step, stop_training) of the last checkpoint written
         # Reused batch buffers: gathering by index never allocates per batch.
         bs = min(self.batch_size, self.n)
@@ -421,7 +422,7 @@ class FitLoop:
 
     def run(self) -> History:
         for cb in self.callbacks:
-            cb.on_train_begin({"epoch": self.epoch, "step": self.step})
+            cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
         with SignalsToFlag(self if self.checkpoint is not None else None):
             while self.epoch < self.epochs and not self.stop_training:
                 self._run_epoch(self.epoch + 1)
@@ -520,6 +521,7 @@ class FitLoop:
 
     def load_checkpoint(self, path) -> None:
         load_checkpoint(self, path)
+        self.resumed = True
 
 
 def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:

@@ -26,7 +26,7 @@ here, so ``flexnet.optim.StepLR`` works.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,7 @@ class Optimizer:
             self._check_pair(name, p, g)
             state = self.state.get(name)
             if state is None:
-                state = self.state[name] = self._new_state(p, g)
+                state = self.state[name] = self._new_state(p)
             else:
                 self._match_state(name, p, state)
             self._update(p, g, state)
@@ -176,7 +176,7 @@ class Optimizer:
         """Names of the per-parameter state this configuration keeps."""
         return ()
 
-    def _new_state(self, p: np.ndarray, g: np.ndarray) -> dict[str, Any]:
+    def _new_state(self, p: np.ndarray) -> dict[str, Any]:
         return {key: 0 if key == "step" else np.zeros_like(p) for key in self.state_keys()}
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
@@ -245,8 +245,9 @@ class Optimizer:
         out: dict[str, Any] = {}
         for key, value in st.items():
             if key == "step":
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Integral, Real)) \
-                        or value != int(value) or value < 0:
+                whole = (not isinstance(value, (bool, np.bool_)) and isinstance(value, Real)
+                         and math.isfinite(value) and value >= 0 and value == int(value))
+                if not whole:
                     raise ValueError(f"{where}: step of {name} must be a whole number >= 0, got {value!r}")
                 out[key] = int(value)
             else:
@@ -296,7 +297,7 @@ class SGD(Optimizer):
     def state_keys(self):
         return ("momentum_buffer",) if self.momentum != 0 else ()
 
-    def _new_state(self, p, g):
+    def _new_state(self, p):
         # PyTorch starts the buffer at the first gradient, not at zero; the
         # buffer is filled in _update, where the penalised gradient is known.
         return {}
@@ -474,7 +475,7 @@ class Adagrad(Optimizer):
     def state_keys(self):
         return ("step", "sum")
 
-    def _new_state(self, p, g):
+    def _new_state(self, p):
         return {"step": 0, "sum": np.full_like(p, self.initial_accumulator_value)}
 
     def _update(self, p, g, state):

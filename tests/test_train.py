@@ -158,6 +158,7 @@ def test_validation_data_one_hot_targets_and_regression():
     (dict(checkpoint_every="often"), "checkpoint_every"),
     (dict(callbacks=[print]), "Callback"),
     (dict(lr=-1), "lr"),
+    (dict(seed=1.5), "fit\\(seed\\)"),
 ])
 def test_bad_settings_are_refused_before_training(bad, match):
     X, y = blobs(30)

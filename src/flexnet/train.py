@@ -23,7 +23,6 @@ from .callbacks import (
     EarlyStopping,
     History,
     LRSchedulerCallback,
-    restore_state_arrays,
     uses_batch_hooks,
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
@@ -141,6 +140,15 @@ def _make_optimizer(optimizer, lr, scheduler):
             "build the schedule with the same optimizer object"
         )
     return optimizer
+
+
+def _two_generators(seed) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for the validation split and the shuffling."""
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**63))
+    elif seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"fit(seed): expected an int, None or np.random.Generator, got {seed!r}")
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
 
 
 def _parse_every(every) -> tuple[int, int]:
@@ -305,7 +313,7 @@ class FitLoop:
         self.shuffle = bool(shuffle)
         X, y, y_ids = _prepare_xy(net, X, y, "fit")
         self.data_crc = _fingerprint(X, y)
-        split_rng, self.shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        split_rng, self.shuffle_rng = _two_generators(seed)
         self.val_index = None
         if validation_data is not None and validation_split:
             raise ValueError("fit: pass validation_data or validation_split, not both")
@@ -318,7 +326,8 @@ class FitLoop:
         elif validation_split:
             frac = float(validation_split)
             if not 0.0 < frac < 1.0:
-                raise ValueError(f"fit(validation_split): expected a fraction in (0, 1), got {validation_split!r}")
+                raise ValueError(
+                    f"fit(validation_split): expected a fraction in (0, 1), got {validation_split!r}")
             X, y, y_ids = self.use_split(_stratified_split(len(X), y_ids, frac, split_rng))
         self.X, self.y, self.y_ids = X, y, y_ids
         self.n = len(X)
@@ -395,7 +404,9 @@ class FitLoop:
         if not math.isfinite(loss):
             return loss
         if self.y_ids is not None:
-            ids = yb if self._idbuf is None else np.take(self.y_ids, idx, axis=0, out=self._idbuf[:m], mode="clip")
+            ids = yb  # class ids are the labels themselves, unless y is one-hot
+            if self._idbuf is not None:
+                ids = np.take(self.y_ids, idx, axis=0, out=self._idbuf[:m], mode="clip")
             self.sums["correct"] += int(np.count_nonzero(self.net.loss_fn.predict(z) == ids))
         self.net.backward()
         if self.diag is not None:
@@ -502,7 +513,9 @@ class FitLoop:
 
     def _interrupted(self, epoch: int) -> TrainingInterrupted:
         path = self.save_checkpoint()
-        where = f"epoch {self.epoch + 1}, batch {self.step}" if self.step else f"the end of epoch {self.epoch}"
+        where = f"the end of epoch {self.epoch}"
+        if self.step:
+            where = f"epoch {self.epoch + 1}, batch {self.step}"
         return TrainingInterrupted(
             f"training interrupted at {where}; checkpoint written to {path}. "
             f"Resume with fit(..., resume={str(path)!r}) or `flexnet train --resume {path}`.",

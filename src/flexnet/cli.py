@@ -718,11 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="edges", help="data set name or .csv/.npz file (default edges)")
     p.add_argument("--arch", nargs="+", action="extend", type=parse_arch, required=True, metavar="SIZES",
                    help="layer sizes such as 25,8,2; several separated by spaces or repeated")
-    p.add_argument("--activation", type=comma_list(str), help="hidden activations, e.g. relu,tanh (default relu)")
-    p.add_argument("--lr", type=comma_list(positive_float), help="learning rates, e.g. 0.01,0.1 (default 0.01)")
-    p.add_argument("--batch-size", type=comma_list(positive_int), help="batch sizes, e.g. 16,64 (default 32)")
-    p.add_argument("--dropout", type=comma_list(probability), help="dropout probabilities, e.g. 0,0.2 (default 0)")
-    p.add_argument("--optimizer", type=comma_list(str), help="optimizers, e.g. sgd,adam (default sgd)")
+    p.add_argument("--activation", type=comma_list(str), action="extend", help="hidden activations, e.g. relu,tanh (default relu)")
+    p.add_argument("--lr", type=comma_list(positive_float), action="extend", help="learning rates, e.g. 0.01,0.1 (default 0.01)")
+    p.add_argument("--batch-size", type=comma_list(positive_int), action="extend", help="batch sizes, e.g. 16,64 (default 32)")
+    p.add_argument("--dropout", type=comma_list(probability), action="extend", help="dropout probabilities, e.g. 0,0.2 (default 0)")
+    p.add_argument("--optimizer", type=comma_list(str), action="extend", help="optimizers, e.g. sgd,adam (default sgd)")
     p.add_argument("--seeds", type=parse_seeds, default=[0], metavar="SEEDS",
                    help="replicates per configuration: 0-4 or 1,5,9 (default 0)")
     p.add_argument("--random", type=positive_int, metavar="N", help="train N configurations drawn from the grid")

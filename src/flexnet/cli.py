@@ -75,11 +75,19 @@ def positive_float(text: str) -> float:
 def cmd_compare(args) -> int:
     from .compare import TUTORIAL_ARCHITECTURES, compare, format_table
 
+    data, where = None, "the edge patches"
     archs = args.arch or [list(a) for a in TUTORIAL_ARCHITECTURES]
-    print(f"Training {len(archs)} architecture(s) x {len(args.seeds)} seed(s) on the edge patches "
+    if args.data != "edges":
+        data, n_features, n_classes = _compare_data(args)
+        where = args.data
+        archs = args.arch or [[n_features, n_classes], [n_features, 64, n_classes],
+                              [n_features, 128, 64, n_classes]]
+        for arch in archs:
+            _check_arch(arch, n_features, n_classes, args.data)
+    print(f"Training {len(archs)} architecture(s) x {len(args.seeds)} seed(s) on {where} "
           f"({args.epochs} epochs, batch {args.batch_size}, lr {args.lr})")
-    results = compare(archs, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      jobs=args.jobs, scheduler=args.scheduler)
+    results = compare(archs, data=data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, jobs=args.jobs, scheduler=args.scheduler)
     print(format_table(results))
     if args.out != "-":
         try:
@@ -93,6 +101,22 @@ def cmd_compare(args) -> int:
             return EXIT_OK
         print(f"Figure written to {args.out}")
     return EXIT_OK
+
+
+def _compare_data(args):
+    """``(X_train, y_train, X_test, y_test)`` scaled for ``compare``, the widths of input and output."""
+    from . import data as fdata
+
+    ds = _load_data(args)
+    if ds.y_train is None or ds.n_classes is None:
+        raise UsageError(f"--data {args.data}: compare needs class labels")
+    X, y = fdata.flatten(ds.X_train), ds.y_train
+    if ds.X_test is not None:
+        X_test, y_test = fdata.flatten(ds.X_test), ds.y_test
+    else:  # a user's file: hold out a fifth for testing
+        X, X_test, y, y_test = fdata.train_test_split(X, y, 0.2, seed=0)
+    scaler = fdata.Scaler(ds.default_scaler, per_feature=ds.per_feature).fit(X)
+    return (scaler.transform(X), y, scaler.transform(X_test), y_test), X.shape[1], ds.n_classes
 
 
 def cmd_info(args) -> int:
@@ -188,14 +212,22 @@ def _check_arch(arch, n_features: int, n_classes, data_name: str) -> list[int]:
 
 class _SigtermAsInterrupt:
     """SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so a stopped run
-    leaves a checkpoint; remembers which signal came for the exit code."""
+    leaves a checkpoint, and the signals that arrived are remembered for the
+    exit code (130 for Ctrl-C, 143 for SIGTERM).
+
+    ``fit`` installs its own handlers while it trains, so the signal numbers
+    are collected through ``signal.set_wakeup_fd``, which sees every signal
+    whatever Python handler runs.
+    """
 
     def __init__(self):
-        self.received = None
+        self.received: set[int] = set()
         self.previous = None
+        self._pipe = None
+        self._old_fd = -1
 
     def _handler(self, signum, frame):
-        self.received = signum
+        self.received.add(signum)
         raise KeyboardInterrupt
 
     def __enter__(self):
@@ -204,18 +236,51 @@ class _SigtermAsInterrupt:
 
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._handler)
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._pipe = (r, w)
+            self._old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         return self
 
     def __exit__(self, *exc):
         import signal
 
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._old_fd)
+            self._drain()
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
         return False
 
+    def _drain(self) -> None:
+        if self._pipe is not None:
+            try:
+                self.received.update(os.read(self._pipe[0], 256))
+            except BlockingIOError:
+                pass
+
+    def exit_code(self) -> int:
+        import signal
+
+        self._drain()
+        return 143 if signal.SIGTERM in self.received else 130
+
 
 def cmd_train(args) -> int:
-    import signal
+    guard = _SigtermAsInterrupt()
+    try:
+        with guard:
+            return _train(args, guard)
+    except KeyboardInterrupt:
+        print("flexnet train: interrupted before training started; nothing written", file=sys.stderr)
+        return guard.exit_code()
+
+
+def _train(args, guard) -> int:
     import time
 
     from . import data as fdata
@@ -259,21 +324,16 @@ def cmd_train(args) -> int:
               + (f", {len(validation[0]):,} for validation" if validation else "")
               + f"; {args.optimizer} lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs")
     started = time.perf_counter()
-    guard = _SigtermAsInterrupt()
     try:
-        with guard:
-            history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                          validation_data=validation, scheduler=scheduler, seed=args.seed,
-                          progress=None if not args.quiet else False, checkpoint=checkpoint,
-                          resume=args.resume)
+        history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                      validation_data=validation, scheduler=scheduler, seed=args.seed,
+                      progress=None if not args.quiet else False, checkpoint=checkpoint,
+                      resume=args.resume)
     except TrainingInterrupted as exc:
-        by_term = guard.received == signal.SIGTERM or getattr(exc, "signum", None) == signal.SIGTERM
-        print(f"flexnet train: interrupted; checkpoint written to {exc.path}\n"
+        done = f"{exc.epoch} epoch(s)" + (f" and {exc.step} batch(es)" if exc.step else "")
+        print(f"flexnet train: interrupted after {done}; checkpoint written to {exc.path}\n"
               f"resume with: {_resume_command(args, exc.path)}", file=sys.stderr)
-        return 143 if by_term else 130
-    except KeyboardInterrupt:
-        print("flexnet train: interrupted before training started; nothing written", file=sys.stderr)
-        return 143 if guard.received == signal.SIGTERM else 130
+        return guard.exit_code()
     seconds = time.perf_counter() - started
     save(net, args.out)
 
@@ -293,7 +353,8 @@ def cmd_train(args) -> int:
         rows.append(("test loss", f"{result['loss']:.4f}"))
         if "accuracy" in result:
             rows.append(("test accuracy", f"{100 * result['accuracy']:.2f}% on {len(ds.X_test):,} rows"))
-    rows.append(("time", f"{seconds:.1f} s"))
+    total = sum(h.get("time") or [seconds])
+    rows.append(("time", f"{total:.1f} s" + (f" ({seconds:.1f} s in this run)" if args.resume else "")))
     rows.append(("model", args.out))
     rows.append(("checkpoint", checkpoint))
     figure = _figure(args.figure or _with_suffix(args.out, "-curves.png"), training_curves, history,
@@ -547,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  flexnet compare\n"
         "  flexnet compare --arch 25,2 --arch 25,32,2 --seeds 0-4 --out arch.png\n"
-        "  flexnet compare --epochs 50 --lr 0.05 --out -   # table only",
+        "  flexnet compare --epochs 50 --lr 0.05 --out -   # table only\n"
+        "  flexnet compare --data digits --arch 64,10 --arch 64,32,10 --epochs 20 --seeds 0-2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--arch", action="append", type=parse_arch, metavar="SIZES",
@@ -560,6 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initialisation seeds: 42, 0-4 or 1,5,9 (default 42)")
     p.add_argument("--out", default="compare.png", help="figure path, or - for none (default compare.png)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--data", default="edges", metavar="NAME|FILE",
+                   help="data set name or .csv/.npz file (default edges, the tutorial's experiment)")
+    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
     p.add_argument("--jobs", type=int, metavar="N", help="train the runs on N local processes (default 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="train the runs on this Dask scheduler")
     p.set_defaults(func=cmd_compare)

@@ -268,7 +268,7 @@ def test_compare_runs_the_tutorial_experiment_the_same_in_parallel():
 def test_cli_sweep_writes_results_and_refuses_bad_input(tmp_path, capsys):
     out = tmp_path / "s"
     code = main(["sweep", "--data", "edges", "--arch", "25,2", "25,8,2", "--lr", "0.1,0.5",
-                 "--seeds", "0-1", "--epochs", "3", "--out", str(out)])
+                 "--optimizer", "sgd", "--optimizer", "adam", "--epochs", "3", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0
     assert "[8/8]" in printed and "rank  configuration" in printed and "best model:" in printed

@@ -113,12 +113,14 @@ class SweepResult:
     def format_table(self, top: int | None = None) -> str:
         """A text table of the configurations, best first (optionally only ``top``)."""
         axes = [a for a in self.varying() if a != "arch"]
-        header = ("rank", "configuration", "params", "seeds", "val accuracy", "val loss", "time (s)")
+        has_val = any(c["val_accuracy_mean"] is not None for c in self.configs)
+        which, prefix = ("val", "val_") if has_val else ("train", "")
+        header = ("rank", "configuration", "params", "seeds", f"{which} accuracy", f"{which} loss", "time (s)")
         rows = [header]
         for c in self.configs[:top]:
-            acc, spread = c["val_accuracy_mean"], c["val_accuracy_std"]
+            acc, spread, loss = c[f"{prefix}accuracy_mean"], c[f"{prefix}accuracy_std"], c[f"{prefix}loss_mean"]
             acc_text = "-" if acc is None else f"{100 * acc:.1f}%" + (f" ± {100 * spread:.1f}" if c["seeds"] > 1 else "")
-            loss_text = "-" if c["val_loss_mean"] is None else f"{c['val_loss_mean']:.4g}"
+            loss_text = "-" if loss is None else f"{loss:.4g}"
             seeds = f"{c['ok']}/{c['seeds']}" if c["ok"] < c["seeds"] else str(c["seeds"])
             rows.append((str(c["rank"]), config_label(c, axes), "-" if c["n_params"] is None else f"{c['n_params']:,}",
                          seeds, acc_text, loss_text, f"{c['seconds']:.2f}"))
@@ -128,7 +130,8 @@ class SweepResult:
         lines.insert(1, "-" * len(lines[0]))
         failed = [t for t in self.trials if t["status"] != "ok"]
         for t in failed[:5]:
-            lines.append(f"trial {t['index']} ({config_label(t, axes)} seed={t['seed']}) {t['status']}: {t['error']}")
+            error = t["error"] if len(t["error"]) <= 160 else t["error"][:157] + "..."
+            lines.append(f"trial {t['index']} ({config_label(t, axes)} seed={t['seed']}) {t['status']}: {error}")
         if len(failed) > 5:
             lines.append(f"... and {len(failed) - 5} more failed trials (see the trials table)")
         return "\n".join(lines)
@@ -167,6 +170,7 @@ def summarise(trials: list[dict]) -> list[dict]:
 
 
 def best_trial(result: SweepResult) -> dict | None:
+    """The best seed of the best configuration: highest accuracy, then lowest loss, then lowest seed."""
     best = result.best
     if best is None:
         return None
@@ -233,6 +237,8 @@ class TrialLog:
             except json.JSONDecodeError:
                 raise ValueError(f"sweep(resume): {self.path} line {n} is not valid JSON") from None
             if n > 1:
+                if not isinstance(obj, dict) or "key" not in obj:
+                    raise ValueError(f"sweep(resume): {self.path} line {n} is not a trial's row")
                 done[obj["key"]] = obj
             elif obj.get("format") != LOG_FORMAT:
                 raise ValueError(f"sweep(resume): {self.path} is not a flexnet sweep log")

@@ -5,7 +5,8 @@ what it needs and whose ``backward`` returns the gradient for the layer below.
 A network is a list of layers, so ``Network([784, 128, 64, 10])`` is one line.
 """
 
-from . import datasets, optim
+from . import data, datasets, optim
+from .data import Scaler, train_test_split
 from .gradcheck import gradcheck
 from .io import ModelFileError, load, save
 from . import activations, init, losses
@@ -44,6 +45,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "Scaler",
     "SweepResult",
     "Tanh",
     "TrainingDiverged",
@@ -52,6 +54,7 @@ __all__ = [
     "init",
     "load",
     "losses",
+    "data",
     "datasets",
     "evaluate",
     "fit",
@@ -62,4 +65,5 @@ __all__ = [
     "sweep",
     "to_onnx",
     "to_torch",
+    "train_test_split",
 ]

@@ -358,7 +358,7 @@ def _train(args, guard) -> int:
     rows.append(("model", args.out))
     rows.append(("checkpoint", checkpoint))
     figure = _figure(args.figure or _with_suffix(args.out, "-curves.png"), training_curves, history,
-                     show=args.show, title=f"{ds.name}: {','.join(map(str, arch))}")
+                     show=args.show, title=f"{ds.name}: {arch}")
     if figure:
         rows.append(("figure", figure))
     print(_table(rows, ("summary", ""), left=2))

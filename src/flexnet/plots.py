@@ -100,8 +100,10 @@ def training_curves(history, path=None, *, show: bool = False, title: str = "Tra
         ax.legend()
         if key == "accuracy" and h.get("val_accuracy"):
             best = int(np.argmax(h["val_accuracy"]))
-            ax.annotate(f"best {100 * h['val_accuracy'][best]:.2f}%", (best + 1, 100 * h["val_accuracy"][best]),
-                        textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
+            point = (best + 1, 100 * h["val_accuracy"][best])
+            ax.plot(*point, "o", color="C1", markersize=5)
+            ax.annotate(f"best validation {point[1]:.2f}%", point, textcoords="offset points",
+                        xytext=(6, -12), ha="left", fontsize=8, color="C1")
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     _finish(fig, plt, path, show)

@@ -325,6 +325,15 @@ def test_unknown_layer_class(saved, tmp_path):
                             "import that module before loading)"]
 
 
+def test_module_names_in_a_file_are_never_imported(saved, tmp_path):
+    _, path, header = saved
+    model = json.loads(json.dumps(header["model"]))
+    model["layers"][1] = {"class": "Evil", "module": "flexnet.__main__", "config": {}}
+    bad = _rewrite(path, tmp_path / "bad.npz", dict(header, model=model))
+    assert "unknown layer class 'Evil'" in str(_refusal(bad))
+    assert "flexnet.__main__" not in sys.modules  # importing it would have run the CLI
+
+
 def test_every_problem_is_listed_in_one_error(saved, tmp_path):
     _, path, header = saved
     model = json.loads(json.dumps(header["model"]))

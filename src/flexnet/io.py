@@ -278,11 +278,9 @@ def _build_one(base, spec, where: str, budget: int, problems: list):
 def _find_class(base, name: str, module):
     """The subclass of ``base`` called ``name``, preferring the one from ``module``.
 
-    Only classes already imported are candidates, plus modules of the flexnet
-    package itself: a file can never make flexnet import foreign code.
+    Only classes already imported are candidates: a file never makes flexnet
+    import anything (even a flexnet module: ``flexnet.__main__`` runs the CLI).
     """
-    if isinstance(module, str) and module.startswith("flexnet.") and module.count(".") == 1:
-        _import_flexnet_module(module)
     found = [c for c in _subclasses(base) if c.__name__ == name]
     for c in found:
         if c.__module__ == module:
@@ -301,17 +299,6 @@ def _subclasses(base) -> list[type]:
                 out.append(sub)
                 todo.append(sub)
     return out
-
-
-def _import_flexnet_module(module: str) -> None:
-    import importlib
-    import importlib.util
-
-    try:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
-    except Exception:  # an optional bridge whose dependency is missing: the class stays unknown
-        pass
 
 
 def _as_network(net, layer_sizes, options, network_cls):

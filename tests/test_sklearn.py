@@ -145,7 +145,7 @@ def test_early_stopping_restores_the_best_weights():
     assert clf.n_iter_ < 200  # stopped early
     assert np.argmin(curve) < len(curve) - 1  # ... after the validation loss went up
     # The held-out rows, as the estimator drew them:
-    _, Xv, _, yv = clf._split(X, np.searchsorted(clf.classes_, y), clf._seeds()[1])
+    _, Xv, _, yv = clf._split(X, np.searchsorted(clf.classes_, y), clf._fit_seed)
     assert clf.model_.loss(Xv, yv) == pytest.approx(min(curve), rel=1e-6)
     last = FlexNetClassifier(**kwargs, restore_best_weights=False).fit(X, y)
     assert last.model_.loss(Xv, yv) == pytest.approx(curve[-1], rel=1e-6)

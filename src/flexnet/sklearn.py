@@ -101,17 +101,17 @@ class _FlexNetBase(BaseEstimator):
                              f"got {len(values)}: {value!r}")
         return values
 
-    def _seeds(self) -> tuple[int, int]:
-        """Two seeds (weights and dropout; data order) from ``random_state``.
+    def _random_source(self) -> np.random.Generator:
+        """The generator behind every seed of a training run, from ``random_state``.
 
         None draws fresh entropy: NumPy's global random state is never used.
         """
         rs = self.random_state
         if isinstance(rs, np.random.RandomState):
-            return tuple(int(s) for s in rs.randint(0, 2**31 - 1, size=2))
+            return np.random.default_rng(rs.randint(0, 2**31 - 1))
         if rs is not None and (isinstance(rs, bool) or not isinstance(rs, Integral)):
             raise ValueError(f"random_state: expected an int, a RandomState or None, got {rs!r}")
-        return tuple(int(s) for s in np.random.default_rng(rs).integers(0, 2**31 - 1, size=2))
+        return np.random.default_rng(rs)
 
     def _build(self, n_in: int, n_out: int, loss, seed: int, dtype) -> Sequential:
         sizes, acts, drops = self._check_params()
@@ -150,8 +150,9 @@ class _FlexNetBase(BaseEstimator):
         """Build (if needed) and train ``model_`` for ``epochs`` epochs on ``(X, y)``."""
         self._check_params()
         fresh = self._fresh(incremental)
-        net_seed, fit_seed = self._seeds()
         if fresh:
+            self._rng = self._random_source()
+            net_seed = int(self._rng.integers(2**31 - 1))
             self.model_ = self._build(X.shape[1], n_out, loss_factory(), net_seed, X.dtype)
             opt_kwargs = {"lr": self.learning_rate_init}
             if self.weight_decay:
@@ -161,6 +162,8 @@ class _FlexNetBase(BaseEstimator):
             self.n_iter_, self.t_ = 0, 0
             self.best_loss_ = None if self.early_stopping else np.inf
             self.best_validation_score_ = -np.inf if self.early_stopping else None
+        # A new seed per call, so each partial_fit shuffles in a new order.
+        fit_seed = self._fit_seed = int(self._rng.integers(2**31 - 1))
         callbacks = []
         scorer = _ValidationScore(self._net_score)
         use_validation = self.early_stopping and not incremental

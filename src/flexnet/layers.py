@@ -14,6 +14,7 @@ parameter ``name`` lives in attribute ``"d" + name``.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
@@ -56,7 +57,8 @@ class Layer:
 
     def update(self, lr: float) -> None:
         """One step of gradient descent: ``p -= lr * dp`` for every parameter."""
-        lr = check_lr(lr, f"{self._where()}.update(lr)")
+        if type(lr) is not float or not 0.0 < lr < math.inf:  # message built only on failure
+            lr = check_lr(lr, f"{self._where()}.update(lr)")
         for name, p, g in self.named_parameters():
             if g is None:
                 raise RuntimeError(f"{self._where()}.update: no gradient for {name}; call backward first")
@@ -108,6 +110,9 @@ class Linear(Layer):
     keeps the activation variance steady through a stack of ReLUs; biases
     start at 0.
 
+    ``backward`` writes ``dW`` and ``db`` into the arrays of the previous
+    backward when it can: copy them if you need them after the next one.
+
     Shapes:
         x: (N, in_features) -> z: (N, out_features).
         W: (in_features, out_features), b: (1, out_features).
@@ -149,13 +154,26 @@ class Linear(Layer):
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         self.x = x
-        return x @ self.W + self.b  # (N, out)
+        z = x @ self.W  # (N, out), a new array: the caller may keep it
+        z += self.b  # bias added in place, no second (N, out) temporary
+        return z
 
     def backward(self, dz, input_grad=True):
         # dz: (N, out). Each weight W[i, j] touches every row through x[:, i],
         # so its gradient sums x[:, i] * dz[:, j] over the batch: x.T @ dz.
-        self.dW = self.x.T @ dz  # (in, out)
-        self.db = dz.sum(axis=0, keepdims=True)  # (1, out)
+        # Fast path: from the second step on, dW and db are written into the
+        # previous step's arrays (out=), saving two allocations per layer and
+        # step. A reference kept to layer.dW is therefore overwritten by the
+        # next backward (copy it to keep it); optimizers read it at step time.
+        dW, db = self.dW, self.db
+        if (dW is not None and db is not None and dW.shape == self.W.shape and db.shape == self.b.shape
+                and dW.dtype == db.dtype == dz.dtype == self.W.dtype
+                and dW.flags.writeable and db.flags.writeable):
+            np.matmul(self.x.T, dz, out=dW)  # (in, out)
+            np.sum(dz, axis=0, keepdims=True, out=db)  # (1, out)
+        else:
+            self.dW = self.x.T @ dz  # (in, out)
+            self.db = dz.sum(axis=0, keepdims=True)  # (1, out)
         if not input_grad:
             return None  # the first layer's dx is never used: skip a whole matmul
         return dz @ self.W.T  # (N, in)
@@ -181,7 +199,11 @@ class ReLU(Layer):
         self.mask = None
 
     def forward(self, z, training=False):
-        self.mask = z > 0
+        # The mask never leaves the layer, so batches of the same shape reuse
+        # its array instead of allocating a new one.
+        if self.mask is None or self.mask.shape != z.shape or not self.mask.flags.writeable:
+            self.mask = np.empty(z.shape, dtype=bool)
+        np.greater(z, 0, out=self.mask)
         return np.maximum(z, 0)
 
     def backward(self, dh, input_grad=True):

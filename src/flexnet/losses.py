@@ -139,15 +139,24 @@ class SoftmaxCrossEntropy(Loss):
                 )
         else:
             y = check_labels(y, n, c, self._where())
+        self.y = y
+        if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
+            # Fast path for class ids, the common case: one exp and no (N, C)
+            # log array. With s = z - rowmax(z) and S = sum(exp(s)) per row,
+            # p = exp(s) / S and -log p[y] = log S - s[y].
+            self._scale = None
+            s = z - z.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+            p = np.exp(s)
+            total = p.sum(axis=1, keepdims=True)  # (N, 1), each >= 1
+            p /= total
+            self.p = p
+            return float((np.log(total[:, 0]) - s[np.arange(n), y]).sum() / n)
         logp = log_softmax(z)  # (N, C)
         self.p = np.exp(logp)
-        self.y = y
         if self.class_weights is not None or self.label_smoothing > 0:
             return self._weighted_forward(logp, y)
         self._scale = None
-        if y.ndim == 1:
-            return float(-logp[np.arange(n), y].sum() / n)
-        return float(-(y * logp).sum() / n)
+        return float(-(y * logp).sum() / n)  # (N, C) targets
 
     def _weights(self, c: int, dtype) -> np.ndarray:
         if self.class_weights is None:

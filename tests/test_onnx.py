@@ -122,3 +122,14 @@ def test_cli_export_onnx_from_a_saved_model(tmp_path, capsys):
     np.testing.assert_allclose(out, net.predict_proba(x), rtol=TOL, atol=TOL)
     assert main(["export", str(tmp_path / "missing.npz"), "--format", "onnx"]) == 2
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_input_width_from_a_norm_layer_or_given(tmp_path):
+    net = Sequential([flexnet.LayerNorm(4), flexnet.Tanh(), Linear(4, 2)])
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(export(net, tmp_path), x), net.forward(x), rtol=TOL, atol=TOL)
+    only_activations = Sequential([flexnet.Sigmoid()])
+    with pytest.raises(ValueError, match="pass in_features="):
+        flexnet.to_onnx(only_activations, tmp_path / "m.onnx")
+    np.testing.assert_allclose(run_onnx(export(only_activations, tmp_path, in_features=4), x),
+                               only_activations.forward(x), rtol=TOL, atol=TOL)

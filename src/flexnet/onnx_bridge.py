@@ -149,10 +149,10 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
     onnx = _onnx()
     if not isinstance(net, Sequential):
         raise TypeError(f"to_onnx: expected a flexnet Sequential or Network, got {type(net).__name__}")
-    n_in = in_features or net.in_features
+    n_in = in_features or next((getattr(layer, a) for layer in net.layers
+                                for a in ("in_features", "num_features") if hasattr(layer, a)), None)
     if n_in is None:
-        raise ValueError("to_onnx: the network has no Linear layer to tell its input width; "
-                         "pass in_features=")
+        raise ValueError("to_onnx: no layer tells the network's input width; pass in_features=")
     g = _Graph(net.dtype)
     x = "input"
     width = n_in
@@ -182,7 +182,7 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
     return model
 
 
-def to_onnx(net: Sequential, path, *, probabilities: bool = False) -> None:
+def to_onnx(net: Sequential, path, *, probabilities: bool = False, in_features: int | None = None) -> None:
     """Write the network's inference graph to an ONNX file.
 
     Args:
@@ -191,6 +191,8 @@ def to_onnx(net: Sequential, path, *, probabilities: bool = False) -> None:
         probabilities: append a softmax (softmax cross-entropy) or a sigmoid
             (BCEWithLogits) so the graph outputs ``net.predict_proba``'s
             probabilities instead of the raw outputs.
+        in_features: the input width, for a network whose layers do not tell
+            it (only activations).
 
     The graph has one input ``"input"`` of shape (batch, in_features) and one
     output, ``"output"`` (or ``"probabilities"``) of shape (batch, out), with
@@ -199,7 +201,7 @@ def to_onnx(net: Sequential, path, *, probabilities: bool = False) -> None:
     Raises:
         ValueError: for a layer with no ONNX exporter (named with its index).
     """
-    model = build_onnx(net, probabilities=probabilities)
+    model = build_onnx(net, probabilities=probabilities, in_features=in_features)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:

@@ -353,6 +353,14 @@ def test_every_problem_is_listed_in_one_error(saved, tmp_path):
         assert sum(part in p for p in err.problems) == 1, part
 
 
+def test_deeply_nested_header_is_refused(saved, tmp_path):
+    _, path, _ = saved
+    # 900 levels: JSON parses it, but walking it recursively would overflow the stack.
+    text = '{"format": "flexnet-model", "deep": ' + '{"a": ' * 900 + "{}" + "}" * 901
+    bad = _rewrite(path, tmp_path / "deep.npz", members={"__header__.json": text.encode()})
+    assert "nested more than 100 levels deep" in str(_refusal(bad))
+
+
 def test_truncated_files(saved, tmp_path):
     _, path, _ = saved
     data = path.read_bytes()

@@ -39,6 +39,8 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Deflate cannot expand data more than about 1032-fold; a member claiming more is lying.
 _MAX_DEFLATE_RATIO = 1100
 _ARRAY_MARK, _SCALAR_MARK = "__ndarray__", "__npscalar__"
+# Far deeper than any state flexnet writes, far shallower than Python's recursion limit.
+_MAX_DEPTH = 100
 
 
 class ModelFileError(ValueError):
@@ -211,7 +213,23 @@ def _read_header(zf, info, problems) -> dict | None:
     if not isinstance(header, dict):
         problems.append(f"{HEADER_MEMBER} must hold a JSON object, got {type(header).__name__}")
         return None
+    if _depth(header) > _MAX_DEPTH:  # everything after walks it recursively
+        problems.append(f"{HEADER_MEMBER} is nested more than {_MAX_DEPTH} levels deep")
+        return None
     return header
+
+
+def _depth(value) -> int:
+    """How deeply ``value``'s dicts and lists nest, found without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            todo.extend((v, depth + 1) for v in value)
+    return deepest
 
 
 def _read_member_array(zf, info, problems) -> np.ndarray | None:

@@ -106,6 +106,18 @@ def test_unsupported_layer_is_named_and_no_file_is_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_lookalike_class_is_not_exported_as_flexnet_s(tmp_path):
+    class Tanh(flexnet.Tanh):  # same name, different computation
+        def forward(self, z, training=False):
+            return 2 * super().forward(z)
+
+    net = Sequential([Linear(3, 4), Tanh(), Linear(4, 2)])
+    with pytest.raises(ValueError, match=r"\(Tanh\) has no ONNX exporter"):
+        flexnet.to_onnx(net, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match=r"\(Tanh\) has no PyTorch equivalent"):
+        flexnet.to_torch(net)
+
+
 def test_every_torch_bridge_layer_has_an_onnx_exporter():
     assert {pair.flexnet for pair in LAYERS} == set(EXPORTERS)
 

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .network import Sequential
+from .torch_bridge import _flexnet_class
 
 #: The ONNX operator set the graph uses, and the IR version that goes with it.
 OPSET = 17
@@ -158,7 +159,8 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
     width = n_in
     for layer in net.layers:
         export = EXPORTERS.get(type(layer).__name__)
-        if export is None:
+        # Only flexnet's own classes: a lookalike with the same name may compute something else.
+        if export is None or type(layer) is not _flexnet_class(type(layer).__name__):
             raise ValueError(f"to_onnx: {layer._where()} ({type(layer).__name__}) has no ONNX "
                              f"exporter; supported layers: {', '.join(EXPORTERS)}")
         x = export(g, layer, x)

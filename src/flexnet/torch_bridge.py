@@ -36,6 +36,7 @@ def _torch():
 
 
 def _flexnet_class(name: str) -> type:
+    """The flexnet layer or loss class called ``name``."""
     import importlib
 
     for module in ("layers", "activations", "dropout", "normalization", "losses"):
@@ -159,7 +160,7 @@ def torch_module(layer: Layer, dtype=None):
     """The ``torch.nn`` module equal to one flexnet ``layer``, weights copied."""
     torch = _torch()
     pair = _BY_FLEXNET.get(type(layer).__name__)
-    if pair is None:
+    if pair is None or type(layer) is not _flexnet_class(pair.flexnet):  # not a lookalike or subclass
         supported = ", ".join(_BY_FLEXNET)
         raise ValueError(
             f"to_torch: {layer._where()} ({type(layer).__name__}) has no PyTorch equivalent; "

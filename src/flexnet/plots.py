@@ -94,16 +94,15 @@ def training_curves(history, path=None, *, show: bool = False, title: str = "Tra
                 ax.plot(epochs, np.asarray(values, dtype=float) * factor, style, marker="o" if len(values) < 20 else None,
                         markersize=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(label)
         ax.set_title(label.split(" ")[0].capitalize())
         ax.grid(alpha=0.3)
-        ax.legend()
         if key == "accuracy" and h.get("val_accuracy"):
             best = int(np.argmax(h["val_accuracy"]))
-            point = (best + 1, 100 * h["val_accuracy"][best])
-            ax.plot(*point, "o", color="C1", markersize=5)
-            ax.annotate(f"best validation {point[1]:.2f}%", point, textcoords="offset points",
-                        xytext=(6, -12), ha="left", fontsize=8, color="C1")
+            ax.plot(best + 1, 100 * h["val_accuracy"][best], "o", color="C1", markersize=5,
+                    label=f"best validation {100 * h['val_accuracy'][best]:.2f}% (epoch {best + 1})")
+        ax.legend(fontsize=9)
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     _finish(fig, plt, path, show)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import flexnet
 from flexnet import ModelFileError, Network
+from flexnet.io import describe
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -106,6 +107,7 @@ def _load_or_refuse(path):
         assert str(path) in str(exc)
         return None
     net.forward(np.zeros((1, 4)))  # whatever loads, works
+    assert "format: flexnet-" in describe(path)  # and `flexnet info` can describe it
     return net
 
 
@@ -117,6 +119,73 @@ def test_fuzzed_files_load_or_raise_model_file_error(tmp_path, model_bytes, flip
         data[at % len(data)] ^= xor
     path = tmp_path / "fuzzed.npz"
     path.write_bytes(bytes(data))
+    _load_or_refuse(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=3))
+def test_fuzzed_headers_with_valid_checksums_load_or_raise_model_file_error(tmp_path, model_bytes, flips):
+    # Flipped bytes inside the zip mostly fail its CRC; rewriting the archive
+    # around a damaged header gets the damage past the CRC to the JSON checks.
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    text = bytearray(members["__header__.json"])
+    for at, byte in flips:
+        text[at % len(text)] = byte
+    members["__header__.json"] = bytes(text)
+    path = tmp_path / "header.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    _load_or_refuse(path)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(value, path=()):
+    """Every place in a JSON value: the paths of all dict entries and list items."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, path + (i,))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_header_values_replaced_at_random_load_or_raise_model_file_error(tmp_path, model_bytes, data):
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["__header__.json"])
+    places = [p for p in _paths(header) if p]
+    for _ in range(data.draw(st.integers(1, 3))):
+        *parents, last = data.draw(st.sampled_from(places))
+        target = header
+        try:
+            for key in parents:
+                target = target[key]
+            target[last] = data.draw(JSON)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier replacement removed this place
+    members["__header__.json"] = json.dumps(header).encode()
+    path = tmp_path / "header.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
     _load_or_refuse(path)
 
 

@@ -235,6 +235,9 @@ def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays:
     if problems:  # the archive's own problems count too: an unreadable array cannot be used
         return None
     metadata = unflatten_state(meta_json, arrays)
+    if not isinstance(metadata, dict):  # {"__ndarray__": name} at the top
+        problems.append("model metadata must be an object, got an array")
+        return None
 
     for layer in net.layers:
         for attr in layer.params + layer.buffers:

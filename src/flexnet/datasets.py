@@ -73,6 +73,10 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 #: The four IDX files of each data set and the SHA-256 of the published .gz files.
+#: Downloads are checked against these. Copies already on disk are checked by
+#: the IDX reader (magic number, type, sizes) instead: packaged copies may be
+#: recompressed (Debian's Fashion-MNIST files differ from the published ones in
+#: the gzip header only), which changes the hash but not the data.
 IDX_FILES = {
     "mnist": {
         "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",

@@ -432,6 +432,14 @@ def test_plain_npz_and_other_formats_are_refused(tmp_path, saved):
 # -- atomic saves ---------------------------------------------------------------------------
 
 
+def test_save_to_a_missing_folder_or_a_folder_names_the_target(tmp_path):
+    net = Network([3, 2], seed=0)
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*nope/m.npz: the folder does not exist"):
+        net.save(tmp_path / "nope" / "m.npz")
+    with pytest.raises(IsADirectoryError, match="it is a folder; give a file name"):
+        net.save(tmp_path)
+
+
 def test_failed_save_leaves_the_previous_file_untouched(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     Network([5, 4, 3], seed=0).save(path)

@@ -110,7 +110,14 @@ def write_archive(path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarr
         raise TypeError(f"write_archive({path}): the header cannot be written as JSON: {exc}") from exc
 
     folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    if path.is_dir():
+        raise IsADirectoryError(21, f"cannot write {path}: it is a folder; give a file name "
+                                    f"such as {path / 'model.npz'}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        reason = "the folder does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror
+        raise type(exc)(exc.errno, f"cannot write {path}: {reason}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:

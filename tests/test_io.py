@@ -490,6 +490,8 @@ def test_sigkill_while_saving_leaves_a_loadable_previous_file(tmp_path):
         values = {float(v) for _, p, _ in net.named_parameters() for v in np.unique(p)}
         assert len(values) == 1 and values.pop() >= last  # one whole save, never a mix
         assert net.layers[0].W.shape == (600, 600)
+    # The kills did land inside saves: each one there leaves its temporary file behind.
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.npz.")]
 
 
 # -- flexnet info and the command line -----------------------------------------------------

@@ -1,0 +1,251 @@
+"""The benchmark suite runs (smoke, no timing asserted), and the fast paths in
+the hot loop give the same numbers as the straightforward computation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import flexnet
+from flexnet import Linear, Network, ReLU, SoftmaxCrossEntropy
+from flexnet.losses import log_softmax
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "benchmarks", "run.py")
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+# -- the suite -------------------------------------------------------------------
+
+
+def test_quick_benchmark_runs_and_writes_every_field(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, RUN, "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| W | flexnet fit() |" in proc.stdout
+    data = json.loads(out.read_text())
+    from impls import IMPLS, WORKLOADS
+
+    meta = data["meta"]
+    for key in ("date", "cpu", "cpus", "threads", "numpy", "numpy_blas", "torch", "command"):
+        assert key in meta
+    assert meta["quick"] is True and meta["reps"] == 1
+    rows = {(r["workload"], r["impl"]): r for r in data["results"]}
+    assert set(rows) == {(w, i) for w in WORKLOADS for i in IMPLS}
+    for r in rows.values():
+        assert len(r["seconds"]) == 1 and r["min"] <= r["median"] <= r["max"]
+        assert r["samples_per_s"] > 0
+        for key in ("vs_torch", "vs_floor_numpy", "vs_floor_torch", "cold_seconds",
+                    "peak_extra_mib", "peak_rss_mib"):
+            assert key in r
+        assert r["vs_torch"] > 0 and r["vs_floor_numpy"] > 0
+        if sys.platform.startswith("linux"):
+            assert r["peak_rss_mib"] > 0 and r["peak_extra_mib"] >= 0
+    assert {t["target"] for t in data["targets"]} >= {
+        "W: flexnet / PyTorch time", "W-big: flexnet / PyTorch time", "tiny: flexnet / PyTorch time"}
+
+
+def test_benchmark_refuses_unknown_names(tmp_path):
+    proc = subprocess.run([sys.executable, RUN, "--quick", "--impls", "flexnet-fit,nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown implementation 'nope'" in proc.stderr
+
+
+def test_floor_does_the_products_of_a_training_step():
+    # The floor must do the same products as a step: forward for every layer,
+    # dW for every layer, dx for all but the first. Count them with a spy.
+    from impls import FloorNumpy, make_data, workload
+
+    spec = workload("tiny", quick=True)
+    floor = FloorNumpy()
+    floor.setup(spec, *make_data(spec))
+    shapes = []
+    floor.mm = lambda a, b, out: shapes.append((a.shape, b.shape))
+    floor.epoch()
+    per_batch = len(shapes) / len(floor.steps)
+    assert per_batch == 3 + 3 + 2
+    assert ((16, 25), (25, 16)) in shapes and ((25, 16), (16, 16)) in shapes
+    assert ((16, 16), (16, 25)) not in shapes  # no dx for the data
+
+
+def test_plain_baseline_learns_the_edges():
+    from plain import PlainNetwork
+
+    X, y = flexnet.datasets.edges(200, seed=0)
+    Y = np.eye(2)[y]
+    net = PlainNetwork([25, 8, 2], seed=0)
+    first = net.train_step(X.astype(np.float64), Y, 0.1)
+    for _ in range(100):
+        last = net.train_step(X.astype(np.float64), Y, 0.1)
+    assert last < first / 5
+    assert net.layers[0].W.dtype == np.float64
+
+
+# -- fast paths: buffers never leak to the caller ---------------------------------
+
+
+def test_forward_outputs_are_never_reused_buffers():
+    rng = np.random.default_rng(0)
+    net = Network([6, 5, 4, 3], seed=0)
+    x1, x2 = rng.standard_normal((8, 6)), rng.standard_normal((8, 6))
+    for training in (False, True):
+        a = net.forward(x1, training=training)
+        a0 = a.copy()
+        b = net.forward(x2, training=training)
+        np.testing.assert_array_equal(a, a0)
+        assert not np.shares_memory(a, b)
+    relu, lin = ReLU(), Linear(6, 4, seed=0)
+    h1 = relu.forward(x1)
+    h1c = h1.copy()
+    relu.forward(x2)
+    np.testing.assert_array_equal(h1, h1c)
+    z1 = lin.forward(x1.astype(np.float32))
+    z1c = z1.copy()
+    lin.forward(x2.astype(np.float32))
+    np.testing.assert_array_equal(z1, z1c)
+
+
+def test_backward_returns_fresh_input_gradients_and_leaves_its_argument_alone():
+    rng = np.random.default_rng(1)
+    lin, relu = Linear(5, 3, seed=0), ReLU()
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    relu.forward(lin.forward(x))
+    g = rng.standard_normal((4, 3)).astype(np.float32)
+    g0 = g.copy()
+    d1 = lin.backward(relu.backward(g))
+    d1c = d1.copy()
+    np.testing.assert_array_equal(g, g0)
+    relu.forward(lin.forward(x * 2))
+    lin.backward(relu.backward(g))
+    np.testing.assert_array_equal(d1, d1c)
+
+
+def test_reused_gradient_arrays_hold_the_latest_exact_gradients():
+    # dW/db are documented to be overwritten in place by the next backward;
+    # each time they must equal the straightforward x.T @ dz and dz.sum(0).
+    rng = np.random.default_rng(2)
+    lin = Linear(5, 3, seed=0)
+    for n in (4, 4, 7, 4):  # same size (reuse), a new size, back again
+        x = rng.standard_normal((n, 5)).astype(np.float32)
+        dz = rng.standard_normal((n, 3)).astype(np.float32)
+        lin.forward(x)
+        dx = lin.backward(dz)
+        np.testing.assert_allclose(lin.dW, x.T @ dz, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(lin.db, dz.sum(axis=0, keepdims=True), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(dx, dz @ lin.W.T, rtol=1e-6, atol=1e-6)
+        assert lin.dW.dtype == lin.db.dtype == dx.dtype == np.float32
+
+
+def test_read_only_gradient_arrays_are_replaced_not_written():
+    lin = Linear(3, 2, seed=0)
+    x = np.ones((2, 3), np.float32)
+    lin.forward(x)
+    lin.backward(np.ones((2, 2), np.float32))
+    kept = lin.dW
+    kept.flags.writeable = False
+    lin.backward(np.full((2, 2), 2.0, np.float32))
+    assert lin.dW is not kept
+    np.testing.assert_array_equal(kept, np.full((3, 2), 2.0))
+    np.testing.assert_array_equal(lin.dW, np.full((3, 2), 4.0))
+
+
+def _reference_step(params, x, y, lr):
+    """One SGD step on a Linear/ReLU stack written out plainly, in float64."""
+    hs, h = [x], x
+    for i, (W, b) in enumerate(params):
+        h = h @ W + b
+        if i < len(params) - 1:
+            h = np.maximum(h, 0)
+        hs.append(h)
+    p = np.exp(h - h.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    loss = -np.log(p[np.arange(len(y)), y]).mean()
+    dz = (p - np.eye(p.shape[1])[y]) / len(y)
+    grads = []
+    for i in range(len(params) - 1, -1, -1):
+        W, _ = params[i]
+        grads.append((hs[i].T @ dz, dz.sum(axis=0, keepdims=True)))
+        dz = (dz @ W.T) * (hs[i] > 0)
+    for (W, b), (dW, db) in zip(params, reversed(grads)):
+        W -= lr * dW
+        b -= lr * db
+    return loss
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-4)])
+def test_train_step_matches_the_straightforward_computation(dtype, tol):
+    rng = np.random.default_rng(3)
+    net = Network([7, 6, 5, 3], seed=0, dtype=dtype)
+    ref = [(layer.W.astype(np.float64), layer.b.astype(np.float64)) for layer in net.layers[::2]]
+    X = rng.standard_normal((40, 7))
+    y = rng.integers(0, 3, 40)
+    for start, stop in [(0, 16), (16, 32), (32, 40), (0, 16), (8, 24)]:  # sizes change and return
+        loss = net.train_step(X[start:stop], y[start:stop], 0.5)
+        want = _reference_step(ref, X[start:stop], y[start:stop], 0.5)
+        assert loss == pytest.approx(want, rel=tol, abs=tol)
+    for layer, (W, b) in zip(net.layers[::2], ref):
+        assert layer.W.dtype == np.dtype(dtype) and layer.dW.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(layer.W, W, rtol=tol, atol=tol)
+        np.testing.assert_allclose(layer.b, b, rtol=tol, atol=tol)
+
+
+def test_first_layer_computes_no_input_gradient():
+    net = Network([4, 3, 2], seed=0)
+    calls = []
+    first = net.layers[0]
+    original = first.backward
+
+    def spy(grad, input_grad=True):
+        calls.append(input_grad)
+        return original(grad, input_grad)
+
+    first.backward = spy
+    net.train_step(np.ones((2, 4)), [0, 1], 0.1)
+    assert calls == [False]
+
+
+# -- fused softmax cross-entropy on class ids ------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_ce_fast_path_matches_log_softmax_and_one_hot(dtype):
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((9, 4)) * 30).astype(dtype)  # large logits: no overflow allowed
+    z[0] = [1000, -1000, 0, 0]
+    y = rng.integers(0, 4, 9)
+    y[0] = 1  # the sure-wrong row: loss 2000 exactly, not inf
+    fast = SoftmaxCrossEntropy()
+    loss = fast.forward(z, y)
+    grad = fast.backward()
+    logp = log_softmax(z.astype(np.float64))
+    want = -logp[np.arange(9), y].mean()
+    assert loss == pytest.approx(want, rel=1e-5 if dtype == "float32" else 1e-12)
+    assert np.isfinite(loss) and grad.dtype == np.dtype(dtype) and fast.p.dtype == np.dtype(dtype)
+    one_hot = SoftmaxCrossEntropy()  # (N, C) targets take the general path
+    assert one_hot.forward(z, np.eye(4, dtype=dtype)[y]) == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(grad, one_hot.backward(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fast.p.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_softmax_ce_options_still_use_their_own_path():
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((6, 3))
+    y = rng.integers(0, 3, 6)
+    plain = SoftmaxCrossEntropy().forward(z, y)
+    assert SoftmaxCrossEntropy(label_smoothing=0.2).forward(z, y) != pytest.approx(plain)
+    weighted = SoftmaxCrossEntropy(class_weights=[1.0, 1.0, 1.0])
+    assert weighted.forward(z, y) == pytest.approx(plain, rel=1e-12)
+    unweighted = SoftmaxCrossEntropy()
+    unweighted.forward(z, y)
+    np.testing.assert_allclose(weighted.backward(), unweighted.backward(), rtol=1e-10)
+
+
+def test_relu_mask_follows_the_latest_batch_of_any_size():
+    relu = ReLU()
+    for z in (np.array([[1.0, -1.0]]), np.array([[-1.0, 2.0]]), np.array([[3.0, 0.0], [-2.0, 5.0]])):
+        relu.forward(z)
+        np.testing.assert_array_equal(relu.backward(np.ones_like(z)), (z > 0).astype(float))

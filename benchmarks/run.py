@@ -285,6 +285,8 @@ def main(argv=None) -> int:
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(HERE, "..", "src"), HERE, env.get("PYTHONPATH", "")])
     threads = args.threads or blas_threads()
     meta = machine()
+    for pool in meta["numpy_blas"] or []:
+        pool["num_threads"] = threads  # what the workers run with (env set above)
     meta.update(threads=threads, reps=reps, quick=args.quick,
                 command="python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(f"# {meta['cpu']}, {meta['cpus']} CPUs, {threads} threads; numpy {meta['numpy']} "
@@ -317,6 +319,10 @@ def main(argv=None) -> int:
         for wk in workers.values():
             wk.close()
     summarise(rows)
+    try:
+        meta["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
     result = {"meta": meta, "workloads": {w: workload(w, args.quick) for w in loads},
               "results": rows, "targets": targets(rows)}
     with open(args.json, "w") as f:

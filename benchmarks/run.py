@@ -137,7 +137,9 @@ class Worker:
             raise RuntimeError(f"benchmark worker {self.name!r} died (exit code {self.proc.wait()})")
         return json.loads(line)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        if kill:  # interrupted: don't wait for a run in progress
+            self.proc.kill()
         self.proc.stdin.close()
         self.proc.wait()
 
@@ -293,9 +295,14 @@ def main(argv=None) -> int:
           f"({(meta['numpy_blas'] or [{}])[0].get('internal_api')}), torch {meta['torch']}, "
           f"sklearn {meta['sklearn']}; {reps} timed runs each", file=sys.stderr)
 
+    load = meta.get("load_average", [0])[0]
+    if load > 0.5 * (meta["cpus"] or 1):
+        print(f"# warning: load average {load} on {meta['cpus']} CPUs; other jobs will disturb the "
+              "timings, multi-threaded BLAS most (consider --threads 1)", file=sys.stderr)
     started = time.perf_counter()
     workers = {n: Worker(n, threads, env) for n in names}
     rows = []
+    finished = False
     try:
         for w in loads:
             spec = workload(w, args.quick)
@@ -315,9 +322,10 @@ def main(argv=None) -> int:
                     "samples_per_s": per_run / med if med > 0 else None, **cold[n],
                 })
             print(f"# {w} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        finished = True
     finally:
         for wk in workers.values():
-            wk.close()
+            wk.close(kill=not finished)
     summarise(rows)
     try:
         meta["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

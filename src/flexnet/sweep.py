@@ -30,6 +30,7 @@ import itertools
 import math
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -382,6 +383,16 @@ def _dask_client(scheduler):
     return client, client
 
 
+def _ignore_sigint() -> None:
+    """Run in each local worker as it starts: Ctrl-C is the parent's to handle.
+
+    A terminal sends SIGINT to the whole process group; without this, an idle
+    worker would print a KeyboardInterrupt traceback of its own while the
+    parent is already stopping the sweep (and the workers) cleanly.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _execute(specs: list[dict], data: SweepData, *, jobs: int, scheduler, blas_threads: int):
     """Yield the row of every trial as it finishes (in any order)."""
     if scheduler is None and jobs == 1:
@@ -394,7 +405,8 @@ def _execute(specs: list[dict], data: SweepData, *, jobs: int, scheduler, blas_t
         raise ImportError("parallel sweeps need joblib: pip install 'flexnet[sweep]'") from exc
     if scheduler is None:
         with _memmapped(data.arrays) as shared, parallel_config(
-            backend="loky", n_jobs=jobs, inner_max_num_threads=blas_threads
+            backend="loky", n_jobs=jobs, inner_max_num_threads=blas_threads,
+            initializer=_ignore_sigint,
         ):
             parallel = Parallel(return_as="generator_unordered", batch_size=1)
             yield from parallel(delayed(run_trial)(s, *shared, blas_threads) for s in specs)

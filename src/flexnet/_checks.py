@@ -139,9 +139,25 @@ def check_targets(y, shape: tuple, dtype: np.dtype, where: str) -> np.ndarray:
     return y
 
 
+#: Rows per chunk when looking for the first non-finite row (bounds the
+#: boolean temporary to a few MiB whatever the size of the data).
+FINITE_CHUNK = 4096
+
+
 def check_finite_rows(x: np.ndarray, where: str) -> None:
     """Refuse an array with NaN or infinity, naming the first bad row."""
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        flat = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
-        bad = int(np.flatnonzero(flat)[0])
-        raise ValueError(f"{where}: row {bad} holds NaN or infinity; clean or drop it first")
+    if x.dtype.kind != "f" or x.size == 0:
+        return
+    # A sum is finite only if every term is (NaN and inf both propagate), and
+    # it needs no temporary array. Only if it is not (bad data, or a sum that
+    # overflows) are the rows looked at, a chunk at a time.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(x)
+    if math.isfinite(total):
+        return
+    rows = x.reshape(len(x), -1)
+    for start in range(0, len(rows), FINITE_CHUNK):
+        ok = np.isfinite(rows[start:start + FINITE_CHUNK]).all(axis=1)
+        if not ok.all():
+            bad = start + int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{where}: row {bad} holds NaN or infinity; clean or drop it first")

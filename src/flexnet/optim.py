@@ -90,6 +90,7 @@ class Optimizer:
         self.weight_decay = _number(weight_decay, f"{where}(weight_decay)")
         self.l1 = _number(l1, f"{where}(l1)")
         self.state: dict[str, dict[str, Any]] = {}
+        self._checked: dict[str, tuple] = {}  # name -> (param, grad, state) last validated
 
     # The learning rate may reach 0 at the end of a schedule, never below.
     @property
@@ -115,15 +116,22 @@ class Optimizer:
                 f"{type(self).__name__}.step: expected a model with named_parameters() "
                 f"(a Sequential, Network or Layer), got {type(model).__name__}"
             )
+        checked = self._checked
         for name, p, g in named():
             if g is None:
                 continue
-            self._check_pair(name, p, g)
             state = self.state.get(name)
-            if state is None:
-                state = self.state[name] = self._new_state(p)
-            else:
-                self._match_state(name, p, state)
+            # Fast path: the same parameter, gradient and state objects as at
+            # the last step (layers reuse their gradient arrays) were checked
+            # then and cannot have changed shape or dtype since.
+            seen = checked.get(name)
+            if seen is None or seen[0] is not p or seen[1] is not g or seen[2] is not state:
+                self._check_pair(name, p, g)
+                if state is None:
+                    state = self.state[name] = self._new_state(p)
+                else:
+                    self._match_state(name, p, state)
+                checked[name] = (p, g, state)
             self._update(p, g, state)
 
     def _penalized(self, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:

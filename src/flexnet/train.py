@@ -9,6 +9,7 @@ never stopped.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -312,7 +313,6 @@ class FitLoop:
         self.batch_size = check_positive_int(batch_size, "fit(batch_size)")
         self.shuffle = bool(shuffle)
         X, y, y_ids = _prepare_xy(net, X, y, "fit")
-        self.data_crc = _fingerprint(X, y)
         split_rng, self.shuffle_rng = _two_generators(seed)
         self.val_index = None
         if validation_data is not None and validation_split:
@@ -371,6 +371,13 @@ class FitLoop:
         # copy so a diverged batch can be undone.
         self._buffer_backup = [(layer, attr, getattr(layer, attr).copy())
                                for layer in net.layers for attr in layer.buffers]
+
+    @functools.cached_property
+    def data_crc(self) -> str:
+        """A checksum of the whole training data (X, y), so a resume with other data
+        is refused. Computed only when a checkpoint is written or read: a pass
+        over every byte is a noticeable part of a short run."""
+        return _fingerprint(*self._full[:2])
 
     def use_split(self, val_index: np.ndarray):
         """Hold out rows ``val_index`` of the data for validation; returns the

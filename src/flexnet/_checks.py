@@ -86,6 +86,7 @@ def as_input(x, dtype: np.dtype, where: str) -> np.ndarray:
         raise ValueError(f"{where} got an empty batch (shape {x.shape}); expected at least one row")
     if x.dtype != dtype:
         x = x.astype(dtype)
+    check_finite_rows(x, where)
     return x
 
 
@@ -161,3 +162,22 @@ def check_finite_rows(x: np.ndarray, where: str) -> None:
         if not ok.all():
             bad = start + int(np.flatnonzero(~ok)[0])
             raise ValueError(f"{where}: row {bad} holds NaN or infinity; clean or drop it first")
+
+
+def check_float_input(layer, x, n_features: int | None = None) -> np.ndarray:
+    """Return ``x`` as a 2-D float array, or raise an error that names ``layer``.
+
+    Integer input is refused rather than converted: a layer has no dtype of
+    its own to convert to, and a quiet float64 upcast is exactly what we avoid.
+    """
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(
+            f"{layer._where()} expected float32 or float64 input, got dtype {x.dtype}; "
+            "convert it first, e.g. x.astype('float32')"
+        )
+    if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):
+        width = n_features if n_features is not None else "features"
+        raise ValueError(f"{layer._where()} expected input of shape (batch, {width}), got {x.shape}")
+    return x

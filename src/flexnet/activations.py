@@ -12,31 +12,13 @@ import math
 
 import numpy as np
 
+from ._checks import check_float_input
 from .layers import Layer, ReLU
 
 try:  # SciPy's erf is vectorised; math.erf is exact too, one element at a time.
     from scipy.special import erf as _erf
 except ImportError:  # pragma: no cover - exercised only without SciPy
     _erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def check_float_input(layer: Layer, x, n_features: int | None = None) -> np.ndarray:
-    """Return ``x`` as a 2-D float array, or raise an error that names ``layer``.
-
-    Integer input is refused rather than converted: a layer has no dtype of
-    its own to convert to, and a quiet float64 upcast is exactly what we avoid.
-    """
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(
-            f"{layer._where()} expected float32 or float64 input, got dtype {x.dtype}; "
-            "convert it first, e.g. x.astype('float32')"
-        )
-    if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):
-        width = n_features if n_features is not None else "features"
-        raise ValueError(f"{layer._where()} expected input of shape (batch, {width}), got {x.shape}")
-    return x
 
 
 class LeakyReLU(Layer):
@@ -60,6 +42,7 @@ class LeakyReLU(Layer):
         return np.where(self.mask, z, z * self.negative_slope)
 
     def backward(self, dh, input_grad=True):
+        self._check_grad(dh, None if self.mask is None else self.mask.shape)
         return np.where(self.mask, dh, dh * self.negative_slope)
 
     def config(self):
@@ -87,6 +70,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, dh, input_grad=True):
+        self._check_grad(dh, None if self.out is None else self.out.shape)
         return dh * self.out * (1 - self.out)
 
 
@@ -101,6 +85,7 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, dh, input_grad=True):
+        self._check_grad(dh, None if self.out is None else self.out.shape)
         return dh * (1 - self.out * self.out)
 
 
@@ -135,6 +120,7 @@ class GELU(Layer):
         return self._C * (zc + self._K * zc * zc * zc)
 
     def backward(self, dh, input_grad=True):
+        self._check_grad(dh, None if self.z is None else self.z.shape)
         z = self.z
         if self.approximate == "tanh":
             t = np.tanh(self._inner(z))
@@ -175,6 +161,7 @@ class Softmax(Layer):
     def backward(self, dp, input_grad=True):
         # Jacobian-vector product of softmax: p * (g - sum_j g_j p_j), per row,
         # without building the (C, C) Jacobian.
+        self._check_grad(dp, None if self.out is None else self.out.shape)
         p = self.out
         return p * (dp - (dp * p).sum(axis=1, keepdims=True))
 

@@ -6,7 +6,7 @@ from numbers import Real
 
 import numpy as np
 
-from .activations import check_float_input
+from ._checks import check_float_input
 from .layers import Layer, make_rng
 
 
@@ -42,9 +42,11 @@ class Dropout(Layer):
         self.p = float(p)
         self.rng = make_rng(seed)
         self.mask = None  # kept units scaled by 1/(1-p); None when nothing was dropped
+        self.shape = None  # shape of the last forward's input and output
 
     def forward(self, x, training=False):
         x = check_float_input(self, x)
+        self.shape = x.shape
         if not training or self.p == 0:
             self.mask = None
             return x
@@ -54,6 +56,7 @@ class Dropout(Layer):
 
     def backward(self, grad, input_grad=True):
         # Each output is x * mask, so the gradient passes through the same mask.
+        self._check_grad(grad, self.shape)
         if self.mask is None:
             return grad
         return grad * self.mask

@@ -19,13 +19,15 @@ from typing import Iterator
 
 import numpy as np
 
-from ._checks import as_float_dtype, check_lr, check_positive_int
+from ._checks import as_float_dtype, check_float_input, check_lr, check_positive_int
 
 
 def make_rng(seed) -> np.random.Generator:
     """A Generator from a seed, an existing Generator (returned as is) or None."""
     if isinstance(seed, np.random.RandomState):
         raise TypeError("seed: expected an int, None or np.random.Generator, got a RandomState")
+    if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, np.integer, np.random.Generator))):
+        raise TypeError(f"seed: expected an int, None or np.random.Generator, got {seed!r}")
     return np.random.default_rng(seed)
 
 
@@ -86,6 +88,18 @@ class Layer:
     def n_params(self) -> int:
         return sum(getattr(self, p).size for p in self.params)
 
+    def _check_grad(self, grad, shape: tuple | None) -> np.ndarray:
+        """Refuse a gradient that does not match the last forward's output ``shape``
+        (None: there was no forward), instead of letting it broadcast."""
+        if shape is None:
+            raise RuntimeError(f"{self._where()}.backward: no forward pass to go back through; "
+                               "call forward first")
+        if not isinstance(grad, np.ndarray) or grad.shape != shape:
+            got = grad.shape if isinstance(grad, np.ndarray) else type(grad).__name__
+            raise ValueError(f"{self._where()}.backward expected a gradient of shape {shape}, "
+                             f"the shape of the last forward's output, got {got}")
+        return grad
+
     def _where(self) -> str:
         """How error messages name this layer: ``Linear(784 -> 128) at layers.0``."""
         return repr(self) + (f" at {self.name}" if self.name else "")
@@ -144,9 +158,13 @@ class Linear(Layer):
         if not isinstance(x, np.ndarray):
             x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            hint = ""
             if x.ndim > 2:
                 hint = " If these are images, flatten them: x.reshape(len(x), -1)."
+            elif x.ndim == 2 and self.name == "layers.0":
+                hint = (f" The data has {x.shape[1]} features per row: make the network's first size "
+                        f"{x.shape[1]}, or flatten images to one row each.")
+            else:
+                hint = ""
             raise ValueError(
                 f"{self._where()} expected input of shape (batch, {self.in_features}), "
                 f"got {x.shape}.{hint}"
@@ -165,6 +183,7 @@ class Linear(Layer):
         # previous step's arrays (out=), saving two allocations per layer and
         # step. A reference kept to layer.dW is therefore overwritten by the
         # next backward (copy it to keep it); optimizers read it at step time.
+        self._check_grad(dz, None if self.x is None else (len(self.x), self.out_features))
         dW, db = self.dW, self.db
         if (dW is not None and db is not None and dW.shape == self.W.shape and db.shape == self.b.shape
                 and dW.dtype == db.dtype == dz.dtype == self.W.dtype
@@ -201,12 +220,14 @@ class ReLU(Layer):
     def forward(self, z, training=False):
         # The mask never leaves the layer, so batches of the same shape reuse
         # its array instead of allocating a new one.
+        z = check_float_input(self, z)
         if self.mask is None or self.mask.shape != z.shape or not self.mask.flags.writeable:
             self.mask = np.empty(z.shape, dtype=bool)
         np.greater(z, 0, out=self.mask)
         return np.maximum(z, 0)
 
     def backward(self, dh, input_grad=True):
+        self._check_grad(dh, None if self.mask is None else self.mask.shape)
         return dh * self.mask
 
     def __repr__(self):

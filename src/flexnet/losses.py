@@ -45,6 +45,12 @@ class Loss:
     def _where(self) -> str:
         return f"{type(self).__name__}.forward"
 
+    def _after_forward(self, cached) -> None:
+        """Refuse a backward with nothing cached by a forward to go back from."""
+        if cached is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward pass to go back "
+                               "through; call forward(z, y) first")
+
     def _check_outputs(self, z) -> np.ndarray:
         """The network's raw outputs must be a 2-D float batch (N, K)."""
         if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
@@ -130,6 +136,12 @@ class SoftmaxCrossEntropy(Loss):
         z = self._check_outputs(z)
         n, c = z.shape
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape == (n, 1) and c > 1:
+            raise ValueError(
+                f"{self._where()}: got labels of shape {y.shape} for {c} outputs; class ids "
+                "belong in a 1-D array (y.ravel()), one-hot targets in shape "
+                f"({n}, {c})"
+            )
         if y.ndim == 2:
             y = check_targets(y, z.shape, z.dtype, self._where())
             if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
@@ -194,6 +206,7 @@ class SoftmaxCrossEntropy(Loss):
         return float(((1 - eps) * (wy * nll).sum() + eps / c * smooth.sum()) / total)
 
     def backward(self):
+        self._after_forward(self.p)
         n = len(self.p)
         if self._scale is not None:
             return self._weighted_backward()
@@ -295,6 +308,7 @@ class BCEWithLogits(Loss):
         return float(loss.mean())
 
     def backward(self):
+        self._after_forward(self.z)
         return (sigmoid(self.z) - self.y) / self.z.size
 
     def predict(self, z):
@@ -318,6 +332,7 @@ class _Regression(Loss):
         return float(self._value(self.diff).mean())
 
     def backward(self):
+        self._after_forward(self.diff)
         return self._slope(self.diff) / self.diff.size
 
     def predict(self, z):

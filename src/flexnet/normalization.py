@@ -13,8 +13,7 @@ from numbers import Real
 
 import numpy as np
 
-from ._checks import as_float_dtype, check_positive_int
-from .activations import check_float_input
+from ._checks import as_float_dtype, check_float_input, check_positive_int
 from .layers import Layer
 
 
@@ -112,6 +111,7 @@ class BatchNorm1d(Layer):
         return self.xhat * self.gamma + self.beta
 
     def backward(self, grad, input_grad=True):
+        self._check_grad(grad, None if self.xhat is None else self.xhat.shape)
         if self.affine:
             self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
             self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
@@ -175,6 +175,7 @@ class LayerNorm(Layer):
         return self.xhat * self.gamma + self.beta
 
     def backward(self, grad, input_grad=True):
+        self._check_grad(grad, None if self.xhat is None else self.xhat.shape)
         self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
         self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
         if not input_grad:

@@ -28,6 +28,7 @@ from .callbacks import (
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .layers import ReLU
+from .normalization import BatchNorm1d
 
 __all__ = [
     "Callback",
@@ -70,8 +71,7 @@ def _prepare_xy(net, X, y, where: str):
     ``loss.predict`` (None for regression).
     """
     X = as_input(X, net.dtype, f"{where}(X)")
-    X = np.ascontiguousarray(X)
-    check_finite_rows(X, f"{where}(X)")
+    X = np.ascontiguousarray(X)  # as_input has refused NaN and infinity
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != len(X):
         got = f"{len(y)} rows" if y.ndim else "a scalar"
@@ -100,6 +100,24 @@ def _prepare_xy(net, X, y, where: str):
         else:
             y_ids = y.reshape(len(y), -1)
     return X, y, y_ids
+
+
+def _check_batchnorm_batches(net, n: int, batch_size: int) -> None:
+    """Refuse, before any training, a run whose last batch would hold a single
+    row: batch statistics need at least two, and failing mid-epoch would leave
+    the weights half-trained."""
+    if min(n, batch_size) != 1 and n % batch_size != 1:
+        return
+    for layer in net.layers:
+        if isinstance(layer, BatchNorm1d):
+            if n < 2:
+                raise ValueError(f"fit: {layer._where()} needs at least 2 training rows, got {n}")
+            better = next(b for b in range(max(batch_size, 2), n + 2) if n % b != 1)
+            raise ValueError(
+                f"fit: with {n} training rows and batch_size={batch_size} a batch holds a single "
+                f"row, but {layer._where()} needs at least 2 rows when training; choose a "
+                f"batch_size that leaves a remainder other than 1 (e.g. {better})"
+            )
 
 
 def _stratified_split(n: int, y_ids, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -332,6 +350,7 @@ class FitLoop:
         self.X, self.y, self.y_ids = X, y, y_ids
         self.n = len(X)
         self.n_batches = -(-self.n // self.batch_size)
+        _check_batchnorm_batches(net, self.n, self.batch_size)
         self.optimizer = _make_optimizer(optimizer, lr, scheduler)
         self.callbacks = list(callbacks or ())
         for cb in self.callbacks:
@@ -428,9 +447,15 @@ class FitLoop:
             setattr(layer, attr, backup.copy())
         batch = self.step + 1
         lr = getattr(self.optimizer, "lr", None)
+        kept = "The weights from before this batch are kept."
+        if not all(np.isfinite(p).all() for p in self.net.parameters().values()):
+            # The loss was finite, but the update after it overflowed; checking
+            # every weight after every step would cost a pass over all of them.
+            kept = ("The weights were already non-finite before this batch: the previous "
+                    "update overflowed.")
         return TrainingDiverged(
             f"training diverged at epoch {epoch}, batch {batch} of {self.n_batches}: the loss is "
-            f"{loss}. The weights from before this batch are kept. Usual causes: a learning rate "
+            f"{loss}. {kept} Usual causes: a learning rate "
             f"too high (lr={lr}; try 10x smaller), inputs that are not scaled (standardise them "
             "or scale them to [0, 1]), or labels/targets far from the outputs' range.",
             epoch, batch, loss,

@@ -18,10 +18,6 @@ N, F = 6, 5  # batch rows, features
 TOL = 1e-6  # worst relative error between backprop and central differences
 EPS = 1e-5  # finite-difference step: small gradients (after a softmax) need more than 1e-6
 
-# ReLU (flexnet.layers) passes any array through np.maximum without checking it.
-NO_INPUT_CHECK = {"ReLU"}
-
-
 def build(name, dtype="float64", seed=0):
     return LAYER_FACTORIES[name](F, dtype, seed)
 
@@ -114,7 +110,7 @@ def test_layer_same_seed_same_numbers(name):
         np.testing.assert_array_equal(p, q)
 
 
-@pytest.mark.parametrize("name", sorted(set(LAYER_FACTORIES) - NO_INPUT_CHECK))
+@pytest.mark.parametrize("name", LAYER_FACTORIES)
 def test_layer_bad_input_names_the_layer(name):
     layer = build(name, "float32")
     Sequential([layer])  # names it "layers.0"
@@ -127,6 +123,21 @@ def test_layer_bad_input_names_the_layer(name):
         message = str(err.value)
         assert type(layer).__name__ in message and layer.name in message, message
         assert str(x.shape) in message, message
+
+
+@pytest.mark.parametrize("name", LAYER_FACTORIES)
+def test_layer_backward_refuses_a_gradient_of_the_wrong_shape(name):
+    layer = build(name, "float32")
+    Sequential([layer])
+    with pytest.raises(RuntimeError, match="call forward first") as err:
+        layer.backward(batch("float32"))
+    assert layer.name in str(err.value)
+    out = layer.forward(batch("float32"), training=name in LAYER_TRAINING)
+    for shape in [(1, out.shape[1]), (N, 1), (N + 1, out.shape[1])]:
+        with pytest.raises(ValueError) as err:
+            layer.backward(np.ones(shape, dtype=np.float32))  # would broadcast, or fail inside NumPy
+        message = str(err.value)
+        assert layer.name in message and str(out.shape) in message and str(shape) in message, message
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -204,6 +215,13 @@ def test_loss_bad_input_names_the_loss(name):
         loss.forward(z[:, 0], y)  # outputs not 2-D
     with pytest.raises(TypeError, match=cls):
         loss.forward(z.astype(np.int64), y)
+
+
+@pytest.mark.parametrize("name", LOSS_FACTORIES)
+def test_loss_backward_before_forward_is_refused(name):
+    loss, _, _ = LOSS_FACTORIES[name](N, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match=f"{type(loss).__name__}.backward.*forward"):
+        loss.backward()
 
 
 @pytest.mark.parametrize("name", LOSS_FACTORIES)

@@ -225,6 +225,32 @@ def test_wrong_feature_count_names_layer_and_hints():
         net.forward(np.zeros((32, 100)))
     msg = str(info.value)
     assert "Linear(784 -> 128) at layers.0" in msg and "(batch, 784)" in msg and "(32, 100)" in msg
+    assert "first size 100" in msg and "flatten" in msg
+
+
+@pytest.mark.parametrize("where", ["train_step", "forward", "predict"])
+def test_nan_or_inf_input_is_refused_with_its_row_and_weights_stay(where):
+    net = Network([3, 2], seed=0)
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    x = np.zeros((5, 3))
+    x[3, 1] = np.nan if where != "predict" else np.inf
+    call = {"train_step": lambda: net.train_step(x, np.array([0, 1, 0, 1, 0]), 0.1),
+            "forward": lambda: net.forward(x), "predict": lambda: net.predict(x)}[where]
+    with pytest.raises(ValueError, match="row 3 holds NaN or infinity"):
+        call()
+    for k, v in net.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_labels_in_a_column_get_a_ravel_hint():
+    with pytest.raises(ValueError, match="1-D array \\(y.ravel\\(\\)\\)"):
+        Network([3, 2], seed=0).train_step(np.zeros((4, 3)), np.array([[0], [1], [1], [0]]), 0.1)
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, True, [object()]])
+def test_bad_seed_is_named(seed):
+    with pytest.raises(TypeError, match="seed: expected an int, None or np.random.Generator"):
+        Network([3, 2], seed=seed)
 
 
 @pytest.mark.parametrize("shape, words", [((784,), "reshape\\(1, -1\\)"), ((4, 28, 28), "flatten"),

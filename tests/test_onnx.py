@@ -122,6 +122,15 @@ def test_every_torch_bridge_layer_has_an_onnx_exporter():
     assert {pair.flexnet for pair in LAYERS} == set(EXPORTERS)
 
 
+def test_the_parity_registry_covers_every_bridged_layer():
+    # A layer added to the bridges but not to tests/registry.py would escape
+    # every parity test of PyTorch and ONNX Runtime.
+    from registry import LAYER_FACTORIES
+
+    built = {type(make(3, "float32", 0)).__name__ for make in LAYER_FACTORIES.values()}
+    assert {pair.flexnet for pair in LAYERS} <= built
+
+
 def test_cli_export_onnx_from_a_saved_model(tmp_path, capsys):
     from flexnet.cli import main
 

@@ -266,6 +266,18 @@ def test_from_torch_refuses_a_lookalike_class():
     with pytest.raises(ValueError, match=r"module \[0\] \(Linear\)"):
         from_torch(torch.nn.Sequential(Linear()))
 
+    class Scaled(torch.nn.Linear):  # a subclass may change what forward computes
+        __name__ = "Linear"
+
+    Scaled.__name__ = "Linear"
+    with pytest.raises(ValueError, match=r"module \[0\] \(Linear\)"):
+        from_torch(torch.nn.Sequential(Scaled(2, 2)))
+    from torch.ao.nn.qat import Linear as FakeQuantLinear  # torch's own namesake
+
+    assert FakeQuantLinear.__name__ == "Linear"
+    with pytest.raises(ValueError, match=r"module \[0\] \(Linear\)"):
+        from_torch(torch.nn.Sequential(FakeQuantLinear(2, 2, qconfig=torch.ao.quantization.default_qat_qconfig)))
+
 
 def test_from_torch_needs_a_sequential():
     with pytest.raises(TypeError, match="wrap a lone layer"):
@@ -452,7 +464,9 @@ def test_import_flexnet_imports_no_optional_package():
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'onnx', 'onnxruntime', 'sklearn', 'matplotlib'):\n"
+        "        if name.split('.')[0] in ('torch', 'onnx', 'onnxruntime', 'sklearn', 'matplotlib',\n"
+        "                                  'scipy', 'joblib', 'dask', 'distributed', 'threadpoolctl',\n"
+        "                                  'tqdm', 'PIL', 'pandas'):\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import flexnet, flexnet.torch_bridge, flexnet.onnx_bridge\n"
@@ -468,7 +482,8 @@ def test_import_flexnet_imports_no_optional_package():
                                 "pip install 'flexnet[torch]'"]
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, flexnet; print(sorted(m for m in ('torch', 'onnx', "
-         "'onnxruntime', 'sklearn') if m in sys.modules))"],
+         "'onnxruntime', 'sklearn', 'scipy', 'joblib', 'dask', 'distributed', 'threadpoolctl', "
+         "'matplotlib', 'tqdm', 'PIL', 'pandas') if m in sys.modules))"],
         capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 

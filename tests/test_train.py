@@ -330,6 +330,27 @@ def test_divergence_stops_with_epoch_batch_and_keeps_previous_weights():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to inf
+def test_divergence_after_an_overflowing_update_says_the_weights_are_gone():
+    # A finite loss whose update overflows float32: the next batch's loss is
+    # not finite, and the weights from before it are no longer worth keeping.
+    X = np.random.default_rng(0).normal(0, 100, size=(64, 5)).astype("float32")
+    net = flexnet.Network([5, 2], seed=0)
+    with pytest.raises(TrainingDiverged) as info:
+        net.fit(X, np.arange(64) % 2, batch_size=16, lr=1e37)
+    assert "already non-finite" in str(info.value) and "kept" not in str(info.value)
+
+
+@pytest.mark.parametrize("n, batch_size", [(33, 32), (33, 16), (1, 4)])
+def test_a_one_row_batchnorm_batch_is_refused_before_training(n, batch_size):
+    X, y = blobs(n)
+    net = flexnet.Network([4, 8, 3], batchnorm=True, seed=0)
+    before = weights(net)
+    with pytest.raises(ValueError, match="BatchNorm1d\\(8\\) at layers.1 needs at least 2"):
+        net.fit(X, y, batch_size=batch_size)
+    assert same(weights(net), before)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to inf
 def test_divergence_undoes_batchnorm_running_statistics():
     X, y = blobs(40)
     net = flexnet.Network([4, 8, 3], batchnorm=True, seed=0)

@@ -8,6 +8,7 @@ float32 network stays float32. ``ReLU`` lives in :mod:`flexnet.layers` with
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -15,10 +16,20 @@ import numpy as np
 from ._checks import check_float_input
 from .layers import Layer, ReLU
 
-try:  # SciPy's erf is vectorised; math.erf is exact too, one element at a time.
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - exercised only without SciPy
-    _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+@functools.cache
+def _erf_function():
+    """SciPy's vectorised erf when it is installed (imported on first use, not
+    with flexnet), else ``math.erf``, exact too, one element at a time."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - exercised only without SciPy
+        return np.vectorize(math.erf, otypes=[np.float64])
+    return erf
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return _erf_function()(x)
 
 
 class LeakyReLU(Layer):

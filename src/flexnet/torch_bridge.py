@@ -258,7 +258,9 @@ def from_torch(module, loss=None, *, dtype=None, seed=None) -> Sequential:
 
 def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
     pair = _BY_TORCH.get(type(m).__name__)
-    if pair is None or type(m).__module__.split(".")[0] != "torch":
+    # The very torch.nn class, not a subclass or a namesake (torch.ao.nn.qat.Linear
+    # fake-quantises its weights, and a user's subclass may change forward).
+    if pair is None or type(m) is not getattr(_torch().nn, pair.torch, None):
         supported = ", ".join(_BY_TORCH)
         raise ValueError(
             f"from_torch: module [{index}] ({type(m).__name__}) has no flexnet equivalent; "

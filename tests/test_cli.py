@@ -169,6 +169,14 @@ def test_gradcheck_passes_and_fails_on_tolerance(capsys):
     assert code == 1 and "FAIL" in out and "above the tolerance" in err
 
 
+@pytest.mark.parametrize("arch", ["784,32,10", "25,8,2"])
+def test_gradcheck_with_batchnorm_passes(capsys, arch):
+    # The bias in front of training-mode batch norm has a true gradient of 0:
+    # gradcheck must not call its rounding noise a failure (the README example).
+    code, out, _ = run(["gradcheck", "--arch", arch, "--activation", "tanh", "--batchnorm"], capsys)
+    assert code == 0 and "layers.0.b" in out and "FAIL" not in out
+
+
 def test_datasets_lists_each(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("FLEXNET_DATA", str(tmp_path))
     code, out, _ = run(["datasets"], capsys)

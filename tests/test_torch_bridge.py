@@ -420,13 +420,28 @@ def test_twenty_steps_with_each_schedule_equal_torch(kind, name):
     assert_same_state(net, module, 1e-10)
 
 
-def test_float32_training_run_stays_within_float32_tolerance():
+@pytest.mark.parametrize("name, torch_name, kwargs", OPTIMIZERS,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(OPTIMIZERS)])
+def test_float32_training_runs_stay_within_float32_tolerance(name, torch_name, kwargs):
     from flexnet import optim
 
     net = _training_net("float32")
-    module, lf, lt, _, _ = run_both(net, optim.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01))
+    module, lf, lt, _, _ = run_both(
+        net, getattr(optim, name)(**kwargs), lambda p: getattr(torch.optim, torch_name)(p, **kwargs))
     np.testing.assert_allclose(lf, lt, rtol=1e-5)
-    assert_same_state(net, module, 1e-4)
+    assert_same_state(net, module, 1e-5)
+
+
+@pytest.mark.parametrize("kind", ["step", "exponential", "cosine", "plateau"])
+def test_float32_runs_with_each_schedule_stay_within_float32_tolerance(kind):
+    from flexnet import optim
+
+    net = _training_net("float32", seed=4)
+    module, lf, lt, lrf, lrt = run_both(
+        net, optim.SGD(lr=0.05, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), kind)
+    np.testing.assert_allclose(lrf, lrt, rtol=1e-6)
+    np.testing.assert_allclose(lf, lt, rtol=1e-5)
+    assert_same_state(net, module, 1e-5)
 
 
 # -- files torch.load reads ------------------------------------------------------

@@ -43,7 +43,8 @@ def edges_model(tmp_path_factory):
 
 
 def test_help_has_examples_for_every_command(capsys):
-    for command in ("train", "evaluate", "predict", "gradcheck", "datasets", "compare"):
+    for command in ("train", "evaluate", "predict", "gradcheck", "datasets", "compare", "info", "export",
+                    "sweep"):
         assert main([command, "--help"]) == 0
         out = capsys.readouterr().out
         assert "example" in out and f"flexnet {command}" in out
@@ -86,6 +87,33 @@ def test_train_bad_input_is_one_line(tmp_path, capsys, argv, fragments):
 def test_argparse_mistakes_exit_2(capsys):
     code, _, err = run(["train", "--epochs", "zero"], capsys)
     assert code == 2 and "positive integer" in err
+    assert err.count("\n") == 1 and "see flexnet train --help" in err  # one line, no usage block
+
+
+@pytest.mark.parametrize("out, words", [("{tmp}", "is a folder"), ("{tmp}/missing/m.npz", "does not exist")])
+def test_train_refuses_an_unwritable_output_before_training(tmp_path, capsys, out, words):
+    code, stdout, err = run(["train", "--epochs", "1", "--out", out.format(tmp=tmp_path)], capsys)
+    assert code == 2 and words in err and "--out" in err and "Training" not in stdout
+
+
+def test_user_data_mistakes_name_the_file_and_row(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((20, 4)).astype(np.float32), np.arange(20) % 2
+    bad_x = X.copy()
+    bad_x[17, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", X=bad_x, y=y)
+    bad_y = y.copy()
+    bad_y[7] = -1
+    np.savez(tmp_path / "neg.npz", X=X, y=bad_y)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "nan.npz").read_bytes()[:200])
+    (tmp_path / "latin.csv").write_bytes("a,b,label\n1,2,caf\xe9\n".encode("latin-1"))
+    (tmp_path / "inf.csv").write_text("a,b,label\n1,2,0\n1,inf,1\n")
+    for name, words in [("nan.npz", "'X' row 17 holds NaN"), ("neg.npz", "label -1 at 'y' row 7"),
+                        ("cut.npz", "not a readable .npz file"), ("latin.csv", "not a UTF-8 text file"),
+                        ("inf.csv", "line 3, column 2 (b): 'inf' is not a finite")]:
+        code, _, err = run(["train", "--data", tmp_path / name, "--arch", "4,2", "--epochs", "1",
+                            "--out", tmp_path / "m.npz"], capsys)
+        assert code == 2 and err.count("\n") == 1 and name in err and words in err, err
 
 
 def test_csv_train_evaluate_predict(tmp_path, capsys):

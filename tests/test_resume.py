@@ -268,3 +268,28 @@ def test_resume_refuses_fewer_epochs_than_done(tmp_path):
     run(3, X, y, checkpoint=ckpt)
     with pytest.raises(ModelFileError, match="already trained 3 epochs"):
         run(2, X, y, resume=ckpt)
+
+
+@pytest.mark.parametrize("key, value", [("history", 3), ("settings", []), ("epoch", "two")])
+def test_a_malformed_checkpoint_changes_nothing(tmp_path, key, value):
+    """A resume that fails while restoring leaves the network and optimizer as they were."""
+    from flexnet.archive import read_archive, write_archive
+
+    X, y = data()
+    ckpt = tmp_path / "f.npz"
+    run(2, X, y, checkpoint=ckpt)
+    header, arrays = read_archive(ckpt)
+    header.pop("arrays")  # write_archive lists the arrays itself
+    header["training"][key] = value
+    write_archive(ckpt, header, arrays)
+    net = flexnet.Network([5, 12, 3], dropout=0.2, seed=4)
+    opt = Adam(lr=0.01)
+    scheduler = CosineWarmup(opt, 3, warmup_epochs=1, min_lr=1e-4)
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    lr = opt.lr
+    with pytest.raises(ModelFileError):
+        flexnet.fit(net, X, y, epochs=3, batch_size=8, optimizer=opt, validation_split=0.2, seed=5,
+                    scheduler=scheduler, resume=ckpt)
+    for k, v in net.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert opt.state == {} and opt.lr == lr

@@ -167,14 +167,17 @@ def load_checkpoint(loop, path) -> None:
     try:
         training = unflatten_state(header["training"], arrays)
         _check_compatible(loop, header["model"], training, arrays, problems)
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # any malformed value in a file we did not write
         problems.append(f"the training state is incomplete or malformed ({type(exc).__name__}: {exc})")
     if problems:
         raise ModelFileError(path, problems)
+    before = _snapshot(loop)
     try:
         _apply(loop, training, arrays)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"cannot restore the training state: {exc}") from exc
+    except Exception as exc:
+        _apply(loop, before, before["arrays"])  # values that were in place a moment ago: cannot fail
+        raise ModelFileError(path, f"cannot restore the training state "
+                                   f"({type(exc).__name__}: {exc})") from exc
 
 
 def _check_compatible(loop, model: dict, training: dict, arrays, problems: list) -> None:
@@ -214,6 +217,25 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
             problems.append(f"it holds no generator state for {name}")
     if (training["diagnostics"] is None) != (loop.diag is None):
         problems.append("diagnostics= differs from the run that wrote it")
+
+
+def _snapshot(loop) -> dict:
+    """The state :func:`_apply` overwrites, in the form it reads, so a resume that
+    fails halfway can put everything back."""
+    net = loop.net
+    arrays = {name: p.copy() for name, p, _ in net.named_parameters()}
+    arrays.update({name: b.copy() for name, b in net.named_buffers()})
+    return {
+        "arrays": arrays,
+        "optimizer": loop.optimizer.state_dict(),
+        "callbacks": [{"state": cb.state_dict()} for cb in _stateful(loop)],
+        "diagnostics": None if loop.diag is None else loop.diag.state_dict(),
+        "rng": {"shuffle": loop.shuffle_rng.bit_generator.state, **_rng_states(net)},
+        "val_index": loop.val_index,
+        "history": loop.history.to_dict(),
+        "epoch": loop.epoch, "step": loop.step, "global_step": loop.global_step,
+        "stop_training": loop.stop_training, "sums": dict(loop.sums), "perm": loop.perm,
+    }
 
 
 def _apply(loop, training: dict, arrays) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
+
+import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -153,6 +156,17 @@ def _figure(path, draw, *args, **kwargs):
     return path
 
 
+def _check_output(path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if path in (None, "-"):
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name, such as {p / 'model.npz'}")
+    if not p.parent.is_dir():
+        raise UsageError(f"{option} {path}: the folder {p.parent} does not exist")
+
+
 def _with_suffix(path: str, tail: str) -> str:
     """``model.npz`` + ``-curves.png`` -> ``model-curves.png``."""
     root, _ = os.path.splitext(path)
@@ -171,10 +185,15 @@ def _table(rows, header, left: int = 1) -> str:
 
 def _resume_command(args, checkpoint) -> str:
     """The command line that continues an interrupted ``flexnet train``."""
-    parts = ["flexnet train", f"--data {args.data}", f"--arch {','.join(map(str, args.arch))}",
+    q = shlex.quote
+    parts = ["flexnet train", f"--data {q(args.data)}", f"--arch {','.join(map(str, args.arch))}",
              f"--epochs {args.epochs}", f"--optimizer {args.optimizer}", f"--lr {args.lr}",
              f"--batch-size {args.batch_size}", f"--seed {args.seed}", f"--val-split {args.val_split}",
-             f"--out {args.out}", f"--resume {checkpoint}"]
+             f"--out {q(args.out)}", f"--resume {q(str(checkpoint))}"]
+    if args.checkpoint:
+        parts.append(f"--checkpoint {q(args.checkpoint)}")
+    if args.warmup:
+        parts.append(f"--warmup {args.warmup}")
     if args.dropout:
         parts.append(f"--dropout {args.dropout}")
     if args.batchnorm:
@@ -188,7 +207,7 @@ def _resume_command(args, checkpoint) -> str:
     if args.weight_decay:
         parts.append(f"--weight-decay {args.weight_decay}")
     if args.label is not None:
-        parts.append(f"--label {args.label}")
+        parts.append(f"--label {q(str(args.label))}")
     return " ".join(parts)
 
 
@@ -222,6 +241,7 @@ class _SigtermAsInterrupt:
 
     def __init__(self):
         self.received: set[int] = set()
+        self.checkpoint = None  # set once training starts
         self.previous = None
         self._pipe = None
         self._old_fd = -1
@@ -276,7 +296,16 @@ def cmd_train(args) -> int:
         with guard:
             return _train(args, guard)
     except KeyboardInterrupt:
-        print("flexnet train: interrupted before training started; nothing written", file=sys.stderr)
+        # A second Ctrl-C, or one outside fit (the final evaluation, saving).
+        ckpt = guard.checkpoint
+        if ckpt is None:
+            print("flexnet train: interrupted before training started; nothing written", file=sys.stderr)
+        elif Path(ckpt).is_file():
+            print(f"flexnet train: interrupted; the last checkpoint written is {ckpt}\n"
+                  f"resume with: {_resume_command(args, ckpt)}", file=sys.stderr)
+        else:
+            print("flexnet train: interrupted before the first checkpoint; nothing to resume",
+                  file=sys.stderr)
         return guard.exit_code()
 
 
@@ -292,6 +321,10 @@ def _train(args, guard) -> int:
 
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split: expected a fraction in [0, 1), got {args.val_split}")
+    checkpoint = args.checkpoint or _with_suffix(args.out, ".ckpt.npz")
+    figure = args.figure or _with_suffix(args.out, "-curves.png")
+    for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
+        _check_output(path, option)
     ds = _load_data(args)
     if ds.y_train is None:
         raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")
@@ -318,12 +351,12 @@ def _train(args, guard) -> int:
         scheduler = make_scheduler("step", optimizer, step_size=max(1, args.epochs // 3), gamma=0.1)
     elif args.schedule == "plateau":
         scheduler = make_scheduler("plateau", optimizer, factor=0.5, patience=3)
-    checkpoint = args.checkpoint or _with_suffix(args.out, ".ckpt.npz")
     if not args.quiet:
         print(f"Training {net!r} on {ds.name}: {len(X):,} rows"
               + (f", {len(validation[0]):,} for validation" if validation else "")
               + f"; {args.optimizer} lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs")
     started = time.perf_counter()
+    guard.checkpoint = checkpoint
     try:
         history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                       validation_data=validation, scheduler=scheduler, seed=args.seed,
@@ -357,8 +390,7 @@ def _train(args, guard) -> int:
     rows.append(("time", f"{total:.1f} s" + (f" ({seconds:.1f} s in this run)" if args.resume else "")))
     rows.append(("model", args.out))
     rows.append(("checkpoint", checkpoint))
-    figure = _figure(args.figure or _with_suffix(args.out, "-curves.png"), training_curves, history,
-                     show=args.show, title=f"{ds.name}: {arch}")
+    figure = _figure(figure, training_curves, history, show=args.show, title=f"{ds.name}: {arch}")
     if figure:
         rows.append(("figure", figure))
     print(_table(rows, ("summary", ""), left=2))
@@ -374,6 +406,8 @@ def cmd_evaluate(args) -> int:
     from .train import evaluate
 
     net = load(args.model)
+    if args.data is None:
+        args.data = net.metadata.get("dataset", "edges")
     ds = _load_data(args)
     X_raw, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
     if y is None:
@@ -572,6 +606,7 @@ def cmd_export(args) -> int:
     out = args.out or str(Path(args.model).with_suffix(".onnx" if args.format == "onnx" else ".pt"))
     if args.probabilities and args.format != "onnx":
         raise UsageError("--probabilities applies to --format onnx only")
+    _check_output(out, "--out")
     net = load(args.model)
     try:
         if args.format == "onnx":
@@ -591,8 +626,15 @@ def cmd_export(args) -> int:
 # -- parser ------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the usage block is what --help is for."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="flexnet",
         description="Train and compare small neural networks written in NumPy.",
     )
@@ -700,7 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="model file written by flexnet train")
-    p.add_argument("--data", default="edges", metavar="NAME|FILE", help="data set name or .csv/.npz file")
+    p.add_argument("--data", default=None, metavar="NAME|FILE",
+                   help="data set name or .csv/.npz file (default: the data set the model was trained on)")
     p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
     p.add_argument("--figures", default=None, metavar="PREFIX",
                    help="figure files PREFIX-confusion.png, PREFIX-mistakes.png, PREFIX-weights.png "
@@ -845,7 +888,10 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return args.func(args)
+        # NumPy's overflow warnings are noise on the command line: a run that
+        # diverges says so itself, in one line (--debug shows them).
+        with np.errstate(all="warn" if debug else "ignore"):
+            return args.func(args)
     except KeyboardInterrupt:
         print("flexnet: interrupted", file=sys.stderr)
         return 130

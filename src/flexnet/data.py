@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zipfile
 import hashlib
 import http.client
 import math
@@ -78,9 +79,15 @@ def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ","
     dtype = as_float_dtype(dtype, "read_csv(dtype)")
     if not path.is_file():
         raise FileNotFoundError(f"read_csv: no such file: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [(i, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter), start=1)
-                if row and any(cell.strip() for cell in row)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(i, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter), start=1)
+                    if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start:exc.start + 1]!r} "
+                            f"at offset {exc.start}); save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise DataFileError(f"{path}: not a readable CSV file ({exc})") from None
     if not rows:
         raise DataFileError(f"{path}: the file holds no rows")
     first_line, first = rows[0]
@@ -136,7 +143,9 @@ def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ","
             k += 1
     if not np.isfinite(X).all():
         r, k = np.argwhere(~np.isfinite(X))[0]
-        raise DataFileError(f"{path} line {body[r][0]}: value out of range for {dtype.name} in a feature column")
+        j = [c for c in range(n_cols) if c != label_col][k]
+        raise DataFileError(f"{path} line {body[r][0]}, column {j + 1} ({names[j]}): "
+                            f"{body[r][1][j].strip()!r} is not a finite {dtype.name} value")
     if label_col is None:
         return X, None
     return X, _parse_labels(labels)
@@ -188,15 +197,23 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
         raise
     except ValueError as exc:  # object arrays: "Object arrays cannot be loaded when allow_pickle=False"
         raise DataFileError(f"{path}: cannot read arrays: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise DataFileError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFileError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
     if X.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: {x_key!r} must be numeric, got dtype {X.dtype}")
     if X.ndim < 2:
         raise DataFileError(f"{path}: {x_key!r} must have shape (N, features...), got {X.shape}")
+    if X.dtype.kind == "f":
+        bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
+        if bad.any():
+            raise DataFileError(f"{path}: {x_key!r} row {int(np.flatnonzero(bad)[0])} holds NaN or "
+                                "infinity; clean or drop it first")
     if y is not None:
         if y.ndim != 1 or len(y) != len(X):
             raise DataFileError(f"{path}: {y_key!r} must have shape ({len(X)},), got {y.shape}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataFileError(f"{path}: {y_key!r} row {int(np.flatnonzero(~np.isfinite(y))[0])} "
+                                "is NaN or infinity; expected a label")
     return X, y
 
 

@@ -357,6 +357,13 @@ def load(spec: str, *, label=-1, download: bool = True, progress=None) -> Datase
     class_names = None
     if y is not None and y.dtype.kind == "U":
         y, class_names = _data.encode_labels(y)
+    elif y is not None and y.dtype.kind in "iuf" and len(y):
+        bad = (y < 0) | (y != np.round(y))  # class ids: whole numbers from 0
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            where = f"data row {row + 1}" if suffix == ".csv" else f"'y' row {row}"
+            raise _data.DataFileError(f"{path}: label {y[row]} at {where} is not a class id; "
+                                      "expected whole numbers 0, 1, 2, ... (or text labels)")
     input_shape = X.shape[1:] if X.ndim == 3 else None
     return Dataset(path.name, X, y, class_names=class_names, input_shape=input_shape,
                    default_scaler="minmax", per_feature=X.ndim == 2)

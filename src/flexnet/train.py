@@ -187,7 +187,7 @@ def _parse_every(every) -> tuple[int, int]:
 def _progress_factory(progress):
     """A tqdm constructor, or None when the bar should stay quiet."""
     if progress is None:
-        progress = all(s is not None and s.isatty() for s in (sys.stdout, sys.stderr))
+        progress = sys.stderr is not None and sys.stderr.isatty()  # where the bar is drawn
     if not progress:
         return None
     try:

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ._checks import as_float_dtype, as_input, check_layer_sizes, check_lr
+from ._checks import as_float_dtype, as_input, check_finite_rows, check_layer_sizes, check_lr
 from .layers import Layer, Linear, ReLU, make_rng
 from .losses import Loss, SoftmaxCrossEntropy
 from . import init as initializers
@@ -79,10 +79,15 @@ class Sequential:
         ``training=True`` turns on dropout and batch statistics; the default is
         inference, so a forgotten flag never drops units from a prediction.
         """
-        x = as_input(x, self.dtype, f"{type(self).__name__}.forward")
+        x = z = as_input(x, self.dtype, f"{type(self).__name__}.forward")
         for layer in self.layers:
-            x = layer.forward(x, training)
-        return x
+            z = layer.forward(z, training)
+        # NaN or infinity in the input would reach the outputs: checking the
+        # small (N, outputs) array is cheap, and only then is the input
+        # searched for the row to name (train_step stops before any update).
+        if not np.isfinite(z).all():
+            check_finite_rows(x, f"{type(self).__name__}.forward")
+        return z
 
     def backward(self, grad: np.ndarray | None = None, input_grad: bool = False):
         """Backpropagate from the loss (or from ``grad`` if given).

@@ -71,7 +71,8 @@ def _prepare_xy(net, X, y, where: str):
     ``loss.predict`` (None for regression).
     """
     X = as_input(X, net.dtype, f"{where}(X)")
-    X = np.ascontiguousarray(X)  # as_input has refused NaN and infinity
+    X = np.ascontiguousarray(X)
+    check_finite_rows(X, f"{where}(X)")
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != len(X):
         got = f"{len(y)} rows" if y.ndim else "a scalar"

@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 
-from ._checks import as_input, check_finite_rows, check_lr, check_positive_int
+from ._checks import as_input, check_finite_rows, check_labels, check_lr, check_positive_int
 from .callbacks import (
     Callback,
     EarlyStopping,
@@ -28,6 +28,7 @@ from .callbacks import (
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .layers import ReLU
+from .losses import SoftmaxCrossEntropy
 from .normalization import BatchNorm1d
 
 __all__ = [
@@ -82,8 +83,14 @@ def _prepare_xy(net, X, y, where: str):
     if y.dtype.kind == "f":
         check_finite_rows(y, f"{where}(y)")
     # The loss's own checks (label range, shapes), applied to every row at once.
-    z_all = np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype)
-    loss_fn.forward(z_all, y)
+    if isinstance(loss_fn, SoftmaxCrossEntropy) and y.ndim == 1:
+        # Class ids: their check needs no (N, C) array of outputs, which would
+        # be the largest temporary of a whole run; the loss's other checks
+        # (class weights against the outputs) see the first rows.
+        check_labels(y, len(X), z_probe.shape[1], loss_fn._where())
+        loss_fn.forward(np.zeros((min(len(X), EVAL_CHUNK),) + z_probe.shape[1:], net.dtype), y[:EVAL_CHUNK])
+    else:
+        loss_fn.forward(np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype), y)
     if loss_fn.is_classifier and y.ndim == 1 and z_probe.shape[1] > 1:  # class ids
         if y.dtype.kind in "fb":
             y = y.astype(np.int64)  # whole-number floats, as loaded from CSV

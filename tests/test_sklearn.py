@@ -176,6 +176,24 @@ def test_every_solver_learns(solver):
     assert clf.score(X, y) > 0.8
 
 
+def test_fitted_attributes_match_mlps(capsys):
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    X, y = make_classification(120, 5, n_classes=3, n_informative=3, random_state=0)
+    Xr, yr = make_regression(120, 5, n_targets=2, random_state=0)
+    pairs = [(FlexNetClassifier((8, 4), max_iter=5, random_state=0), MLPClassifier(hidden_layer_sizes=(8, 4), max_iter=5), X, y),
+             (FlexNetRegressor((8,), max_iter=5, random_state=0), MLPRegressor(hidden_layer_sizes=(8,), max_iter=5), Xr, yr)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for ours, theirs, X_, y_ in pairs:
+            ours.fit(X_, y_)
+            theirs.fit(X_, y_)
+            assert (ours.n_layers_, ours.n_outputs_) == (theirs.n_layers_, theirs.n_outputs_)
+            assert ours.loss_ == ours.loss_curve_[-1]
+    assert pairs[0][0].out_activation_ == "softmax" == pairs[0][1].out_activation_
+    assert pairs[1][0].out_activation_ == "identity" == pairs[1][1].out_activation_
+
+
 def test_partial_fit_continues_training():
     X, y = make_classification(200, 6, n_classes=3, n_informative=4, random_state=0)
     labels = np.array(["a", "b", "c"])[y]

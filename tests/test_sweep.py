@@ -106,8 +106,25 @@ def test_serial_local_processes_and_dask_give_identical_trials(dask_client):
     on_dask = sw.sweep(_data(), GRID, epochs=4, scheduler=dask_client, save_best=False)
     assert len({t["worker"] for t in on_dask.trials}) == 2
     assert _trials(on_dask) == _trials(serial)
+    # the scheduler's address, as `flexnet sweep --scheduler tcp://HOST:PORT` passes it
+    address = dask_client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    by_address = sw.sweep(_data(), GRID, epochs=4, scheduler=address, save_best=False)
+    assert _trials(by_address) == _trials(serial)
     # every seed gives its own numbers; the curves really were compared
     assert len({t["loss"] for t in serial.trials}) == 16
+
+
+def test_a_trial_is_the_same_in_any_grid_and_any_order():
+    """Its seed comes from its configuration, not from its place in the sweep."""
+    one = sw.sweep(_data(), {"arch": [[25, 8, 2]], "optimizer": "adam", "lr": 0.05, "seed": [1]},
+                   epochs=3, save_best=False)
+    many = sw.sweep(_data(), {"arch": [[25, 2], [25, 16, 2], [25, 8, 2]], "optimizer": ["sgd", "adam"],
+                              "lr": [0.05, 0.1], "seed": [0, 1]}, epochs=3, save_best=False)
+    row = _trials(one)[0]
+    same = [t for t in _trials(many) if t["key"] == row["key"]]
+    assert len(same) == 1 and same[0]["index"] != row["index"]
+    assert {**same[0], "index": 0} == {**row, "index": 0}
 
 
 def test_local_workers_receive_a_memory_map_not_a_copy():

@@ -127,15 +127,18 @@ def test_forward_loss_and_gradients_equal_autograd(activation, norm, training, d
     assert rel_err(dx, xt.grad.numpy()) <= tol
     grads = torch_grads(net, module)
     assert set(grads) == set(net.gradients())
+    following = {a.name: b for a, b in zip(net.layers, net.layers[1:])}
     for name, g in net.gradients().items():
         assert g.dtype == np.dtype(dtype), name
-        # Relative to the largest gradient entry of the same layer: a bias
-        # followed by training-mode batch norm has a true gradient of exactly
-        # 0 (the batch mean removes it), and both libraries return rounding
-        # noise there, which is only small next to the layer's dW.
         layer = name.rsplit(".", 1)[0]
-        scale = max(np.abs(v).max() for k, v in grads.items() if k.rsplit(".", 1)[0] == layer)
-        assert np.abs(g - grads[name]).max() <= tol * scale, name
+        if training and name.endswith(".b") and isinstance(following.get(layer), BatchNorm1d):
+            # A bias followed by training-mode batch norm has a true gradient
+            # of exactly 0 (the batch mean removes it); both libraries return
+            # rounding noise there, judged next to the layer's dW instead.
+            scale = max(np.abs(v).max() for k, v in grads.items() if k.rsplit(".", 1)[0] == layer)
+            assert np.abs(g - grads[name]).max() <= tol * scale, name
+        else:
+            assert rel_err(g, grads[name]) <= tol, name
     # Batch norm's running statistics moved the same way (training only).
     state = module.state_dict()
     for name, buf in net.named_buffers():

@@ -78,6 +78,7 @@ def positive_float(text: str) -> float:
 def cmd_compare(args) -> int:
     from .compare import TUTORIAL_ARCHITECTURES, compare, format_table
 
+    _check_output(args.out, "--out")
     data, where = None, "the edge patches"
     archs = args.arch or [list(a) for a in TUTORIAL_ARCHITECTURES]
     if args.data != "edges":
@@ -98,7 +99,9 @@ def cmd_compare(args) -> int:
         except ImportError as exc:  # pragma: no cover - plots imports lazily
             raise UsageError(str(exc)) from exc
         try:
-            compare_figure(results, args.out, show=args.show)
+            seeds = f", {len(args.seeds)} seeds" if len(args.seeds) > 1 else ""
+            compare_figure(results, args.out, show=args.show,
+                           title=f"Comparing architectures on {where} ({args.epochs} epochs{seeds})")
         except ImportError as exc:
             print(f"flexnet: no figure written: {exc}", file=sys.stderr)
             return EXIT_OK

@@ -50,9 +50,10 @@ def compare_figure(results, path=None, *, show: bool = False, title: str = "Comp
                             label=f"min-max over {len(rs)} seeds")
             ax.legend(loc="upper right", fontsize=8)
         acc = np.array([r.accuracy for r in rs]) * 100
-        spread = f" ± {acc.std():.1f}" if len(rs) > 1 else ""
+        spread = f" ± {acc.std():.1f} (sd)" if len(rs) > 1 else ""
         ax.set_title(f"{list(arch)}\ntest accuracy {acc.mean():.1f}%{spread}")
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("training loss")
     fig.suptitle(title, fontweight="bold")
@@ -257,11 +258,20 @@ def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str 
     plt = _pyplot(show)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     optimizers = sorted({c["optimizer"] for c in rows})
+    # Colour: the optimizer; marker: the learning rate, so configurations of
+    # the same size stay apart. Bars span one standard deviation, cut at 100%.
+    lrs = sorted({c["lr"] for c in rows})
+    markers = "osD^vP*Xh<>p"
     for i, opt in enumerate(optimizers):
-        rs = [c for c in rows if c["optimizer"] == opt]
-        ax.errorbar([c["n_params"] for c in rs], [100 * c[f"{key}_mean"] for c in rs],
-                    yerr=[100 * (c[f"{key}_std"] or 0.0) for c in rs], fmt="o", color=f"C{i}",
-                    alpha=0.75, capsize=3, label=opt)
+        for j, lr in enumerate(lrs):
+            rs = [c for c in rows if c["optimizer"] == opt and c["lr"] == lr]
+            if not rs:
+                continue
+            mean = np.array([100 * c[f"{key}_mean"] for c in rs])
+            sd = np.array([100 * (c[f"{key}_std"] or 0.0) for c in rs])
+            label = opt if len(lrs) == 1 else f"{opt}, lr={lr:g}"
+            ax.errorbar([c["n_params"] for c in rs], mean, yerr=[sd, np.minimum(sd, 100 - mean)],
+                        fmt=markers[j % len(markers)], color=f"C{i}", alpha=0.75, capsize=3, label=label)
     if rows:
         best = rows[0]
         ax.scatter([best["n_params"]], [100 * best[f"{key}_mean"]], s=180, facecolors="none",
@@ -269,11 +279,12 @@ def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str 
         ax.annotate(f"best: {_arch_label(best['arch'])}", (best["n_params"], 100 * best[f"{key}_mean"]),
                     xytext=(8, -14), textcoords="offset points", fontsize=8)
     ax.set_xscale("log")
+    ax.set_ylim(top=min(ax.get_ylim()[1], 100.5))
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"{'validation' if use_val else 'training'} accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    if len(optimizers) > 1:
-        ax.legend(title="optimizer", fontsize=8)
+    if len(optimizers) > 1 or len(lrs) > 1:
+        ax.legend(fontsize=8)
     ax.set_title(title, fontweight="bold")
     fig.tight_layout()
     _finish(fig, plt, path, show)
@@ -312,6 +323,7 @@ def sweep_curves_figure(trials, configs, path=None, *, top: int = 5, show: bool 
     ax_acc.set_ylabel(f"{which} accuracy (%)")
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     ax_loss.set_yscale("log")
     ax_acc.legend(fontsize=7, loc="lower right")

@@ -148,7 +148,7 @@ class _FlexNetBase(BaseEstimator):
 
     def _train(self, X, y, *, epochs: int, incremental: bool, loss_factory, n_out: int):
         """Build (if needed) and train ``model_`` for ``epochs`` epochs on ``(X, y)``."""
-        self._check_params()
+        hidden = self._check_params()[0]
         fresh = self._fresh(incremental)
         if fresh:
             self._rng = self._random_source()
@@ -196,6 +196,11 @@ class _FlexNetBase(BaseEstimator):
         else:
             self.best_loss_ = min(self.loss_curve_)
         self.history_ = history
+        # The fitted attributes MLPClassifier / MLPRegressor also have.
+        self.loss_ = self.loss_curve_[-1]
+        self.n_layers_ = len(hidden) + 2  # input, hidden layers, output, counted as they do
+        self.n_outputs_ = n_out
+        self.out_activation_ = "softmax" if isinstance(self, ClassifierMixin) else "identity"
         if not incremental and not stopper.stopped_epoch:
             warnings.warn(f"{type(self).__name__}: max_iter={self.max_iter} reached and the "
                           "optimization has not converged yet; raise max_iter or learning_rate_init",

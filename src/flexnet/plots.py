@@ -262,16 +262,19 @@ def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str 
     # the same size stay apart. Bars span one standard deviation, cut at 100%.
     lrs = sorted({c["lr"] for c in rows})
     markers = "osD^vP*Xh<>p"
-    for i, opt in enumerate(optimizers):
-        for j, lr in enumerate(lrs):
-            rs = [c for c in rows if c["optimizer"] == opt and c["lr"] == lr]
-            if not rs:
-                continue
-            mean = np.array([100 * c[f"{key}_mean"] for c in rs])
-            sd = np.array([100 * (c[f"{key}_std"] or 0.0) for c in rs])
-            label = opt if len(lrs) == 1 else f"{opt}, lr={lr:g}"
-            ax.errorbar([c["n_params"] for c in rs], mean, yerr=[sd, np.minimum(sd, 100 - mean)],
-                        fmt=markers[j % len(markers)], color=f"C{i}", alpha=0.75, capsize=3, label=label)
+    groups = [(opt, lr) for opt in optimizers for lr in lrs]
+    for k, (opt, lr) in enumerate(groups):
+        rs = [c for c in rows if c["optimizer"] == opt and c["lr"] == lr]
+        if not rs:
+            continue
+        mean = np.array([100 * c[f"{key}_mean"] for c in rs])
+        sd = np.array([100 * (c[f"{key}_std"] or 0.0) for c in rs])
+        # Each group a little to the side, so equal sizes and scores stay visible.
+        shift = 1 + 0.025 * (k - (len(groups) - 1) / 2)
+        label = opt if len(lrs) == 1 else f"{opt}, lr={lr:g}"
+        ax.errorbar([c["n_params"] * shift for c in rs], mean, yerr=[sd, np.minimum(sd, 100 - mean)],
+                    fmt=markers[lrs.index(lr) % len(markers)], color=f"C{optimizers.index(opt)}",
+                    alpha=0.75, capsize=3, label=label)
     if rows:
         best = rows[0]
         ax.scatter([best["n_params"]], [100 * best[f"{key}_mean"]], s=180, facecolors="none",
@@ -279,6 +282,10 @@ def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str 
         ax.annotate(f"best: {_arch_label(best['arch'])}", (best["n_params"], 100 * best[f"{key}_mean"]),
                     xytext=(8, -14), textcoords="offset points", fontsize=8)
     ax.set_xscale("log")
+    sizes = sorted({c["n_params"] for c in rows})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], minor=False)
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.margins(x=0.15)
     ax.set_ylim(top=min(ax.get_ylim()[1], 100.5))
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"{'validation' if use_val else 'training'} accuracy (%)")

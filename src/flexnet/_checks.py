@@ -114,7 +114,7 @@ def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer class labels, got dtype {y.dtype}")
-    lo, hi = int(y.min()), int(y.max())
+    lo, hi = int(np.minimum.reduce(y)), int(np.maximum.reduce(y))  # y.min(), y.max() without wrappers
     if lo < 0 or hi >= n_classes:
         bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
         raise ValueError(

@@ -243,6 +243,15 @@ def test_nan_or_inf_input_is_refused_with_its_row_and_weights_stay(where):
         np.testing.assert_array_equal(v, before[k])
 
 
+def test_nan_input_leaves_batchnorm_running_statistics_alone():
+    net = Network([3, 4, 2], batchnorm=True, seed=0)
+    x = np.ones((5, 3))
+    x[2, 0] = np.nan
+    with pytest.raises(ValueError, match="row 2 holds NaN"):
+        net.train_step(x, np.array([0, 1, 0, 1, 0]), 0.1)
+    assert np.isfinite(net.layers[1].running_mean).all() and np.isfinite(net.layers[1].running_var).all()
+
+
 def test_labels_in_a_column_get_a_ravel_hint():
     with pytest.raises(ValueError, match="1-D array \\(y.ravel\\(\\)\\)"):
         Network([3, 2], seed=0).train_step(np.zeros((4, 3)), np.array([[0], [1], [1], [0]]), 0.1)

@@ -79,14 +79,17 @@ class Sequential:
         ``training=True`` turns on dropout and batch statistics; the default is
         inference, so a forgotten flag never drops units from a prediction.
         """
-        x = z = as_input(x, self.dtype, f"{type(self).__name__}.forward")
+        where = f"{type(self).__name__}.forward"
+        x = z = as_input(x, self.dtype, where)
+        if training and any(layer.buffers for layer in self.layers):
+            check_finite_rows(x, where)  # running statistics must never take in a NaN
         for layer in self.layers:
             z = layer.forward(z, training)
         # NaN or infinity in the input would reach the outputs: checking the
         # small (N, outputs) array is cheap, and only then is the input
         # searched for the row to name (train_step stops before any update).
         if not np.isfinite(z).all():
-            check_finite_rows(x, f"{type(self).__name__}.forward")
+            check_finite_rows(x, where)
         return z
 
     def backward(self, grad: np.ndarray | None = None, input_grad: bool = False):

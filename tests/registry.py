@@ -55,11 +55,12 @@ LAYER_FACTORIES = {
     "BatchNorm1d[train]": _batchnorm_with_history,
     "BatchNorm1d[eval]": _batchnorm_with_history,
     "BatchNorm1d[no affine]": lambda n, dtype, seed: BatchNorm1d(n, affine=False, dtype=dtype),
+    "BatchNorm1d[cumulative]": lambda n, dtype, seed: BatchNorm1d(n, momentum=None, dtype=dtype),
     "LayerNorm": _layernorm,
 }
 
 #: Cases run with ``forward(x, training=True)``; all others use inference mode.
-LAYER_TRAINING = {"Dropout", "BatchNorm1d[train]", "BatchNorm1d[no affine]"}
+LAYER_TRAINING = {"Dropout", "BatchNorm1d[train]", "BatchNorm1d[no affine]", "BatchNorm1d[cumulative]"}
 
 
 def _class_ids(n_classes):

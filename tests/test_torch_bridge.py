@@ -250,7 +250,6 @@ def test_from_torch_reproduces_a_torch_model():
     (torch.nn.Conv1d(1, 1, 1), r"module \[1\] \(Conv1d\) has no flexnet equivalent"),
     (torch.nn.Linear(4, 4, bias=False), r"module \[1\]: Linear with bias=False"),
     (torch.nn.BatchNorm1d(4, track_running_stats=False), r"module \[1\]: BatchNorm1d with track_running"),
-    (torch.nn.BatchNorm1d(4, momentum=None), r"module \[1\]: BatchNorm1d with momentum=None"),
     (torch.nn.BatchNorm1d(4, bias=False), r"module \[1\]: BatchNorm1d with bias=False"),
     (torch.nn.LayerNorm((2, 2)), r"module \[1\]: LayerNorm with normalized_shape=\(2, 2\)"),
     (torch.nn.Softmax(dim=0), r"module \[1\]: Softmax with dim=0"),
@@ -260,6 +259,25 @@ def test_from_torch_reproduces_a_torch_model():
 def test_from_torch_refuses_unsupported_modules_by_index_and_type(module, message):
     with pytest.raises(ValueError, match=message):
         from_torch(torch.nn.Sequential(torch.nn.Linear(4, 4), module))
+
+
+def test_batchnorm_cumulative_average_matches_torch_over_several_batches():
+    # momentum=None: the t-th training batch weighs 1/t in the running statistics.
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4, momentum=None)).double()
+    net = from_torch(module)
+    assert net.layers[1].momentum is None
+    module.train()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.normal(2, 3, size=(7, 4))
+        net.forward(x, training=True)
+        module(torch.tensor(x))
+    bn, bn_t = net.layers[1], module[1]
+    assert int(bn.num_batches_tracked) == int(bn_t.num_batches_tracked) == 3
+    assert rel_err(bn.running_mean, bn_t.running_mean.numpy().reshape(1, 4)) <= 1e-12
+    assert rel_err(bn.running_var, bn_t.running_var.numpy().reshape(1, 4)) <= 1e-12
+    back = to_torch(net)
+    assert int(back[1].num_batches_tracked) == 3 and back[1].momentum is None
 
 
 def test_from_torch_refuses_a_lookalike_class():

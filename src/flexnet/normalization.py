@@ -48,7 +48,9 @@ class BatchNorm1d(Layer):
     Args:
         num_features: F, the width of the input.
         eps: added to the variance before the square root.
-        momentum: weight of the newest batch in the running statistics, in [0, 1].
+        momentum: weight of the newest batch in the running statistics, in
+            [0, 1]; or None for PyTorch's cumulative average, where batch t
+            weighs 1/t (the count is kept in the buffer ``num_batches_tracked``).
         affine: learn ``gamma`` and ``beta`` (else the output is just ``xhat``).
         dtype: float32 (default) or float64.
 
@@ -56,17 +58,18 @@ class BatchNorm1d(Layer):
         x: (N, F) -> (N, F); gamma, beta, running_mean, running_var: (1, F).
     """
 
-    buffers = ("running_mean", "running_var")
-
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, *, dtype="float32"):
         self.num_features = check_positive_int(num_features, "BatchNorm1d(num_features)")
         self.eps = _check_number(eps, "BatchNorm1d(eps)")
         if self.eps <= 0:
             raise ValueError(f"BatchNorm1d(eps): expected a number > 0, got {eps}")
-        self.momentum = _check_number(momentum, "BatchNorm1d(momentum)")
-        if not 0 <= self.momentum <= 1:
-            raise ValueError(f"BatchNorm1d(momentum): expected a number in [0, 1], got {momentum}")
+        if momentum is None:
+            self.momentum = None
+        else:
+            self.momentum = _check_number(momentum, "BatchNorm1d(momentum)")
+            if not 0 <= self.momentum <= 1:
+                raise ValueError(f"BatchNorm1d(momentum): expected a number in [0, 1] or None, got {momentum}")
         self.affine = bool(affine)
         self.params = ("gamma", "beta") if self.affine else ()
         self.dtype = as_float_dtype(dtype, "BatchNorm1d(dtype)")
@@ -78,6 +81,12 @@ class BatchNorm1d(Layer):
             self.dbeta = None
         self.running_mean = np.zeros(shape, dtype=self.dtype)
         self.running_var = np.ones(shape, dtype=self.dtype)
+        self.buffers = ("running_mean", "running_var")
+        if self.momentum is None:
+            # A count of batches, stored in the layer's float dtype like every
+            # buffer (exact up to 2**24 batches in float32).
+            self.num_batches_tracked = np.zeros((), dtype=self.dtype)
+            self.buffers += ("num_batches_tracked",)
         self.xhat = None
         self.inv_std = None
         self.batch_stats = False  # whether the last forward used batch statistics
@@ -96,6 +105,9 @@ class BatchNorm1d(Layer):
             mean = x.mean(axis=0, keepdims=True)  # (1, F)
             var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
             m = self.momentum
+            if m is None:  # cumulative average: the t-th batch weighs 1/t
+                self.num_batches_tracked += 1
+                m = 1.0 / float(self.num_batches_tracked)
             # In place, so references to the buffers (optimizers, io) stay valid.
             self.running_mean *= 1 - m
             self.running_mean += m * mean

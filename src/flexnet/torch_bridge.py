@@ -91,11 +91,10 @@ def _batchnorm_to_torch(cfg: dict) -> dict:
 def _batchnorm_from_torch(m) -> dict:
     if not m.track_running_stats:
         _refuse(m, "track_running_stats=False")
-    if m.momentum is None:
-        _refuse(m, "momentum=None (cumulative average)")
     if m.affine and m.bias is None:
         _refuse(m, "bias=False")
-    cfg = {"num_features": m.num_features, "eps": float(m.eps), "momentum": float(m.momentum)}
+    cfg = {"num_features": m.num_features, "eps": float(m.eps),
+           "momentum": None if m.momentum is None else float(m.momentum)}
     if not m.affine:
         cfg["affine"] = False
     return cfg
@@ -124,7 +123,7 @@ LAYERS: tuple[LayerPair, ...] = (
     LayerPair("Dropout", "Dropout", lambda c: {"p": c.get("p", 0.5)}, lambda m: {"p": float(m.p)}),
     LayerPair("BatchNorm1d", "BatchNorm1d", _batchnorm_to_torch, _batchnorm_from_torch,
               (("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"),
-               ("running_var", "running_var"))),
+               ("running_var", "running_var"), ("num_batches_tracked", "num_batches_tracked"))),
     LayerPair("LayerNorm", "LayerNorm",
               lambda c: {"normalized_shape": c["num_features"], "eps": c.get("eps", 1e-5)},
               _layernorm_from_torch, (("gamma", "weight"), ("beta", "bias"))),
@@ -174,8 +173,6 @@ def torch_module(layer: Layer, dtype=None):
             if target is None or not hasattr(layer, flex_attr):  # BatchNorm1d(affine=False)
                 continue
             target.copy_(_to_tensor(getattr(layer, flex_attr), target))
-        if hasattr(layer, "num_batches_tracked") and hasattr(module, "num_batches_tracked"):
-            module.num_batches_tracked.fill_(int(np.asarray(layer.num_batches_tracked)))
     return module
 
 
@@ -280,9 +277,6 @@ def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
             continue
         like = np.asarray(getattr(layer, flex_attr)).astype(dtype)
         setattr(layer, flex_attr, _to_array(tensor, like))
-    if hasattr(layer, "num_batches_tracked") and hasattr(m, "num_batches_tracked"):
-        layer.num_batches_tracked = np.asarray(layer.num_batches_tracked).dtype.type(
-            int(m.num_batches_tracked))
     return layer
 
 

@@ -225,8 +225,10 @@ def test_compare_with_data(tmp_path, capsys):
     assert_one_line_error(code, err, "input features, 64 for digits")
 
 
-def test_sigterm_writes_checkpoint_and_resume_finishes(tmp_path):
-    """SIGTERM mid-training: exit 143, a checkpoint, and the command that resumes."""
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_writes_checkpoint_and_resume_finishes_bit_identical(tmp_path, capsys, signum, code):
+    """SIGTERM or Ctrl-C mid-training: the exit code, a checkpoint, and the command that
+    resumes; the resumed model equals one trained without a stop."""
     out = tmp_path / "m.npz"
     ckpt = tmp_path / "m.ckpt.npz"
     argv = [sys.executable, "-m", "flexnet", "train", "--data", "edges", "--arch", "25,8,2",
@@ -236,14 +238,23 @@ def test_sigterm_writes_checkpoint_and_resume_finishes(tmp_path):
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     assert "checkpoint written to" in err and "--resume" in err and "Traceback" not in err
     assert ckpt.is_file() and not out.exists()
     done = int(err.split("interrupted after ", 1)[1].split()[0])
     resume = err.strip().splitlines()[-1].split("resume with: ", 1)[1].split()
     assert resume[:2] == ["flexnet", "train"] and resume[-2:] == ["--resume", str(ckpt)]
     resume[resume.index("--epochs") + 1] = str(done + 2)
-    code = main(resume[1:] + ["--quiet", "--figure", "-"])
-    assert code == 0 and out.is_file()
+    assert main(resume[1:] + ["--quiet", "--figure", "-"]) == 0 and out.is_file()
+    assert "s in this run)" in capsys.readouterr().out  # it went on from the checkpoint
+    ref = tmp_path / "ref.npz"
+    plain = resume[1:resume.index("--resume")]
+    plain[plain.index("--out") + 1] = str(ref)
+    assert main(plain + ["--quiet", "--figure", "-"]) == 0
+    import flexnet
+
+    resumed, reference = flexnet.load(out).parameters(), flexnet.load(ref).parameters()
+    for name, value in reference.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)

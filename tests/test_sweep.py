@@ -297,6 +297,18 @@ def test_cli_sweep_writes_results_and_refuses_bad_input(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", ["_retrain_best", "write_outputs"])
+def test_ctrl_c_after_the_last_trial_still_returns_every_trial(tmp_path, monkeypatch, where):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sw, where, ctrl_c)
+    grid = {"arch": [[25, 2], [25, 8, 2]], "seed": [0, 1]}
+    result = sw.sweep(_data(), grid, epochs=2, out=tmp_path, figures=False)
+    assert result.interrupted and result.pending == 0 and len(result.trials) == 4
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 1 + 4
+
+
 def test_ctrl_c_on_the_command_line_keeps_finished_trials(tmp_path):
     """A real SIGINT to the process group, as a terminal sends it, with two workers."""
     pytest.importorskip("joblib")

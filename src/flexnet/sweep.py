@@ -535,12 +535,18 @@ def sweep(
             trials = [{**rows[s["key"]], "index": s["index"]} for s in specs if s["key"] in rows]
             result = SweepResult(trials, summarise(trials), interrupted, len(specs) - len(trials))
             if save_best and not interrupted:
-                result.best_model = _retrain_best(result, shared, dtype, specs)
+                try:
+                    result.best_model = _retrain_best(result, shared, dtype, specs)
+                except KeyboardInterrupt:  # every trial is in; only the best model is missing
+                    result.interrupted = True
     finally:
         if log is not None:
             log.close()
     if out is not None:
-        result.files = write_outputs(result, out, figures=figures, top=top)
+        try:
+            result.files = write_outputs(result, out, figures=figures, top=top)
+        except KeyboardInterrupt:  # the log holds every finished trial; --resume writes the rest
+            result.interrupted = True
     return result
 
 

@@ -196,3 +196,49 @@ def test_truncated_files_raise_model_file_error(tmp_path, model_bytes, cut):
     path.write_bytes(model_bytes[: cut % len(model_bytes)])
     with pytest.raises(ModelFileError):
         flexnet.load(path)
+
+
+# -- checkpoints with a fuzzed training state ------------------------------------------
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=False)
+                     | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from flexnet.archive import read_archive
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)).astype("float32"), np.arange(40) % 2
+    path = tmp_path_factory.mktemp("ckpt") / "c.npz"
+    flexnet.fit(Network([4, 6, 2], dropout=0.2, seed=1), X, y, epochs=2, batch_size=8, optimizer="adam",
+                validation_split=0.25, seed=2, checkpoint=path)
+    header, arrays = read_archive(path)
+    header.pop("arrays")
+    return X, y, header, arrays
+
+
+@SETTINGS
+@given(data=st.data())
+def test_resume_from_a_fuzzed_checkpoint_refuses_cleanly_and_changes_nothing(checkpoint, tmp_path, data):
+    """Any value in any field of the training state: a ModelFileError or a resumed run,
+    never another exception, and never a half-restored network."""
+    import copy
+
+    from flexnet.archive import write_archive
+
+    X, y, header, arrays = checkpoint
+    header = copy.deepcopy(header)
+    key = data.draw(st.sampled_from(sorted(header["training"])))
+    header["training"][key] = data.draw(_JSON)
+    path = tmp_path / "fuzzed.npz"
+    write_archive(path, header, arrays)
+    net = Network([4, 6, 2], dropout=0.2, seed=1)
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    try:
+        flexnet.fit(net, X, y, epochs=3, batch_size=8, optimizer="adam", validation_split=0.25, seed=2,
+                    resume=path)
+    except ModelFileError:
+        for k, v in net.parameters().items():
+            np.testing.assert_array_equal(v, before[k])

@@ -180,6 +180,33 @@ def load_checkpoint(loop, path) -> None:
                                    f"({type(exc).__name__}: {exc})") from exc
 
 
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+def _check_position(loop, training: dict, problems: list) -> None:
+    """Where the run stood (counters, row order, validation rows) must fit this data."""
+    for key in ("epoch", "step", "global_step"):
+        if not _whole(training[key]):
+            problems.append(f"training.{key} must be a whole number >= 0, got {training[key]!r}")
+    step, perm, n = training["step"], training["perm"], loop.n
+    if _whole(step) and step >= loop.n_batches:
+        problems.append(f"training.step {step} is past the {loop.n_batches} batches of an epoch")
+    elif _whole(step) and step > 0:
+        if not (isinstance(perm, np.ndarray) and perm.shape == (n,) and perm.dtype.kind in "iu"
+                and np.array_equal(np.sort(perm), np.arange(n))):
+            problems.append(f"training.perm must be an order of the {n} training rows (the run "
+                            "stopped in the middle of an epoch)")
+    val_index, mine = training["val_index"], loop.val_index
+    if val_index is None and mine is None:
+        return
+    fits = (isinstance(val_index, np.ndarray) and mine is not None and val_index.shape == mine.shape
+            and val_index.dtype.kind in "iu" and val_index.min() >= 0
+            and val_index.max() < len(loop._full[0]) and len(np.unique(val_index)) == len(val_index))
+    if not fits:
+        problems.append("training.val_index does not name the validation rows of this data")
+
+
 def _check_compatible(loop, model: dict, training: dict, arrays, problems: list) -> None:
     mine, my_arrays = model_state(loop.net)
     mine = json.loads(json.dumps(mine))  # compare as read back: tuples become lists
@@ -200,6 +227,7 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
         if saved.get(key) != now[key]:
             problems.append(f"{label} differs from the run that wrote it "
                             f"({saved.get(key)!r} then, {now[key]!r} now); resume with the same settings")
+    _check_position(loop, training, problems)
     if int(training["epoch"]) > loop.epochs:
         problems.append(f"it has already trained {training['epoch']} epochs but fit(epochs={loop.epochs}) "
                         "asks for fewer; pass epochs= the total you want")

@@ -331,3 +331,13 @@ def test_ctrl_c_on_the_command_line_keeps_finished_trials(tmp_path):
     finished = len(log.read_text().splitlines()) - 1
     assert 2 <= finished < 60
     assert len(json.loads((out / "trials.json").read_text())["trials"]) == finished
+
+
+def test_spread_over_seeds_is_the_sample_standard_deviation():
+    from flexnet.sweep_results import _mean_std
+
+    # accuracies 0.90, 0.92, 0.97: mean 0.93, squared deviations 9e-4, 1e-4, 16e-4 -> sum 26e-4;
+    # divided by n - 1 = 2 -> 13e-4, sd 0.03606 (dividing by n would understate it: 0.02944)
+    mean, sd = _mean_std([0.90, 0.92, 0.97, None])
+    assert mean == pytest.approx(0.93) and sd == pytest.approx(0.036056, rel=1e-4)
+    assert _mean_std([0.5]) == (0.5, 0.0) and _mean_std([None]) == (None, None)

@@ -123,7 +123,7 @@ def format_table(results: list[CompareResult]) -> str:
     for arch, rs in groups.items():
         acc = np.array([r.accuracy for r in rs]) * 100
         loss = np.array([r.final_loss for r in rs])
-        spread = f" ± {acc.std():.1f}" if len(rs) > 1 else ""
+        spread = f" ± {acc.std(ddof=1):.1f}" if len(rs) > 1 else ""  # sample sd over seeds
         rows.append((
             "[" + ", ".join(map(str, arch)) + "]",
             f"{rs[0].n_params:,}",

@@ -50,7 +50,7 @@ def compare_figure(results, path=None, *, show: bool = False, title: str = "Comp
                             label=f"min-max over {len(rs)} seeds")
             ax.legend(loc="upper right", fontsize=8)
         acc = np.array([r.accuracy for r in rs]) * 100
-        spread = f" ± {acc.std():.1f} (sd)" if len(rs) > 1 else ""
+        spread = f" ± {acc.std(ddof=1):.1f} (sd)" if len(rs) > 1 else ""
         ax.set_title(f"{list(arch)}\ntest accuracy {acc.mean():.1f}%{spread}")
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)

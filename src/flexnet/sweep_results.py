@@ -71,10 +71,12 @@ def config_label(config: dict, axes: Sequence[str]) -> str:
 
 
 def _mean_std(values: list) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1: a handful of seeds is a sample;
+    0 for a single value)."""
     values = [v for v in values if v is not None]
     if not values:
         return None, None
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 @dataclass

@@ -97,6 +97,7 @@ def test_trial_seed_is_a_stable_hash_of_the_configuration():
 def test_serial_local_processes_and_dask_give_identical_trials(dask_client):
     serial = sw.sweep(_data(), GRID, epochs=4, save_best=False)
     assert len(serial.trials) == 16 and all(t["status"] == "ok" for t in serial.trials)
+    assert {t["blas_threads"] for t in serial.trials} == {1}  # and so on every worker below
     assert {t["worker"].rsplit(":", 1)[1] for t in serial.trials} == {str(os.getpid())}
 
     local = sw.sweep(_data(), GRID, epochs=4, jobs=2, save_best=False)
@@ -113,6 +114,13 @@ def test_serial_local_processes_and_dask_give_identical_trials(dask_client):
     assert _trials(by_address) == _trials(serial)
     # every seed gives its own numbers; the curves really were compared
     assert len({t["loss"] for t in serial.trials}) == 16
+
+
+def test_local_workers_use_the_blas_threads_they_are_given():
+    grid = {"arch": [[25, 2]], "seed": [0, 1, 2, 3]}
+    for threads in (1, 2):
+        result = sw.sweep(_data(), grid, epochs=1, jobs=2, blas_threads=threads, save_best=False)
+        assert {t["blas_threads"] for t in result.trials} == {threads}
 
 
 def test_a_trial_is_the_same_in_any_grid_and_any_order():

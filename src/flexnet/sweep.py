@@ -278,6 +278,17 @@ def _limit_blas_threads(n: int | None) -> None:
     threadpool_limits(limits=n)
 
 
+def _blas_threads_in_use() -> int | None:
+    """The BLAS thread count this trial ran with (None without threadpoolctl): the
+    rounding of a trial's matrix products depends on it, so its row says it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
+        return None
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
 def build_network(config: dict, dtype, seed: int):
     """The network a configuration describes."""
     from .network import Network
@@ -325,6 +336,7 @@ def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -
         row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
     row["seconds"] = time.perf_counter() - start
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    row["blas_threads"] = _blas_threads_in_use()
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
         values = row["curves"].get(metric)
         row[metric] = values[-1] if values else None

@@ -39,7 +39,7 @@ CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
 TRIAL_COLUMNS = (
     "index", "key", "status", "arch", "activation", "lr", "batch_size", "dropout", "optimizer",
     "epochs", "seed", "trial_seed", "n_params", "loss", "accuracy", "val_loss", "val_accuracy",
-    "seconds", "worker", "error",
+    "seconds", "worker", "blas_threads", "error",
 )
 #: Columns of ``configs.csv``: one row per configuration, over its seeds.
 CONFIG_COLUMNS = (

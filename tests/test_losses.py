@@ -9,7 +9,7 @@ import pytest
 import flexnet
 from flexnet import (
     L1, MSE, BatchNorm1d, BCEWithLogits, Dropout, GELU, Huber, LayerNorm, Linear, Network, ReLU,
-    Sequential, Sigmoid, SoftmaxCrossEntropy, Tanh, activations, init, losses,
+    Sigmoid, SoftmaxCrossEntropy, Tanh, activations, init, losses,
 )
 
 # -- worked by hand --------------------------------------------------------------

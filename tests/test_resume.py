@@ -293,3 +293,22 @@ def test_a_malformed_checkpoint_changes_nothing(tmp_path, key, value):
     for k, v in net.parameters().items():
         np.testing.assert_array_equal(v, before[k])
     assert opt.state == {} and opt.lr == lr
+
+
+def test_a_stop_after_the_last_batch_of_an_epoch_resumes(tmp_path):
+    """Interrupted after an epoch's last batch but before its end (validation, callbacks):
+    the checkpoint's step equals the number of batches, and resuming finishes the epoch."""
+    X, y = data()
+    reference, _ = run(3, X, y)
+
+    class StopAfterLastBatch(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if self.loop.epoch == 1 and batch == self.loop.n_batches:
+                self.loop._interrupt = True  # what Ctrl-C sets
+
+    ckpt = tmp_path / "g.npz"
+    with pytest.raises(TrainingInterrupted):
+        run(3, X, y, checkpoint=ckpt, callbacks=[StopAfterLastBatch()])
+    net, _ = run(3, X, y, checkpoint=ckpt, resume=ckpt)
+    for name, value in params(reference).items():
+        np.testing.assert_array_equal(net.parameters()[name], value, err_msg=name)

@@ -190,7 +190,7 @@ def _check_position(loop, training: dict, problems: list) -> None:
         if not _whole(training[key]):
             problems.append(f"training.{key} must be a whole number >= 0, got {training[key]!r}")
     step, perm, n = training["step"], training["perm"], loop.n
-    if _whole(step) and step >= loop.n_batches:
+    if _whole(step) and step > loop.n_batches:  # == n_batches: stopped after the epoch's last batch
         problems.append(f"training.step {step} is past the {loop.n_batches} batches of an epoch")
     elif _whole(step) and step > 0:
         if not (isinstance(perm, np.ndarray) and perm.shape == (n,) and perm.dtype.kind in "iu"

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ._checks import as_float_dtype, as_input, check_finite_rows, check_layer_sizes, check_lr
-from .layers import Layer, Linear, ReLU, make_rng
+from .layers import Layer, Linear, make_rng
 from .losses import Loss, SoftmaxCrossEntropy
 from . import init as initializers
 from .activations import get as get_activation

@@ -261,17 +261,17 @@ def test_binary_network_end_to_end():
     np.testing.assert_array_equal(proba.argmax(axis=1), net.predict(X))
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"dropout": 0.2}, {"batchnorm": True}, {"batchnorm": True, "dropout": 0.2},
-    {"layernorm": True, "activation": "gelu"}, {"activation": "tanh"},
-    {"loss": SoftmaxCrossEntropy(label_smoothing=0.1)},
+@pytest.mark.parametrize("options, documented", [
+    ({}, 0.925), ({"dropout": 0.2}, 0.925), ({"batchnorm": True}, 0.944),
+    ({"batchnorm": True, "dropout": 0.2}, 0.953), ({"layernorm": True, "activation": "gelu"}, 0.947),
+    ({"activation": "tanh"}, 0.928), ({"loss": SoftmaxCrossEntropy(label_smoothing=0.1)}, 0.922),
 ])
-def test_digits_classifier_end_to_end(options):
+def test_digits_classifier_end_to_end(options, documented):
     # scikit-learn's 8x8 digits (64 inputs, 10 classes): 500 training images,
-    # 30 epochs of SGD, lr 0.1, batch 32. Held-out accuracy on 359 images was
-    # 0.925 plain, 0.925 dropout, 0.944 batchnorm, 0.953 both, 0.947
-    # layernorm+GELU, 0.928 tanh.
+    # 30 epochs of SGD, lr 0.1, batch 32, held-out accuracy on 359 images: the
+    # README's table. One point of slack (3-4 images) for another CPU or BLAS,
+    # whose rounding can flip a few predictions.
     (X, y), (X_test, y_test) = flexnet.datasets.digits(seed=0)
     net = Network([64, 32, 10], seed=0, **options)
     train(net, X[:500], y[:500], epochs=30, lr=0.1)
-    assert np.mean(net.predict(X_test) == y_test) > 0.9, options
+    assert np.mean(net.predict(X_test) == y_test) >= documented - 0.01, options

@@ -416,10 +416,10 @@ def test_diagnostics_do_not_change_the_weights():
 
 
 @pytest.mark.parametrize("options, floor", [
-    ({}, 0.85),
-    ({"dropout": 0.2}, 0.85),
-    ({"batchnorm": True}, 0.88),
-    ({"dropout": 0.2, "batchnorm": True}, 0.88),
+    ({}, 0.87),
+    ({"dropout": 0.2}, 0.87),
+    ({"batchnorm": True}, 0.90),
+    ({"dropout": 0.2, "batchnorm": True}, 0.90),
 ])
 def test_digits_reaches_documented_accuracy(options, floor):
     # 600 training and 300 held-out 8x8 digits; see docs/training.md for the numbers.

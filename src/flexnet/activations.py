@@ -53,7 +53,7 @@ class LeakyReLU(Layer):
         return np.where(self.mask, z, z * self.negative_slope)
 
     def backward(self, dh, input_grad=True):
-        self._check_grad(dh, None if self.mask is None else self.mask.shape)
+        self._check_grad(dh, self.mask)
         return np.where(self.mask, dh, dh * self.negative_slope)
 
     def config(self):
@@ -81,7 +81,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, dh, input_grad=True):
-        self._check_grad(dh, None if self.out is None else self.out.shape)
+        self._check_grad(dh, self.out)
         return dh * self.out * (1 - self.out)
 
 
@@ -96,7 +96,7 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, dh, input_grad=True):
-        self._check_grad(dh, None if self.out is None else self.out.shape)
+        self._check_grad(dh, self.out)
         return dh * (1 - self.out * self.out)
 
 
@@ -131,7 +131,7 @@ class GELU(Layer):
         return self._C * (zc + self._K * zc * zc * zc)
 
     def backward(self, dh, input_grad=True):
-        self._check_grad(dh, None if self.z is None else self.z.shape)
+        self._check_grad(dh, self.z)
         z = self.z
         if self.approximate == "tanh":
             t = np.tanh(self._inner(z))
@@ -172,7 +172,7 @@ class Softmax(Layer):
     def backward(self, dp, input_grad=True):
         # Jacobian-vector product of softmax: p * (g - sum_j g_j p_j), per row,
         # without building the (C, C) Jacobian.
-        self._check_grad(dp, None if self.out is None else self.out.shape)
+        self._check_grad(dp, self.out)
         p = self.out
         return p * (dp - (dp * p).sum(axis=1, keepdims=True))
 

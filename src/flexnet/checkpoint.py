@@ -104,11 +104,9 @@ def _stateful(loop) -> list:
     return [cb for cb in loop.callbacks if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict")]
 
 
-def save_checkpoint(loop, path) -> Path:
-    """Write the state of a running :class:`~flexnet.train.FitLoop` to ``path``, atomically."""
-    path = Path(os.fspath(path))
-    model, arrays = model_state(loop.net)
-    training = {
+def _training_state(loop) -> dict:
+    """Everything about a running fit besides the network's arrays, as a checkpoint keeps it."""
+    return {
         "epoch": loop.epoch,
         "step": loop.step,
         "global_step": loop.global_step,
@@ -123,7 +121,13 @@ def save_checkpoint(loop, path) -> Path:
         "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()} for cb in _stateful(loop)],
         "diagnostics": None if loop.diag is None else loop.diag.state_dict(),
     }
-    training_json, training_arrays = flatten_state(training, prefix="train")
+
+
+def save_checkpoint(loop, path) -> Path:
+    """Write the state of a running :class:`~flexnet.train.FitLoop` to ``path``, atomically."""
+    path = Path(os.fspath(path))
+    model, arrays = model_state(loop.net)
+    training_json, training_arrays = flatten_state(_training_state(loop), prefix="train")
     header = {
         "format": CHECKPOINT_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -248,22 +252,12 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
 
 
 def _snapshot(loop) -> dict:
-    """The state :func:`_apply` overwrites, in the form it reads, so a resume that
-    fails halfway can put everything back."""
+    """The state :func:`_apply` overwrites, in the form it reads (what a checkpoint
+    would hold now), so a resume that fails halfway can put everything back."""
     net = loop.net
     arrays = {name: p.copy() for name, p, _ in net.named_parameters()}
     arrays.update({name: b.copy() for name, b in net.named_buffers()})
-    return {
-        "arrays": arrays,
-        "optimizer": loop.optimizer.state_dict(),
-        "callbacks": [{"state": cb.state_dict()} for cb in _stateful(loop)],
-        "diagnostics": None if loop.diag is None else loop.diag.state_dict(),
-        "rng": {"shuffle": loop.shuffle_rng.bit_generator.state, **_rng_states(net)},
-        "val_index": loop.val_index,
-        "history": loop.history.to_dict(),
-        "epoch": loop.epoch, "step": loop.step, "global_step": loop.global_step,
-        "stop_training": loop.stop_training, "sums": dict(loop.sums), "perm": loop.perm,
-    }
+    return {**_training_state(loop), "arrays": arrays}
 
 
 def _apply(loop, training: dict, arrays) -> None:

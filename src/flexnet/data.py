@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import zipfile
 import hashlib
 import http.client
 import math
@@ -22,12 +21,13 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ._checks import as_float_dtype
+from ._checks import as_float_dtype, check_finite_rows
 from .layers import make_rng
 
 
@@ -203,17 +203,14 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
         raise DataFileError(f"{path}: {x_key!r} must be numeric, got dtype {X.dtype}")
     if X.ndim < 2:
         raise DataFileError(f"{path}: {x_key!r} must have shape (N, features...), got {X.shape}")
-    if X.dtype.kind == "f":
-        bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
-        if bad.any():
-            raise DataFileError(f"{path}: {x_key!r} row {int(np.flatnonzero(bad)[0])} holds NaN or "
-                                "infinity; clean or drop it first")
-    if y is not None:
-        if y.ndim != 1 or len(y) != len(X):
-            raise DataFileError(f"{path}: {y_key!r} must have shape ({len(X)},), got {y.shape}")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise DataFileError(f"{path}: {y_key!r} row {int(np.flatnonzero(~np.isfinite(y))[0])} "
-                                "is NaN or infinity; expected a label")
+    if y is not None and (y.ndim != 1 or len(y) != len(X)):
+        raise DataFileError(f"{path}: {y_key!r} must have shape ({len(X)},), got {y.shape}")
+    try:
+        for key, arr in ((x_key, X), (y_key, y)):
+            if arr is not None:
+                check_finite_rows(arr, f"{path}: {key!r}")
+    except ValueError as exc:
+        raise DataFileError(str(exc)) from None
     return X, y
 
 

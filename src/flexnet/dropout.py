@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from numbers import Real
 
-
 from ._checks import check_float_input
 from .layers import Layer, make_rng
 

@@ -88,12 +88,14 @@ class Layer:
     def n_params(self) -> int:
         return sum(getattr(self, p).size for p in self.params)
 
-    def _check_grad(self, grad, shape: tuple | None) -> np.ndarray:
-        """Refuse a gradient that does not match the last forward's output ``shape``
-        (None: there was no forward), instead of letting it broadcast."""
-        if shape is None:
+    def _check_grad(self, grad, like) -> np.ndarray:
+        """Refuse a gradient that does not match the last forward's output, instead of
+        letting it broadcast. ``like`` is an array of the output's shape cached by
+        forward, or that shape; None when there was no forward."""
+        if like is None:
             raise RuntimeError(f"{self._where()}.backward: no forward pass to go back through; "
                                "call forward first")
+        shape = like.shape if isinstance(like, np.ndarray) else like
         if not isinstance(grad, np.ndarray) or grad.shape != shape:
             got = grad.shape if isinstance(grad, np.ndarray) else type(grad).__name__
             raise ValueError(f"{self._where()}.backward expected a gradient of shape {shape}, "
@@ -227,7 +229,7 @@ class ReLU(Layer):
         return np.maximum(z, 0)
 
     def backward(self, dh, input_grad=True):
-        self._check_grad(dh, None if self.mask is None else self.mask.shape)
+        self._check_grad(dh, self.mask)
         return dh * self.mask
 
     def __repr__(self):

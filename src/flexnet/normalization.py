@@ -69,7 +69,8 @@ class BatchNorm1d(Layer):
         else:
             self.momentum = _check_number(momentum, "BatchNorm1d(momentum)")
             if not 0 <= self.momentum <= 1:
-                raise ValueError(f"BatchNorm1d(momentum): expected a number in [0, 1] or None, got {momentum}")
+                raise ValueError(
+                    f"BatchNorm1d(momentum): expected a number in [0, 1] or None, got {momentum}")
         self.affine = bool(affine)
         self.params = ("gamma", "beta") if self.affine else ()
         self.dtype = as_float_dtype(dtype, "BatchNorm1d(dtype)")
@@ -123,7 +124,7 @@ class BatchNorm1d(Layer):
         return self.xhat * self.gamma + self.beta
 
     def backward(self, grad, input_grad=True):
-        self._check_grad(grad, None if self.xhat is None else self.xhat.shape)
+        self._check_grad(grad, self.xhat)
         if self.affine:
             self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
             self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
@@ -187,7 +188,7 @@ class LayerNorm(Layer):
         return self.xhat * self.gamma + self.beta
 
     def backward(self, grad, input_grad=True):
-        self._check_grad(grad, None if self.xhat is None else self.xhat.shape)
+        self._check_grad(grad, self.xhat)
         self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
         self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
         if not input_grad:

@@ -251,3 +251,99 @@ def test_relu_mask_follows_the_latest_batch_of_any_size():
     for z in (np.array([[1.0, -1.0]]), np.array([[-1.0, 2.0]]), np.array([[3.0, 0.0], [-2.0, 5.0]])):
         relu.forward(z)
         np.testing.assert_array_equal(relu.backward(np.ones_like(z)), (z > 0).astype(float))
+
+
+# -- the fused update (axpy) -------------------------------------------------------
+
+
+def _no_blas(monkeypatch):
+    from flexnet import _blas
+
+    monkeypatch.setattr(_blas, "_kernels", lambda: None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("blas", [True, False])
+def test_axpy_updates_in_place_as_numpy_would(dtype, blas, monkeypatch):
+    from flexnet._blas import axpy
+
+    if not blas:
+        _no_blas(monkeypatch)
+    rng = np.random.default_rng(6)
+    for shape in [(10,), (1, 7), (784, 128)]:
+        y = rng.standard_normal(shape).astype(dtype)
+        x = rng.standard_normal(shape).astype(dtype)
+        x.flags.writeable = False  # a read-only gradient is read, never written
+        want = y + np.asarray(-0.1, dtype) * x
+        before = y.ctypes.data
+        axpy(-0.1, x, y)
+        assert y.ctypes.data == before and y.dtype == np.dtype(dtype)
+        # one rounding (fused multiply-add) or two: at most an ulp or so apart
+        np.testing.assert_allclose(y, want, rtol=1e-6 if dtype == "float32" else 1e-14, atol=1e-7)
+        if not blas:
+            np.testing.assert_array_equal(y, want)  # NumPy's own two operations, exactly
+
+
+def test_axpy_takes_any_layout_and_leaves_the_rest_of_the_array_alone():
+    from flexnet._blas import axpy
+
+    base = np.zeros((6, 8), dtype=np.float32)
+    view = base[:, ::2]  # not contiguous: BLAS cannot take it in place
+    axpy(2.0, np.ones((6, 4), dtype=np.float32), view)
+    assert (base[:, ::2] == 2).all() and (base[:, 1::2] == 0).all()
+    fortran = np.asfortranarray(np.ones((5, 3)))
+    axpy(-1.0, np.full((5, 3), 0.5), fortran)
+    np.testing.assert_array_equal(fortran, 0.5)
+
+
+def test_axpy_writes_the_result_back_if_the_wrapper_ever_copies(monkeypatch):
+    from flexnet import _blas
+
+    def copying(x, y, a):
+        return y + a * x  # what an f2py wrapper returns when it cannot work in place
+
+    monkeypatch.setattr(_blas, "_kernels", lambda: {np.dtype(np.float64): copying})
+    y = np.ones(5)
+    _blas.axpy(3.0, np.ones(5), y)
+    np.testing.assert_array_equal(y, 4.0)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_gives_the_same_weights_with_and_without_scipy_blas(momentum, monkeypatch):
+    from flexnet.optim import SGD
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((96, 30)).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    nets = []
+    for blas in (True, False):
+        if not blas:
+            _no_blas(monkeypatch)
+        net = Network([30, 70, 3], seed=0)  # 2,100 weights in the first layer
+        flexnet.fit(net, X, y, epochs=3, batch_size=32, optimizer=SGD(0.1, momentum=momentum), seed=0)
+        nets.append(net)
+    for (name, a), b in zip(nets[0].parameters().items(), nets[1].parameters().values()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_sweep_thread_limit_reaches_scipy_blas_too():
+    code = (
+        "from flexnet.sweep import _limit_blas_threads\n"
+        "from threadpoolctl import threadpool_info\n"
+        "_limit_blas_threads(1)\n"
+        "pools = [p for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "print(len(pools), sorted({p['num_threads'] for p in pools}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.split(maxsplit=1)
+    assert int(out[0]) >= 2 and out[1].strip() == "[1]"  # NumPy's OpenBLAS and SciPy's, both at 1
+
+
+def test_softmax_ce_fast_path_takes_outputs_in_any_memory_order():
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((7, 5))
+    y = rng.integers(0, 5, 7)
+    c_order, f_order = SoftmaxCrossEntropy(), SoftmaxCrossEntropy()
+    assert c_order.forward(z, y) == f_order.forward(np.asfortranarray(z), y)
+    np.testing.assert_array_equal(c_order.backward(), f_order.backward())

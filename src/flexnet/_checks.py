@@ -114,8 +114,8 @@ def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer class labels, got dtype {y.dtype}")
-    lo, hi = int(np.minimum.reduce(y)), int(np.maximum.reduce(y))  # y.min(), y.max() without wrappers
-    if lo < 0 or hi >= n_classes:
+    # One reduction checks both ends: seen as unsigned, a negative id is huge.
+    if int(np.maximum.reduce(y.view(y.dtype.str.replace("i", "u")))) >= n_classes:
         bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
         raise ValueError(
             f"{where}: label {int(y[bad])} at row {bad} is out of range; "

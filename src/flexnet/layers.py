@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ._blas import axpy
 from ._checks import as_float_dtype, check_float_input, check_lr, check_positive_int
 
 
@@ -64,7 +65,7 @@ class Layer:
         for name, p, g in self.named_parameters():
             if g is None:
                 raise RuntimeError(f"{self._where()}.update: no gradient for {name}; call backward first")
-            p -= lr * g
+            axpy(-lr, g, p)  # p -= lr * g (one fused pass for large arrays, see _blas)
 
     def astype(self, dtype) -> "Layer":
         """Cast parameters and buffers to ``dtype`` in place; returns self."""

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ._blas import axpy
 from ._checks import check_lr
 
 __all__ = [
@@ -311,6 +312,9 @@ class SGD(Optimizer):
         return {}
 
     def _update(self, p, g, state):
+        if self.momentum == 0 and self.weight_decay == 0 and self.l1 == 0:
+            axpy(-self._lr, g, p)  # plain SGD, the common case: p -= lr * g
+            return
         g = self._penalized(p, g, self.weight_decay)
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
@@ -318,9 +322,9 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= self.momentum
-                buf += (1 - self.dampening) * g
+                axpy(1 - self.dampening, g, buf)
             g = g + self.momentum * buf if self.nesterov else buf
-        p -= self.lr * g
+        axpy(-self.lr, g, p)  # p -= lr * g, in one pass when SciPy's BLAS is there
 
     def _checked_state(self, name, st, where):
         # A buffer appears at the first step, so a parameter may hold none yet.

@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import _blas
 from ._checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
 from .sweep_results import (
     AXES,
@@ -275,6 +276,7 @@ def _limit_blas_threads(n: int | None) -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
         return
+    _blas.load()  # SciPy's BLAS (the updates' axpy) too: only loaded libraries are limited
     threadpool_limits(limits=n)
 
 
@@ -570,6 +572,7 @@ def _blas_limit(n: int):
     except ImportError:  # pragma: no cover - a plain install runs compare without it
         yield
         return
+    _blas.load()
     with threadpool_limits(limits=n):
         yield
 

@@ -1,0 +1,60 @@
+"""One fused BLAS kernel for the parameter updates: ``y += a * x``.
+
+NumPy has no fused multiply-add for arrays: ``p -= lr * g`` makes the
+temporary ``lr * g`` and then subtracts it, two passes over memory and an
+allocation the size of the parameter. BLAS's ``axpy`` does it in one pass,
+in place. NumPy does not expose it, SciPy does (``scipy.linalg.blas``), so
+when SciPy is installed the updates use it; without
+SciPy they use the two NumPy operations. The BLAS call is faster at every
+size: half the time on the 784 x 128 weights of an MNIST-sized network, a
+third on a bias of 10 (its call costs less than NumPy's). SciPy is imported
+at the first update, not with flexnet (about 0.1 s, once per process).
+
+Which path an array takes depends only on the array (its dtype and layout)
+and on whether SciPy is installed, never on what ran before, so a
+training run is reproducible bit for bit within one installation. The two
+paths round differently (axpy may fuse the multiply and the add), so the
+same run with and without SciPy can differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+@functools.cache
+def _kernels() -> dict | None:
+    """``{dtype: axpy}`` from SciPy's BLAS, or None without SciPy (cached)."""
+    try:
+        from scipy.linalg.blas import daxpy, saxpy
+    except ImportError:
+        return None
+    return {np.dtype(np.float32): saxpy, np.dtype(np.float64): daxpy}
+
+
+def load() -> bool:
+    """Import the kernels now, if SciPy is there; True when they are available.
+
+    Call it before limiting BLAS threads with threadpoolctl, which limits only
+    the libraries already loaded (SciPy brings its own copy of OpenBLAS).
+    """
+    return _kernels() is not None
+
+
+def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """``y += a * x`` in place; ``x`` and ``y`` have the same shape and dtype."""
+    # carray: C-contiguous, aligned and writeable, what the wrapper can use in place
+    if x.flags.carray and y.flags.carray and x.shape == y.shape and x.dtype == y.dtype:
+        kernel = (_kernels() or _NONE).get(y.dtype)
+        if kernel is not None:
+            flat = y.ravel()  # a view: y is contiguous
+            out = kernel(x.ravel(), flat, a=a)
+            if out is not flat:  # the wrapper copied after all: write the result back
+                np.copyto(flat, out)
+            return
+    y += a * x
+
+
+_NONE: dict = {}

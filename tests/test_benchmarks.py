@@ -299,13 +299,34 @@ def test_axpy_takes_any_layout_and_leaves_the_rest_of_the_array_alone():
 def test_axpy_writes_the_result_back_if_the_wrapper_ever_copies(monkeypatch):
     from flexnet import _blas
 
-    def copying(x, y, a):
-        return y + a * x  # what an f2py wrapper returns when it cannot work in place
+    def copying(x, y, n, a, offx, offy):
+        out = y.copy()  # what an f2py wrapper returns when it cannot work in place
+        out[offy:offy + n] += a * x[offx:offx + n]
+        return out
 
     monkeypatch.setattr(_blas, "_kernels", lambda: {np.dtype(np.float64): copying})
-    y = np.ones(5)
-    _blas.axpy(3.0, np.ones(5), y)
-    np.testing.assert_array_equal(y, 4.0)
+    monkeypatch.setattr(_blas, "CHUNK", 4)
+    y = np.ones(10)
+    _blas.axpy(3.0, np.arange(10.0), y)
+    np.testing.assert_array_equal(y, 1 + 3 * np.arange(10.0))
+
+
+def test_axpy_calls_blas_in_pieces_small_enough_to_stay_on_one_thread(monkeypatch):
+    # Larger calls wake OpenBLAS's thread pool, which fights NumPy's own.
+    from flexnet import _blas
+    from scipy.linalg.blas import daxpy
+
+    calls = []
+
+    def spy(x, y, n, a, offx, offy):
+        calls.append((offx, offy, n))
+        return daxpy(x, y, n=n, a=a, offx=offx, offy=offy)
+
+    monkeypatch.setattr(_blas, "_kernels", lambda: {np.dtype(np.float64): spy})
+    y = np.zeros((250, 100))
+    _blas.axpy(0.5, np.ones((250, 100)), y)
+    assert calls == [(0, 0, 10_000), (10_000, 10_000, 10_000), (20_000, 20_000, 5_000)]
+    np.testing.assert_array_equal(y, 0.5)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])

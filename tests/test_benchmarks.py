@@ -299,7 +299,7 @@ def test_axpy_takes_any_layout_and_leaves_the_rest_of_the_array_alone():
 def test_axpy_writes_the_result_back_if_the_wrapper_ever_copies(monkeypatch):
     from flexnet import _blas
 
-    def copying(x, y, n, a, offx, offy):
+    def copying(x, y, n, a, offx, incx, offy, incy):
         out = y.copy()  # what an f2py wrapper returns when it cannot work in place
         out[offy:offy + n] += a * x[offx:offx + n]
         return out
@@ -318,9 +318,9 @@ def test_axpy_calls_blas_in_pieces_small_enough_to_stay_on_one_thread(monkeypatc
 
     calls = []
 
-    def spy(x, y, n, a, offx, offy):
+    def spy(x, y, n, a, offx, incx, offy, incy):
         calls.append((offx, offy, n))
-        return daxpy(x, y, n=n, a=a, offx=offx, offy=offy)
+        return daxpy(x, y, n, a, offx, incx, offy, incy)
 
     monkeypatch.setattr(_blas, "_kernels", lambda: {np.dtype(np.float64): spy})
     y = np.zeros((250, 100))

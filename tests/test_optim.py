@@ -479,6 +479,76 @@ def test_step_works_on_a_lone_layer():
     assert set(opt.state) == {"W", "b"}
 
 
+# -- prepared updates: made once per parameter, never stale ---------------------------
+
+
+def _sgd_step(net, opt, X, y):
+    net.loss_fn.forward(net.forward(X, training=True), y)
+    net.backward()
+    opt.step(net)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("path", ["optimizer", "train_step"])
+def test_a_copy_of_a_trained_net_updates_its_own_arrays(how, path):
+    # Each parameter's update is prepared once, on views of its arrays; a copy
+    # must prepare its own, never write into the original's weights.
+    import copy
+    import pickle
+
+    X, y = data("float32")
+    net, opt = Network([6, 300, 3], seed=3), SGD(0.1)  # 1,800 weights: one BLAS call each
+    run = (lambda n, o: _sgd_step(n, o, X, y)) if path == "optimizer" else \
+        (lambda n, o: n.train_step(X, y, 0.1))
+    for _ in range(2):
+        run(net, opt)
+        clone_net, clone_opt = (copy.deepcopy((net, opt)) if how == "deepcopy"
+                                else pickle.loads(pickle.dumps((net, opt))))
+        before = {k: v.copy() for k, v in net.parameters().items()}
+        run(clone_net, clone_opt)
+        for k, v in net.parameters().items():
+            np.testing.assert_array_equal(v, before[k], err_msg=f"the copy's step changed {k}")
+        run(net, opt)
+        for (k, a), b in zip(net.parameters().items(), clone_net.parameters().values()):
+            assert not np.array_equal(a, before[k])
+            np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def test_a_replaced_parameter_array_gets_the_next_update():
+    X, y = data("float64")
+    net, opt = Network([6, 5, 3], dtype="float64", seed=1), SGD(0.1)
+    _sgd_step(net, opt, X, y)
+    layer = net.layers[0]
+    old = layer.W
+    layer.W = old.copy()  # as loading weights by assignment does
+    net.loss_fn.forward(net.forward(X, training=True), y)
+    net.backward()
+    want = layer.W - 0.1 * layer.dW
+    kept = old.copy()
+    opt.step(net)
+    np.testing.assert_allclose(layer.W, want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_array_equal(old, kept)  # the array no longer in the net is left alone
+    for update in (lambda: net.update(0.1), lambda: layer.update(0.1)):
+        layer.W = layer.W.copy()
+        want = layer.W - 0.1 * layer.dW
+        update()
+        np.testing.assert_allclose(layer.W, want, rtol=1e-14, atol=1e-15)
+
+
+def test_sgd_hyper_parameters_changed_mid_run_take_effect():
+    X, y = data("float64")
+    net, opt = Network([6, 5, 3], dtype="float64", seed=1), SGD(0.1)
+    _sgd_step(net, opt, X, y)  # plain SGD: its fast path is prepared here
+    opt.weight_decay, opt.momentum = 0.5, 0.9
+    net.loss_fn.forward(net.forward(X, training=True), y)
+    net.backward()
+    W, dW = net.layers[0].W.copy(), net.layers[0].dW.copy()
+    opt.step(net)
+    g = dW + 0.5 * W  # the first momentum step: buffer = the penalised gradient
+    np.testing.assert_allclose(net.layers[0].W, W - 0.1 * g, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(opt.state["layers.0.W"]["momentum_buffer"], g, rtol=1e-13)
+
+
 # -- names for the command line ------------------------------------------------------
 
 

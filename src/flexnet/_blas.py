@@ -51,20 +51,42 @@ def load() -> bool:
 CHUNK = 10_000
 
 
-def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
-    """``y += a * x`` in place; ``x`` and ``y`` have the same shape and dtype."""
+def _kernel_for(x: np.ndarray, y: np.ndarray):
+    """SciPy's axpy for these arrays, or None where NumPy must do it."""
     # carray: C-contiguous, aligned and writeable, what the wrapper can use in place
     if x.flags.carray and y.flags.carray and x.shape == y.shape and x.dtype == y.dtype:
-        kernel = (_kernels() or _NONE).get(y.dtype)
-        if kernel is not None:
-            xs, ys = x.ravel(), y.ravel()  # views: both are contiguous
-            n = ys.size
-            for start in range(0, n, CHUNK):
-                out = kernel(xs, ys, n=min(CHUNK, n - start), a=a, offx=start, offy=start)
-                if out is not ys:  # the wrapper copied after all: write the result back
-                    np.copyto(ys, out)
-            return
-    y += a * x
+        return (_kernels() or _NONE).get(y.dtype)
+    return None
+
+
+def _call(kernel, xs: np.ndarray, ys: np.ndarray, a: float) -> None:
+    n = ys.size
+    for start in range(0, n, CHUNK):
+        # positional (x, y, n, a, offx, incx, offy, incy): keywords cost more than the work
+        out = kernel(xs, ys, min(CHUNK, n - start), a, start, 1, start, 1)
+        if out is not ys:  # the wrapper copied after all: write the result back
+            np.copyto(ys, out)
+
+
+def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """``y += a * x`` in place; ``x`` and ``y`` have the same shape and dtype."""
+    kernel = _kernel_for(x, y)
+    if kernel is None:
+        y += a * x
+    else:
+        _call(kernel, x.ravel(), y.ravel(), a)  # ravel: views, both are contiguous
+
+
+def prepared_axpy(x: np.ndarray, y: np.ndarray):
+    """A function ``f(a)`` that does ``y += a * x``, for arrays updated at every
+    step: the checks, the choice of kernel and the flat views are made once."""
+    kernel = _kernel_for(x, y)
+    if kernel is None:
+        def numpy_axpy(a):
+            y.__iadd__(a * x)  # y += a * x, on the arrays this function was made for
+        return numpy_axpy
+    xs, ys = x.ravel(), y.ravel()
+    return functools.partial(_call, kernel, xs, ys)
 
 
 _NONE: dict = {}

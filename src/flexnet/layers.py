@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ._blas import axpy
+from ._blas import prepared_axpy
 from ._checks import as_float_dtype, check_float_input, check_lr, check_positive_int
 
 
@@ -62,10 +62,23 @@ class Layer:
         """One step of gradient descent: ``p -= lr * dp`` for every parameter."""
         if type(lr) is not float or not 0.0 < lr < math.inf:  # message built only on failure
             lr = check_lr(lr, f"{self._where()}.update(lr)")
+        # p -= lr * g, prepared once per (parameter, gradient) pair: one BLAS
+        # pass when SciPy is installed (see flexnet._blas)
+        prepared = self.__dict__.setdefault("_prepared", {})
         for name, p, g in self.named_parameters():
             if g is None:
                 raise RuntimeError(f"{self._where()}.update: no gradient for {name}; call backward first")
-            axpy(-lr, g, p)  # p -= lr * g (one fused pass for large arrays, see _blas)
+            entry = prepared.get(name)
+            if entry is None or entry[0] is not p or entry[1] is not g:
+                entry = prepared[name] = (p, g, prepared_axpy(g, p))
+            entry[2](-lr)
+
+    def __getstate__(self) -> dict:
+        # The prepared updates hold views of the arrays: a copy or a pickle
+        # prepares its own at its first update.
+        state = dict(self.__dict__)
+        state.pop("_prepared", None)
+        return state
 
     def astype(self, dtype) -> "Layer":
         """Cast parameters and buffers to ``dtype`` in place; returns self."""

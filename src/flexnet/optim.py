@@ -25,13 +25,14 @@ here, so ``flexnet.optim.StepLR`` works.
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from ._blas import axpy
+from ._blas import axpy, prepared_axpy
 from ._checks import check_lr
 
 __all__ = [
@@ -91,7 +92,7 @@ class Optimizer:
         self.weight_decay = _number(weight_decay, f"{where}(weight_decay)")
         self.l1 = _number(l1, f"{where}(l1)")
         self.state: dict[str, dict[str, Any]] = {}
-        self._checked: dict[str, tuple] = {}  # name -> (param, grad, state) last validated
+        self._checked: dict[str, tuple] = {}  # name -> (param, grad, state, update) last validated
 
     # The learning rate may reach 0 at the end of a schedule, never below.
     @property
@@ -124,7 +125,8 @@ class Optimizer:
             state = self.state.get(name)
             # Fast path: the same parameter, gradient and state objects as at
             # the last step (layers reuse their gradient arrays) were checked
-            # then and cannot have changed shape or dtype since.
+            # then and cannot have changed shape or dtype since; their update
+            # was prepared then too.
             seen = checked.get(name)
             if seen is None or seen[0] is not p or seen[1] is not g or seen[2] is not state:
                 self._check_pair(name, p, g)
@@ -132,8 +134,18 @@ class Optimizer:
                     state = self.state[name] = self._new_state(p)
                 else:
                     self._match_state(name, p, state)
-                checked[name] = (p, g, state)
-            self._update(p, g, state)
+                seen = checked[name] = (p, g, state, self._prepare(p, g, state))
+            seen[3]()
+
+    def _prepare(self, p: np.ndarray, g: np.ndarray, state: dict):
+        """The update of one parameter as a function of no arguments, made once
+        for a (parameter, gradient, state) triple and called at every step."""
+        return functools.partial(self._update, p, g, state)
+
+    def __getstate__(self) -> dict:
+        # The prepared updates hold views of the model's arrays: a copy or a
+        # pickle prepares its own at its first step.
+        return {**self.__dict__, "_checked": {}}
 
     def _penalized(self, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
         """The gradient plus the L2 and L1 terms (a new array; ``g`` is untouched)."""
@@ -311,10 +323,18 @@ class SGD(Optimizer):
         # buffer is filled in _update, where the penalised gradient is known.
         return {}
 
+    def _prepare(self, p, g, state):
+        general = super()._prepare(p, g, state)
+        plain = prepared_axpy(g, p)  # p -= lr * g, in one pass when SciPy's BLAS is there
+
+        def update():
+            if self.momentum == 0 and self.weight_decay == 0 and self.l1 == 0:
+                plain(-self._lr)  # plain SGD, the common case
+            else:
+                general()
+        return update
+
     def _update(self, p, g, state):
-        if self.momentum == 0 and self.weight_decay == 0 and self.l1 == 0:
-            axpy(-self._lr, g, p)  # plain SGD, the common case: p -= lr * g
-            return
         g = self._penalized(p, g, self.weight_decay)
         if self.momentum != 0:
             buf = state.get("momentum_buffer")

@@ -240,7 +240,7 @@ class FloorNumpy(Impl):
         self.steps = None if spec["name"] == "infer" else batch_sizes(spec["n"], spec["batch"])
 
     def _arr(self, rng, shape):
-        return rng.random(shape, dtype=np.float32)
+        return rng.random(shape).astype(self.dtype)
 
     def mm(self, a, b, out):
         np.matmul(a, b, out=out)
@@ -260,6 +260,13 @@ class FloorNumpy(Impl):
             self.mm(self.act[i], self.W[i], self.act[i + 1])
 
 
+class FloorNumpy64(FloorNumpy):
+    """The same products in float64: how much of float64's cost is the BLAS's own."""
+
+    label = "GEMM floor (NumPy float64)"
+    dtype = np.float64
+
+
 class FloorTorch(FloorNumpy):
     label = "GEMM floor (PyTorch)"
 
@@ -270,7 +277,7 @@ class FloorTorch(FloorNumpy):
         super().setup(spec, X, y)
 
     def _arr(self, rng, shape):
-        return self.torch.from_numpy(rng.random(shape, dtype=np.float32))
+        return self.torch.from_numpy(rng.random(shape).astype(np.float32))
 
     def mm(self, a, b, out):
         self.torch.mm(a, b, out=out)
@@ -284,5 +291,6 @@ IMPLS = {
     "sklearn": Sklearn,
     "plain": Plain,
     "floor-numpy": FloorNumpy,
+    "floor-numpy-f64": FloorNumpy64,
     "floor-torch": FloorTorch,
 }

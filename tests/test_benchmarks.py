@@ -49,6 +49,9 @@ def test_quick_benchmark_runs_and_writes_every_field(tmp_path):
             assert r["peak_rss_mib"] > 0 and r["peak_extra_mib"] >= 0
     assert {t["target"] for t in data["targets"]} >= {
         "W: flexnet / PyTorch time", "W-big: flexnet / PyTorch time", "tiny: flexnet / PyTorch time"}
+    f64 = next(t for t in data["targets"] if t["target"] == "W: float64 / float32 time")
+    assert f64["gemm_floor_ratio"] > 0  # the BLAS's own float64 cost, beside the target
+    assert "the GEMM floor's own ratio" in proc.stdout
 
 
 def test_benchmark_refuses_unknown_names(tmp_path):

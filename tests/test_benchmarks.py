@@ -54,6 +54,15 @@ def test_quick_benchmark_runs_and_writes_every_field(tmp_path):
     assert "the GEMM floor's own ratio" in proc.stdout
 
 
+def test_overhead_ladder_runs_every_stage():
+    script = os.path.join(ROOT, "benchmarks", "overhead.py")
+    proc = subprocess.run([sys.executable, script, "--quick"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["by hand", "+ layers' forward", "+ loss", "+ backward", "+ optimizer", "fit()",
+                        "fit(), NumPy update"]
+
+
 def test_benchmark_refuses_unknown_names(tmp_path):
     proc = subprocess.run([sys.executable, RUN, "--quick", "--impls", "flexnet-fit,nope"],
                           capture_output=True, text=True, timeout=60)

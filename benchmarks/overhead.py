@@ -84,7 +84,8 @@ def epoch(level: int, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
             loss_fn.p, loss_fn.y = p, yb
         if level >= 3:
             net.backward()
-            grads = [g for _, _, g in net.named_parameters()]
+            if level == 3 and updates is None:
+                grads = [g for _, _, g in net.named_parameters()]
         else:
             g = loss_fn.p.copy()
             g.reshape(-1)[starts + yb] -= 1

@@ -13,6 +13,8 @@ from numbers import Integral, Real
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+#: Each signed integer dtype and its unsigned twin (same size, same byte order).
+_UNSIGNED = {np.dtype(f"{order}i{size}"): np.dtype(f"{order}u{size}") for order in "<>" for size in (1, 2, 4, 8)}
 
 
 def as_float_dtype(dtype, where: str = "dtype") -> np.dtype:
@@ -115,7 +117,7 @@ def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
     elif y.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer class labels, got dtype {y.dtype}")
     # One reduction checks both ends: seen as unsigned, a negative id is huge.
-    if int(np.maximum.reduce(y.view(y.dtype.str.replace("i", "u")))) >= n_classes:
+    if int(np.maximum.reduce(y.view(_UNSIGNED.get(y.dtype, y.dtype)))) >= n_classes:
         bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
         raise ValueError(
             f"{where}: label {int(y[bad])} at row {bad} is out of range; "

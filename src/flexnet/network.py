@@ -100,10 +100,10 @@ class Sequential:
         """
         if grad is None:
             grad = self.loss_fn.backward()
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            grad = self.layers[i].backward(grad, input_grad=input_grad or i > 0)
-        return grad
+        layers = self.layers
+        for i in range(len(layers) - 1, 0, -1):
+            grad = layers[i].backward(grad, True)
+        return layers[0].backward(grad, input_grad)
 
     def update(self, lr: float) -> None:
         """Plain gradient descent on every parameter."""

@@ -151,10 +151,9 @@ class Sequential:
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         """Yield ``(name, parameter, gradient)`` such as ``("layers.0.W", W, dW)``."""
         for layer in self.layers:
-            if layer.params:  # activations have none: skip their generator
-                prefix = layer.name + "."
-                for attr, p, g in layer.named_parameters():
-                    yield prefix + attr, p, g
+            prefix = layer.name + "."
+            for attr, p, g in layer.named_parameters():
+                yield prefix + attr, p, g
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Every trainable array by name (the arrays themselves, not copies)."""

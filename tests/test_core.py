@@ -320,3 +320,47 @@ def test_sequential_validates_its_layers():
         Sequential([Linear(2, 2), "relu"])
     net = Sequential([Linear(3, 4, seed=0), ReLU(), Linear(4, 2, seed=1)], dtype="float64")
     assert all(p.dtype == np.float64 for p in net.parameters().values())
+
+
+# -- custom layers the network must keep working with ----------------------------
+
+
+def test_a_composite_layer_that_lists_its_own_parameters_is_trained():
+    from flexnet.layers import Layer
+
+    class Wrapped(Layer):
+        """A layer holding another: no params of its own, named_parameters overridden."""
+
+        def __init__(self):
+            self.inner = flexnet.Linear(4, 3, seed=0)
+
+        def forward(self, x, training=False):
+            return self.inner.forward(x, training)
+
+        def backward(self, grad, *, input_grad=True):  # keyword-only, as a user may write it
+            return self.inner.backward(grad, input_grad=input_grad)
+
+        def named_parameters(self):
+            for attr, p, g in self.inner.named_parameters():
+                yield "inner." + attr, p, g
+
+    net = flexnet.Sequential([flexnet.Linear(5, 4, seed=1), flexnet.ReLU(), Wrapped()])
+    assert list(net.parameters()) == ["layers.0.W", "layers.0.b", "layers.2.inner.W", "layers.2.inner.b"]
+    before = net.layers[2].inner.W.copy()
+    X = np.random.default_rng(0).standard_normal((8, 5))
+    flexnet.fit(net, X, np.arange(8) % 3, epochs=2, batch_size=4, lr=0.1)
+    assert not np.array_equal(net.layers[2].inner.W, before)
+
+
+@pytest.mark.parametrize("dtype", ["uint64", ">u8", "uint8", "int8", ">i4"])
+def test_class_ids_of_any_integer_dtype_train_and_score(dtype):
+    X = np.random.default_rng(0).standard_normal((12, 4))
+    y = (np.arange(12) % 3).astype(dtype)
+    net = flexnet.Network([4, 5, 3], seed=0)
+    want = flexnet.Network([4, 5, 3], seed=0)
+    flexnet.fit(net, X, y, epochs=2, batch_size=4, lr=0.1, seed=0)
+    flexnet.fit(want, X, y.astype(np.int64), epochs=2, batch_size=4, lr=0.1, seed=0)
+    for a, b in zip(net.parameters().values(), want.parameters().values()):
+        np.testing.assert_array_equal(a, b)
+    assert net.loss(X, y) == want.loss(X, y.astype(np.int64))
+    net.train_step(X[:4], y[:4], 0.1)

@@ -549,6 +549,58 @@ def test_sgd_hyper_parameters_changed_mid_run_take_effect():
     np.testing.assert_allclose(opt.state["layers.0.W"]["momentum_buffer"], g, rtol=1e-13)
 
 
+@pytest.mark.parametrize("blas", [True, False])
+def test_a_parameter_frozen_after_its_first_step_is_refused_not_written(blas, monkeypatch):
+    from flexnet import _blas
+
+    if not blas:
+        monkeypatch.setattr(_blas, "_kernels", lambda: None)
+    X, y = data("float32")
+    for update in ("optimizer", "net.update"):
+        net, opt = Network([6, 300, 3], seed=1), SGD(0.1)
+        _sgd_step(net, opt, X, y)
+        net.update(0.1)  # both kinds of update are prepared now
+        W = net.layers[0].W
+        W.flags.writeable = False
+        kept = W.copy()
+        net.loss_fn.forward(net.forward(X, training=True), y)
+        net.backward()
+        with pytest.raises(ValueError, match="read-only"):
+            opt.step(net) if update == "optimizer" else net.update(0.1)
+        np.testing.assert_array_equal(W, kept)
+
+
+def test_an_sgd_subclass_keeps_its_own_update_rule():
+    class ClippedSGD(SGD):
+        def _update(self, p, g, state):
+            super()._update(p, np.clip(g, -1e-3, 1e-3), state)
+
+    X, y = data("float64")
+    net, opt = Network([6, 5, 3], dtype="float64", seed=1), ClippedSGD(0.5)
+    for _ in range(3):  # from the second step on, through the prepared update
+        before = net.layers[0].W.copy()
+        _sgd_step(net, opt, X, y)
+        change = np.abs(net.layers[0].W - before).max()
+        assert 0 < change <= 0.5 * 1e-3 + 1e-15
+
+
+@pytest.mark.parametrize("blas", [True, False])
+def test_a_zero_learning_rate_spreads_a_nan_gradient_on_either_path(blas, monkeypatch):
+    # BLAS's axpy skips the work when a is 0; the update must not depend on that.
+    from flexnet import _blas
+
+    if not blas:
+        monkeypatch.setattr(_blas, "_kernels", lambda: None)
+    layer = Linear(30, 40, seed=0)
+    layer.forward(np.ones((2, 30), np.float32))
+    layer.backward(np.ones((2, 40), np.float32))
+    layer.dW[0, 0] = np.nan
+    opt = SGD(0.1)
+    opt.lr = 0.0  # where a schedule may end
+    opt.step(layer)
+    assert np.isnan(layer.W[0, 0]) and np.isfinite(layer.W.ravel()[1:]).all()
+
+
 # -- names for the command line ------------------------------------------------------
 
 

@@ -60,6 +60,9 @@ def _kernel_for(x: np.ndarray, y: np.ndarray):
 
 
 def _call(kernel, xs: np.ndarray, ys: np.ndarray, a: float) -> None:
+    if a == 0:  # BLAS skips the work then; NumPy still spreads a NaN or inf in x, as PyTorch does
+        np.add(ys, a * xs, out=ys)
+        return
     n = ys.size
     for start in range(0, n, CHUNK):
         # positional (x, y, n, a, offx, incx, offy, incy): keywords cost more than the work
@@ -86,5 +89,10 @@ def prepared_axpy(x: np.ndarray, y: np.ndarray):
             np.add(y, a * x, out=y)  # y += a * x
         return numpy_axpy
     xs, ys = x.ravel(), y.ravel()
-    return functools.partial(_call, kernel, xs, ys)
+
+    def blas_axpy(a):
+        if not y.flags.writeable:  # frozen since: the flat view would still write
+            raise ValueError("output array is read-only")
+        _call(kernel, xs, ys, a)
+    return blas_axpy
 

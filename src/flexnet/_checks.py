@@ -123,6 +123,8 @@ def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
             f"{where}: label {int(y[bad])} at row {bad} is out of range; "
             f"expected class ids 0..{n_classes - 1} for {n_classes} outputs"
         )
+    if y.dtype.kind == "u" and y.dtype.itemsize == 8:  # uint64 and int64 indices would mix into float64
+        y = y.astype(np.int64)
     return y
 
 

@@ -102,8 +102,8 @@ class Sequential:
             grad = self.loss_fn.backward()
         layers = self.layers
         for i in range(len(layers) - 1, 0, -1):
-            grad = layers[i].backward(grad, True)
-        return layers[0].backward(grad, input_grad)
+            grad = layers[i].backward(grad, input_grad=True)
+        return layers[0].backward(grad, input_grad=input_grad)
 
     def update(self, lr: float) -> None:
         """Plain gradient descent on every parameter."""

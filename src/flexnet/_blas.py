@@ -59,14 +59,18 @@ def _kernel_for(x: np.ndarray, y: np.ndarray):
     return None
 
 
-def _call(kernel, xs: np.ndarray, ys: np.ndarray, a: float) -> None:
+def _pieces(n: int) -> list[tuple[int, int]]:
+    """``(offset, count)`` of each BLAS call for ``n`` elements, at most CHUNK each."""
+    return [(start, min(CHUNK, n - start)) for start in range(0, n, CHUNK)]
+
+
+def _call(kernel, xs: np.ndarray, ys: np.ndarray, a: float, pieces) -> None:
     if a == 0:  # BLAS skips the work then; NumPy still spreads a NaN or inf in x, as PyTorch does
         np.add(ys, a * xs, out=ys)
         return
-    n = ys.size
-    for start in range(0, n, CHUNK):
+    for start, count in pieces:
         # positional (x, y, n, a, offx, incx, offy, incy): keywords cost more than the work
-        out = kernel(xs, ys, min(CHUNK, n - start), a, start, 1, start, 1)
+        out = kernel(xs, ys, count, a, start, 1, start, 1)
         if out is not ys:  # the wrapper copied after all: write the result back
             np.copyto(ys, out)
 
@@ -77,7 +81,7 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
     if kernel is None:
         y += a * x
     else:
-        _call(kernel, x.ravel(), y.ravel(), a)  # ravel: views, both are contiguous
+        _call(kernel, x.ravel(), y.ravel(), a, _pieces(y.size))  # ravel: views, both are contiguous
 
 
 def prepared_axpy(x: np.ndarray, y: np.ndarray):
@@ -88,11 +92,11 @@ def prepared_axpy(x: np.ndarray, y: np.ndarray):
         def numpy_axpy(a):
             np.add(y, a * x, out=y)  # y += a * x
         return numpy_axpy
-    xs, ys = x.ravel(), y.ravel()
+    xs, ys, pieces = x.ravel(), y.ravel(), _pieces(y.size)
 
     def blas_axpy(a):
         if not y.flags.writeable:  # frozen since: the flat view would still write
             raise ValueError("output array is read-only")
-        _call(kernel, xs, ys, a)
+        _call(kernel, xs, ys, a, pieces)
     return blas_axpy
 

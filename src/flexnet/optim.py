@@ -325,13 +325,13 @@ class SGD(Optimizer):
 
     def _prepare(self, p, g, state):
         general = super()._prepare(p, g, state)
-        if type(self)._update is not SGD._update:
-            return general  # a subclass's own update rule always runs
+        if type(self) is not SGD:
+            return general  # a subclass's own rule (its _update, its lr) always runs
         plain = prepared_axpy(g, p)  # p -= lr * g, in one pass when SciPy's BLAS is there
 
         def update():
             if self.momentum == 0 and self.weight_decay == 0 and self.l1 == 0:
-                plain(-self.lr)  # plain SGD, the common case
+                plain(-self._lr)  # plain SGD, the common case
             else:
                 general()
         return update

@@ -462,9 +462,17 @@ def test_failed_save_leaves_the_previous_file_untouched(tmp_path, monkeypatch):
 
 
 _SAVER = textwrap.dedent("""
-    import sys
+    import os, sys, time
     import flexnet
     net = flexnet.Network([600, 600, 600, 10], seed=0)   # about 3 MB of float32 per save
+    hold = len(sys.argv) > 2
+    real_fsync = os.fsync
+
+    def held_fsync(fd):  # a save's temporary file is written and about to be synced
+        print("writing", flush=True)
+        time.sleep(30)
+        real_fsync(fd)
+
     k = 0
     while True:
         k += 1
@@ -472,6 +480,8 @@ _SAVER = textwrap.dedent("""
             p[...] = k
         net.save(sys.argv[1])
         print(k, flush=True)
+        if hold:
+            os.fsync = held_fsync  # the next save stops inside, for the kill to land there
 """)
 
 
@@ -479,10 +489,15 @@ def test_sigkill_while_saving_leaves_a_loadable_previous_file(tmp_path):
     path = tmp_path / "model.npz"
     rng = np.random.default_rng(0)
     for attempt in range(4):
-        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+        held = attempt == 3  # the last kill lands inside a save for certain
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)] + (["hold"] if held else []),
+                                stdout=subprocess.PIPE, text=True)
         try:
             last = int(proc.stdout.readline())  # one save completed
-            time.sleep(rng.uniform(0.0, 0.3))  # then die somewhere in a later save
+            if held:
+                assert proc.stdout.readline().strip() == "writing"
+            else:
+                time.sleep(rng.uniform(0.0, 0.3))  # then die somewhere in a later save
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -490,8 +505,9 @@ def test_sigkill_while_saving_leaves_a_loadable_previous_file(tmp_path):
         values = {float(v) for _, p, _ in net.named_parameters() for v in np.unique(p)}
         assert len(values) == 1 and values.pop() >= last  # one whole save, never a mix
         assert net.layers[0].W.shape == (600, 600)
-    # The kills did land inside saves: each one there leaves its temporary file behind.
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.npz.")]
+        if held:  # killed with its temporary file written: the file on disk is the save before
+            assert float(net.layers[0].W[0, 0]) == last
+            assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.npz.")]
 
 
 # -- flexnet info and the command line -----------------------------------------------------

@@ -1,4 +1,5 @@
-"""One fused BLAS kernel for the parameter updates: ``y += a * x``.
+"""BLAS calls NumPy has no direct name for: the parameter updates' ``y += a * x``
+and sums taken as products with ones.
 
 NumPy has no fused multiply-add for arrays: ``p -= lr * g`` makes the
 temporary ``lr * g`` and then subtracts it, two passes over memory and an
@@ -73,6 +74,20 @@ def _call(kernel, xs: np.ndarray, ys: np.ndarray, a: float, pieces) -> None:
         out = kernel(xs, ys, count, a, start, 1, start, 1)
         if out is not ys:  # the wrapper copied after all: write the result back
             np.copyto(ys, out)
+
+
+@functools.lru_cache(maxsize=16)
+def ones(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A read-only array of ones, cached (batches keep their size).
+
+    Sums along one axis of a small array are taken as a product with ones,
+    ``ones((1, n)) @ a`` down the columns, ``a @ ones((c, 1))`` along the rows:
+    one BLAS call, where NumPy's ``sum`` along an axis of a (64, 10) array
+    costs three times as much.
+    """
+    out = np.ones(shape, dtype=dtype)
+    out.flags.writeable = False
+    return out
 
 
 def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:

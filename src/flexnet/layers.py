@@ -14,13 +14,12 @@ parameter ``name`` lives in attribute ``"d" + name``.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Iterator
 
 import numpy as np
 
-from ._blas import prepared_axpy
+from ._blas import ones as ones_array, prepared_axpy
 from ._checks import as_float_dtype, check_float_input, check_lr, check_positive_int
 
 
@@ -31,14 +30,6 @@ def make_rng(seed) -> np.random.Generator:
     if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, np.integer, np.random.Generator))):
         raise TypeError(f"seed: expected an int, None or np.random.Generator, got {seed!r}")
     return np.random.default_rng(seed)
-
-
-@functools.lru_cache(maxsize=8)
-def _ones_row(n: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only (1, n) row of ones (cached: batches keep their size)."""
-    ones = np.ones((1, n), dtype=dtype)
-    ones.flags.writeable = False
-    return ones
 
 
 class Layer:
@@ -211,7 +202,7 @@ class Linear(Layer):
         # The bias gradient sums dz over the batch; it is taken as ones @ dz, a
         # single BLAS call, three times as fast as dz.sum(axis=0) on these sizes.
         self._check_grad(dz, None if self.x is None else (len(self.x), self.out_features))
-        ones = _ones_row(len(dz), dz.dtype)  # (1, N)
+        ones = ones_array((1, len(dz)), dz.dtype)  # (1, N)
         dW, db = self.dW, self.db
         if (dW is not None and db is not None and dW.shape == self.W.shape and db.shape == self.b.shape
                 and dW.dtype == db.dtype == dz.dtype == self.W.dtype

@@ -17,6 +17,7 @@ from numbers import Real
 
 import numpy as np
 
+from ._blas import ones
 from ._checks import check_labels, check_targets
 from .activations import sigmoid
 
@@ -170,12 +171,13 @@ class SoftmaxCrossEntropy(Loss):
             # On (64, 10) arrays the calls cost more than the arithmetic, so the
             # cheapest call is used for each step: the row maxima are read at
             # the argmax (half the time of a max-reduce along rows), single
-            # entries are picked by flat index, and the sums call the ufunc's
+            # entries are picked by flat index, the row sums are a product with
+            # ones (flexnet._blas.ones) and the last sum calls the ufunc's
             # reduce directly, without the wrapper of .sum().
             starts = _row_starts(n, c)  # flat index of each row's first entry
             s = z - z.take(starts + z.argmax(axis=1))[:, None]  # (N, C), max 0 per row
             p = np.exp(s)
-            total = np.add.reduce(p, axis=1, keepdims=True)  # (N, 1), each >= 1
+            total = p @ ones((c, 1), p.dtype)  # (N, 1) row sums, each >= 1
             p /= total
             self.p = p
             return float(np.add.reduce(np.log(total[:, 0]) - s.take(starts + y)) / n)

@@ -154,6 +154,37 @@ def test_reused_gradient_arrays_hold_the_latest_exact_gradients():
         assert lin.dW.dtype == lin.db.dtype == dx.dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_new_and_reused_gradient_arrays_get_the_same_bits(dtype):
+    # The first backward writes new arrays, later ones reuse them (out=). Both
+    # must compute the same products, or a resumed run, whose first backward
+    # takes the new-array path, would drift from one that never stopped.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 33)).astype(dtype)
+    dz = rng.standard_normal((64, 17)).astype(dtype)
+    fresh, reused = Linear(33, 17, seed=0, dtype=dtype), Linear(33, 17, seed=0, dtype=dtype)
+    reused.forward(x)
+    reused.backward(rng.standard_normal((64, 17)).astype(dtype))  # allocates dW and db
+    kept_dW, kept_db = reused.dW, reused.db
+    for lin in (fresh, reused):
+        lin.forward(x)
+        lin.backward(dz)
+    assert reused.dW is kept_dW and reused.db is kept_db  # the reuse path ran
+    assert fresh.dW.tobytes() == reused.dW.tobytes() and fresh.db.tobytes() == reused.db.tobytes()
+    np.testing.assert_allclose(fresh.db, dz.sum(axis=0, keepdims=True), rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_ones_arrays_are_cached_and_read_only():
+    from flexnet._blas import ones
+
+    a = ones((1, 5), np.dtype(np.float32))
+    assert a is ones((1, 5), np.dtype(np.float32))
+    assert a.shape == (1, 5) and a.dtype == np.float32 and not a.flags.writeable
+    np.testing.assert_array_equal(a, 1)
+    with pytest.raises(ValueError):
+        a[0, 0] = 2.0
+
+
 def test_read_only_gradient_arrays_are_replaced_not_written():
     lin = Linear(3, 2, seed=0)
     x = np.ones((2, 3), np.float32)

@@ -107,11 +107,23 @@ def test_serial_local_processes_and_dask_give_identical_trials(dask_client):
     on_dask = sw.sweep(_data(), GRID, epochs=4, scheduler=dask_client, save_best=False)
     assert len({t["worker"] for t in on_dask.trials}) == 2
     assert _trials(on_dask) == _trials(serial)
-    # the scheduler's address, as `flexnet sweep --scheduler tcp://HOST:PORT` passes it
+    # the scheduler's address, as `flexnet sweep --scheduler tcp://HOST:PORT` passes it, from
+    # another process as in real use (a second client inside the scheduler's own process can
+    # hang in Client.scatter: dask/distributed#4907)
     address = dask_client.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")
-    by_address = sw.sweep(_data(), GRID, epochs=4, scheduler=address, save_best=False)
-    assert _trials(by_address) == _trials(serial)
+    code = (
+        "import importlib, json, sys; from flexnet.datasets import edges\n"
+        "sw = importlib.import_module('flexnet.sweep')\n"
+        "r = sw.sweep(edges(120, seed=0), json.loads(sys.argv[1]), epochs=4, scheduler=sys.argv[2], "
+        "save_best=False)\n"
+        "print(json.dumps(r.trials))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(GRID), address], capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    by_address = [{k: v for k, v in t.items() if k not in ("seconds", "worker")}
+                  for t in json.loads(out.splitlines()[-1])]
+    assert by_address == json.loads(json.dumps(_trials(serial)))
     # every seed gives its own numbers; the curves really were compared
     assert len({t["loss"] for t in serial.trials}) == 16
 

@@ -240,6 +240,52 @@ class Recorder(Callback):
         self.events.append("train_end")
 
 
+# -- labels checked once, before the loop --------------------------------------
+
+
+def test_labels_checked_once_train_as_labels_checked_every_batch():
+    # int64 class ids skip the per-batch range check inside fit (fit checked all
+    # of them first); int32 ids take the loss's own checked forward. Same bits.
+    X, y = blobs()
+    runs = {}
+    for dtype in (np.int64, np.int32):
+        net = flexnet.Network([4, 8, 3], seed=0)
+        h = flexnet.fit(net, X, y.astype(dtype), epochs=3, batch_size=16, lr=0.1, seed=1)
+        runs[dtype] = (weights(net), h.history["loss"], h.history["accuracy"])
+    (w64, loss64, acc64), (w32, loss32, acc32) = runs[np.int64], runs[np.int32]
+    assert same(w64, w32) and loss64 == loss32 and acc64 == acc32
+
+
+def test_a_subclassed_softmax_cross_entropy_keeps_its_own_forward_in_fit():
+    class Counting(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, z, y):
+            Counting.calls += 1
+            return super().forward(z, y)
+
+    X, y = blobs(40)
+    net = flexnet.Network([4, 3], seed=0, loss=Counting())
+    flexnet.fit(net, X, y, epochs=2, batch_size=10, lr=0.1)
+    assert Counting.calls >= 8  # every batch of both epochs went through it
+
+
+def test_label_smoothing_switched_on_during_fit_takes_effect():
+    class SmoothFromEpoch2(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                self.net.loss_fn.label_smoothing = 0.5
+
+    X, y = blobs()
+    losses = {}
+    for callbacks in ([], [SmoothFromEpoch2()]):
+        net = flexnet.Network([4, 8, 3], seed=0)
+        h = flexnet.fit(net, X, y, epochs=2, batch_size=16, lr=0.1, seed=1, callbacks=callbacks)
+        losses[len(callbacks)] = h.history["loss"]
+    assert losses[0][0] == losses[1][0]  # epoch 1: the same run
+    assert losses[1][1] > losses[0][1] + 0.1  # smoothed targets: a clearly higher loss
+
+
 def test_callback_hooks_are_called_in_order():
     X, y = blobs(25)
     rec = Recorder()

@@ -164,29 +164,41 @@ class SoftmaxCrossEntropy(Loss):
             y = check_labels(y, n, c, self._where())
         self.y = y
         if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
-            # Fast path for class ids, the common case: one exp and no (N, C)
-            # log array. With s = z - rowmax(z) and S = sum(exp(s)) per row,
-            # p = exp(s) / S and -log p[y] = log S - s[y].
-            self._scale = None
-            # On (64, 10) arrays the calls cost more than the arithmetic, so the
-            # cheapest call is used for each step: the row maxima are read at
-            # the argmax (half the time of a max-reduce along rows), single
-            # entries are picked by flat index, the row sums are a product with
-            # ones (flexnet._blas.ones) and the last sum calls the ufunc's
-            # reduce directly, without the wrapper of .sum().
-            starts = _row_starts(n, c)  # flat index of each row's first entry
-            s = z - z.take(starts + z.argmax(axis=1))[:, None]  # (N, C), max 0 per row
-            p = np.exp(s)
-            total = p @ ones((c, 1), p.dtype)  # (N, 1) row sums, each >= 1
-            p /= total
-            self.p = p
-            return float(np.add.reduce(np.log(total[:, 0]) - s.take(starts + y)) / n)
+            return self._ids_forward(z, y)
         logp = log_softmax(z)  # (N, C)
         self.p = np.exp(logp)
         if self.class_weights is not None or self.label_smoothing > 0:
             return self._weighted_forward(logp, y)
         self._scale = None
         return float(-(y * logp).sum() / n)  # (N, C) targets
+
+    def _ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
+        """The loss for class ids without weights or smoothing, the common case:
+        one exp and no (N, C) log array. With s = z - rowmax(z) and S =
+        sum(exp(s)) per row, p = exp(s) / S and -log p[y] = log S - s[y]."""
+        n, c = z.shape
+        self._scale = None
+        # On (64, 10) arrays the calls cost more than the arithmetic, so the
+        # cheapest call is used for each step: the row maxima are read at
+        # the argmax (half the time of a max-reduce along rows), single
+        # entries are picked by flat index, the row sums are a product with
+        # ones (flexnet._blas.ones) and the last sum calls the ufunc's
+        # reduce directly, without the wrapper of .sum().
+        starts = _row_starts(n, c)  # flat index of each row's first entry
+        s = z - z.take(starts + z.argmax(axis=1))[:, None]  # (N, C), max 0 per row
+        p = np.exp(s)
+        total = p @ ones((c, 1), p.dtype)  # (N, 1) row sums, each >= 1
+        p /= total
+        self.p = p
+        return float(np.add.reduce(np.log(total[:, 0]) - s.take(starts + y)) / n)
+
+    def _checked_ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
+        """``forward`` for int64 class ids whose range was checked already:
+        ``fit`` checks every label once before its loop, not each batch again."""
+        if self.class_weights is not None or self.label_smoothing != 0:
+            return self.forward(z, y)
+        self.y = y
+        return self._ids_forward(self._check_outputs(z), y)
 
     def _weights(self, c: int, dtype) -> np.ndarray:
         if self.class_weights is None:

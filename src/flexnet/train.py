@@ -391,6 +391,9 @@ class FitLoop:
         bs = min(self.batch_size, self.n)
         self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
         self._ybuf = np.empty((bs,) + y.shape[1:], dtype=y.dtype)
+        # _prepare_xy checked every class id against the outputs: the loop need
+        # not check each batch's again (int64 ids only; others are cast per batch)
+        self._ids_checked = y.ndim == 1 and y.dtype == np.int64 and isinstance(net.loss_fn, SoftmaxCrossEntropy)
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
@@ -435,7 +438,11 @@ class FitLoop:
         z = xb
         for layer in self.net.layers:
             z = layer.forward(z, True)
-        loss = self.net.loss_fn.forward(z, yb)
+        loss_fn = self.net.loss_fn
+        if self._ids_checked and type(loss_fn) is SoftmaxCrossEntropy:
+            loss = loss_fn._checked_ids_forward(z, yb)  # every label was checked before the loop
+        else:
+            loss = loss_fn.forward(z, yb)
         if not math.isfinite(loss):
             return loss
         if self.y_ids is not None:

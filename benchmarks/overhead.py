@@ -4,8 +4,9 @@
     python benchmarks/overhead.py --quick      # smoke run on 1,280 samples
 
 The baseline is one training step written out by hand in NumPy: the same
-products, the same fused softmax cross-entropy, the same one-pass update (SciPy's
-axpy when SciPy is installed, prepared once), no classes, no checks. Each next variant hands one
+products (the sums as products with ones, as flexnet takes them), the same
+fused softmax cross-entropy, the same one-pass update (SciPy's axpy when SciPy
+is installed, prepared once), no classes, no checks. Each next variant hands one
 more stage to flexnet's own code: the layers' forward, the loss, the backward
 pass, the optimizer, and last ``flexnet.fit`` itself. With SciPy installed, one
 more variant runs ``fit`` with NumPy's two-pass update, as an install without
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import flexnet  # noqa: E402
 from flexnet import _blas  # noqa: E402
-from flexnet._blas import prepared_axpy  # noqa: E402
+from flexnet._blas import ones, prepared_axpy  # noqa: E402
 from flexnet.optim import SGD  # noqa: E402
 
 SIZES, BATCH, LR = [784, 128, 64, 10], 64, 0.1
@@ -78,7 +79,7 @@ def epoch(level: int, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
         else:
             s = z - z.take(starts + z.argmax(axis=1))[:, None]
             p = np.exp(s)
-            total = np.add.reduce(p, axis=1, keepdims=True)
+            total = p @ ones((SIZES[-1], 1), p.dtype)  # row sums
             p /= total
             float(np.add.reduce(np.log(total[:, 0]) - s.take(starts + yb)))
             loss_fn.p, loss_fn.y = p, yb
@@ -92,7 +93,7 @@ def epoch(level: int, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
             g /= BATCH
             for i, h in ((2, h2), (1, h1), (0, xb)):
                 np.matmul(h.T, g, out=dW[i])
-                np.add.reduce(g, axis=0, keepdims=True, out=db[i])
+                np.dot(ones((1, BATCH), g.dtype), g, out=db[i])  # column sums
                 if i:
                     g = (g @ linears[i].W.T) * (m2 if i == 2 else m1)
             grads = [a for pair in zip(dW, db) for a in pair]

@@ -391,9 +391,10 @@ class FitLoop:
         bs = min(self.batch_size, self.n)
         self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
         self._ybuf = np.empty((bs,) + y.shape[1:], dtype=y.dtype)
-        # _prepare_xy checked every class id against the outputs: the loop need
-        # not check each batch's again (int64 ids only; others are cast per batch)
-        self._ids_checked = y.ndim == 1 and y.dtype == np.int64 and isinstance(net.loss_fn, SoftmaxCrossEntropy)
+        # _prepare_xy checked every class id against the outputs, so the loop
+        # need not check each batch's again: int64 ids (NumPy's default) only;
+        # other dtypes take the loss's checked path, which converts uint64
+        self._ids_checked = y.ndim == 1 and y.dtype == np.int64
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)

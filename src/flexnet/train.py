@@ -450,7 +450,7 @@ class FitLoop:
             ids = yb  # class ids are the labels themselves, unless y is one-hot
             if self._idbuf is not None:
                 ids = self.y_ids.take(idx, axis=0, out=self._idbuf[:m], mode="clip")
-            self.sums["correct"] += int(np.count_nonzero(self.net.loss_fn.predict(z) == ids))
+            self.sums["correct"] += int(np.count_nonzero(loss_fn.predict(z) == ids))
         self.net.backward()
         if self.diag is not None:
             self.diag.after_backward(self.step == self.n_batches - 1)

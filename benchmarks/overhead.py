@@ -27,8 +27,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLA
 import numpy as np  # noqa: E402
 
 import flexnet  # noqa: E402
-from flexnet import _blas  # noqa: E402
-from flexnet._blas import ones, prepared_axpy  # noqa: E402
+from flexnet import ops as _blas  # noqa: E402
+from flexnet.ops import ones, prepared_axpy  # noqa: E402
 from flexnet.optim import SGD  # noqa: E402
 
 SIZES, BATCH, LR = [784, 128, 64, 10], 64, 0.1

@@ -11,7 +11,7 @@ import pytest
 
 import flexnet
 from flexnet import Linear, Network, ReLU, SoftmaxCrossEntropy
-from flexnet.losses import log_softmax
+from flexnet.nn.losses import log_softmax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "benchmarks", "run.py")
@@ -175,7 +175,7 @@ def test_new_and_reused_gradient_arrays_get_the_same_bits(dtype):
 
 
 def test_ones_arrays_are_cached_and_read_only():
-    from flexnet._blas import ones
+    from flexnet.ops import ones
 
     a = ones((1, 5), np.dtype(np.float32))
     assert a is ones((1, 5), np.dtype(np.float32))
@@ -300,7 +300,7 @@ def test_relu_mask_follows_the_latest_batch_of_any_size():
 
 
 def _no_blas(monkeypatch):
-    from flexnet import _blas
+    from flexnet import ops as _blas
 
     monkeypatch.setattr(_blas, "_kernels", lambda: None)
 
@@ -308,7 +308,7 @@ def _no_blas(monkeypatch):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("blas", [True, False])
 def test_axpy_updates_in_place_as_numpy_would(dtype, blas, monkeypatch):
-    from flexnet._blas import axpy
+    from flexnet.ops import axpy
 
     if not blas:
         _no_blas(monkeypatch)
@@ -328,7 +328,7 @@ def test_axpy_updates_in_place_as_numpy_would(dtype, blas, monkeypatch):
 
 
 def test_axpy_takes_any_layout_and_leaves_the_rest_of_the_array_alone():
-    from flexnet._blas import axpy
+    from flexnet.ops import axpy
 
     base = np.zeros((6, 8), dtype=np.float32)
     view = base[:, ::2]  # not contiguous: BLAS cannot take it in place
@@ -340,7 +340,7 @@ def test_axpy_takes_any_layout_and_leaves_the_rest_of_the_array_alone():
 
 
 def test_axpy_writes_the_result_back_if_the_wrapper_ever_copies(monkeypatch):
-    from flexnet import _blas
+    from flexnet import ops as _blas
 
     def copying(x, y, n, a, offx, incx, offy, incy):
         out = y.copy()  # what an f2py wrapper returns when it cannot work in place
@@ -356,7 +356,7 @@ def test_axpy_writes_the_result_back_if_the_wrapper_ever_copies(monkeypatch):
 
 def test_axpy_calls_blas_in_pieces_small_enough_to_stay_on_one_thread(monkeypatch):
     # Larger calls wake OpenBLAS's thread pool, which fights NumPy's own.
-    from flexnet import _blas
+    from flexnet import ops as _blas
     from scipy.linalg.blas import daxpy
 
     calls = []
@@ -392,7 +392,7 @@ def test_sgd_gives_the_same_weights_with_and_without_scipy_blas(momentum, monkey
 
 def test_sweep_thread_limit_reaches_scipy_blas_too():
     code = (
-        "from flexnet.sweep import _limit_blas_threads\n"
+        "from flexnet.experiments.sweep import _limit_blas_threads\n"
         "from threadpoolctl import threadpool_info\n"
         "_limit_blas_threads(1)\n"
         "pools = [p for p in threadpool_info() if p['user_api'] == 'blas']\n"

@@ -61,7 +61,7 @@ def test_train_summary_and_metadata(tmp_path, capsys):
     assert code == 0
     for row in ("epochs", "training loss", "validation accuracy", "test accuracy", "model"):
         assert row in out
-    import flexnet.io
+    import flexnet.files.model_file
 
     net = flexnet.io.load(tmp_path / "m.npz")
     assert net.metadata["input_shape"] == [5, 5] and net.metadata["class_names"] == ["edge", "no edge"]

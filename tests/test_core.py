@@ -5,7 +5,7 @@ import pytest
 
 import flexnet
 from flexnet import Linear, Network, ReLU, Sequential, SoftmaxCrossEntropy
-from flexnet.datasets import edges
+from flexnet.data.datasets import edges
 
 
 # -- the tutorial, used exactly as the tutorial uses it ------------------------
@@ -326,7 +326,7 @@ def test_sequential_validates_its_layers():
 
 
 def test_a_composite_layer_that_lists_its_own_parameters_is_trained():
-    from flexnet.layers import Layer
+    from flexnet.nn.layers import Layer
 
     class Wrapped(Layer):
         """A layer holding another: no params of its own, named_parameters overridden."""

@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 
 import flexnet
-from flexnet import Linear, Network, Sequential
+from flexnet import Linear, Network, Sequential, load
 from flexnet.cli import main
-from flexnet.io import (
+from flexnet.files.model_file import (
     ModelFileError,
     describe,
     flatten_state,
-    load,
     read_archive,
     save,
     unflatten_state,
@@ -142,7 +141,7 @@ def test_metadata_round_trip_keeps_arrays_and_numpy_scalars(saved):
     assert type(scale) is np.float32 and scale == 2.0
     assert header["format"] == "flexnet-model" and header["format_version"] == 1
     assert header["flexnet_version"] == flexnet.__version__
-    assert header["model"]["layers"][0] == {"class": "Linear", "module": "flexnet.layers",
+    assert header["model"]["layers"][0] == {"class": "Linear", "module": "flexnet.nn.layers",
                                             "config": {"in_features": 5, "out_features": 4}}
     assert header["arrays"]["layers.0.W"] == {"shape": [5, 4], "dtype": "<f4"}
 
@@ -415,7 +414,7 @@ def test_folder_and_unreadable_file(tmp_path, monkeypatch, saved):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("flexnet.archive.open", denied, raising=False)
+    monkeypatch.setattr("flexnet.files.archive.open", denied, raising=False)
     assert "cannot read the file: Permission denied" in str(_refusal(path))
 
 
@@ -556,7 +555,7 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path, saved, capsys, monkeypatch
     def crash(path):
         raise RuntimeError("disk\nfell off")
 
-    monkeypatch.setattr("flexnet.io.describe", crash)
+    monkeypatch.setattr("flexnet.files.model_file.describe", crash)
     assert main(["info", str(path)]) == 1  # a failure while running
     err = capsys.readouterr().err
     assert err == "flexnet info: failed: RuntimeError: disk fell off (run with --debug for details)\n"

@@ -7,8 +7,8 @@ import pytest
 
 import flexnet
 from flexnet import Layer, Linear, Sequential
-from flexnet.onnx_bridge import EXPORTERS, OPSET, build_onnx
-from flexnet.torch_bridge import LAYERS
+from flexnet.bridges.onnx_export import EXPORTERS, OPSET, build_onnx
+from flexnet.bridges.pytorch import LAYERS
 from registry import LAYER_FACTORIES, LOSS_FACTORIES
 
 TOL = 1e-5

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from flexnet import plots  # noqa: E402
-from flexnet.compare import compare  # noqa: E402
+from flexnet.experiments.compare import compare  # noqa: E402
 
 
 def written(path) -> bool:

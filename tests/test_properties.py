@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import flexnet
 from flexnet import ModelFileError, Network
-from flexnet.io import describe
+from flexnet.files.model_file import describe
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -207,7 +207,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 10**6) | st.flo
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from flexnet.archive import read_archive
+    from flexnet.files.archive import read_archive
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 4)).astype("float32"), np.arange(40) % 2
@@ -226,7 +226,7 @@ def test_resume_from_a_fuzzed_checkpoint_refuses_cleanly_and_changes_nothing(che
     never another exception, and never a half-restored network."""
     import copy
 
-    from flexnet.archive import write_archive
+    from flexnet.files.archive import write_archive
 
     X, y, header, arrays = checkpoint
     header = copy.deepcopy(header)

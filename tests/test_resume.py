@@ -20,18 +20,18 @@ import pytest
 
 import flexnet
 from flexnet import EarlyStopping, TrainingInterrupted
-from flexnet.callbacks import Callback
-from flexnet.io import ModelFileError
+from flexnet.training.callbacks import Callback
+from flexnet.files.model_file import ModelFileError
 from flexnet.optim import Adam
-from flexnet.schedules import CosineWarmup
+from flexnet.optim.schedules import CosineWarmup
 
 SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
     import flexnet
-    from flexnet.callbacks import Callback
+    from flexnet.training.callbacks import Callback
     from flexnet.optim import Adam
-    from flexnet.schedules import CosineWarmup
+    from flexnet.optim.schedules import CosineWarmup
 
     ckpt, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     rng = np.random.default_rng(0)
@@ -273,7 +273,7 @@ def test_resume_refuses_fewer_epochs_than_done(tmp_path):
 @pytest.mark.parametrize("key, value", [("history", 3), ("settings", []), ("epoch", "two")])
 def test_a_malformed_checkpoint_changes_nothing(tmp_path, key, value):
     """A resume that fails while restoring leaves the network and optimizer as they were."""
-    from flexnet.archive import read_archive, write_archive
+    from flexnet.files.archive import read_archive, write_archive
 
     X, y = data()
     ckpt = tmp_path / "f.npz"

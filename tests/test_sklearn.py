@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import flexnet
-from flexnet.sklearn import FlexNetClassifier, FlexNetRegressor
+from flexnet.bridges.estimators import FlexNetClassifier, FlexNetRegressor
 
 #: Checks that cannot pass, with the reason; keep this short (docs/bridges.md lists it too).
 EXPECTED_FAILURES = {
@@ -65,7 +65,7 @@ def test_array_api_dispatch_check_in_a_fresh_interpreter():
     # NumPy inputs with array API dispatch on must give the same results.
     code = (
         "from sklearn.utils.estimator_checks import check_array_api_input\n"
-        "from flexnet.sklearn import FlexNetClassifier, FlexNetRegressor\n"
+        "from flexnet.bridges.estimators import FlexNetClassifier, FlexNetRegressor\n"
         "for est in (FlexNetClassifier(random_state=0), FlexNetRegressor(random_state=0)):\n"
         "    check_array_api_input(type(est).__name__, est, array_namespace='numpy',\n"
         "                          expect_only_array_outputs=False)\n"

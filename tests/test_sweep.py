@@ -13,10 +13,10 @@ import pytest
 
 import flexnet
 from flexnet.cli import main
-from flexnet.compare import compare
-from flexnet.datasets import edges
+from flexnet.experiments.compare import compare
+from flexnet.data.datasets import edges
 
-sw = importlib.import_module("flexnet.sweep")  # the module; flexnet.sweep is the function
+sw = importlib.import_module("flexnet.experiments.sweep")  # the module; flexnet.sweep is the function
 
 # Dropout, shuffling and Adam: every source of randomness a trial has.
 GRID = {"arch": [[25, 2], [25, 8, 2]], "dropout": [0.0, 0.2], "optimizer": ["sgd", "adam"],
@@ -113,8 +113,8 @@ def test_serial_local_processes_and_dask_give_identical_trials(dask_client):
     address = dask_client.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")
     code = (
-        "import importlib, json, sys; from flexnet.datasets import edges\n"
-        "sw = importlib.import_module('flexnet.sweep')\n"
+        "import importlib, json, sys; from flexnet.data.datasets import edges\n"
+        "sw = importlib.import_module('flexnet.experiments.sweep')\n"
         "r = sw.sweep(edges(120, seed=0), json.loads(sys.argv[1]), epochs=4, scheduler=sys.argv[2], "
         "save_best=False)\n"
         "print(json.dumps(r.trials))"
@@ -354,7 +354,7 @@ def test_ctrl_c_on_the_command_line_keeps_finished_trials(tmp_path):
 
 
 def test_spread_over_seeds_is_the_sample_standard_deviation():
-    from flexnet.sweep_results import _mean_std
+    from flexnet.experiments.results import _mean_std
 
     # accuracies 0.90, 0.92, 0.97: mean 0.93, squared deviations 9e-4, 1e-4, 16e-4 -> sum 26e-4;
     # divided by n - 1 = 2 -> 13e-4, sd 0.03606 (dividing by n would understate it: 0.02944)

@@ -15,11 +15,11 @@ import torch
 import flexnet
 from flexnet import Linear, Sequential
 from registry import LAYER_FACTORIES, LAYER_TRAINING, LOSS_FACTORIES
-from flexnet.activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
-from flexnet.dropout import Dropout
-from flexnet.layers import ReLU
-from flexnet.normalization import BatchNorm1d, LayerNorm
-from flexnet.torch_bridge import (
+from flexnet.nn.activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
+from flexnet.nn.dropout import Dropout
+from flexnet.nn.layers import ReLU
+from flexnet.nn.normalization import BatchNorm1d, LayerNorm
+from flexnet.bridges.pytorch import (
     _flexnet_class,
     LAYERS, from_torch, load_torch, save_torch, to_torch, torch_loss, torch_names)
 

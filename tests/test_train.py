@@ -8,10 +8,10 @@ import pytest
 
 import flexnet
 from flexnet import EarlyStopping, History, Linear, Sequential, TrainingDiverged
-from flexnet.callbacks import Callback
-from flexnet.losses import MSE, SoftmaxCrossEntropy
+from flexnet.training.callbacks import Callback
+from flexnet.nn.losses import MSE, SoftmaxCrossEntropy
 from flexnet.optim import SGD, Adam
-from flexnet.schedules import ReduceLROnPlateau, StepLR
+from flexnet.optim.schedules import ReduceLROnPlateau, StepLR
 
 
 def blobs(n=120, seed=0, n_classes=3, dtype="float32"):
@@ -482,7 +482,7 @@ def test_digits_reaches_documented_accuracy(options, floor):
     lambda b: b.astype(int), lambda b: b.astype("float64")[:, None], lambda b: b,
 ], ids=["int", "float64-column", "bool"])
 def test_binary_classification_with_bce_end_to_end(make_y):
-    from flexnet.losses import BCEWithLogits
+    from flexnet.nn.losses import BCEWithLogits
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3)).astype("float32")

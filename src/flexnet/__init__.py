@@ -3,25 +3,40 @@
 The core follows one idea: every layer is an object whose ``forward`` caches
 what it needs and whose ``backward`` returns the gradient for the layer below.
 A network is a list of layers, so ``Network([784, 128, 64, 10])`` is one line.
+
+The package is laid out by architecture, each part building only on those
+before it (ARCHITECTURE.md): ``nn`` (the network's parts), ``optim``,
+``files``, ``data``, ``training``, ``bridges``, ``experiments``, ``plots``
+and ``cli``. Everything a user needs is importable from here.
 """
 
-from . import data, datasets, optim
-from .data import Scaler, train_test_split
-from .gradcheck import gradcheck
-from .io import ModelFileError, load, save
-from . import activations, init, losses
-from .activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
-from .dropout import Dropout
-from .layers import Layer, Linear, ReLU
-from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
-from .normalization import BatchNorm1d, LayerNorm
-from .network import Network, Sequential
-from .train import EarlyStopping, History, TrainingDiverged, TrainingInterrupted, evaluate, fit
-from .sweep import SweepResult, sweep  # the function; the module is sys.modules["flexnet.sweep"]
-from .onnx_bridge import to_onnx  # imports onnx only when called
-from .torch_bridge import from_torch, to_torch  # imports torch only when called
+from . import data, optim
+from .data import Scaler, datasets, train_test_split
+from .nn import activations, init, losses
+from .nn.activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
+from .nn.dropout import Dropout
+from .nn.gradcheck import gradcheck
+from .nn.layers import Layer, Linear, ReLU
+from .nn.losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
+from .nn.normalization import BatchNorm1d, LayerNorm
+from .files.model_file import ModelFileError, save
+from .training import (
+    EarlyStopping,
+    History,
+    Network,
+    Sequential,
+    TrainingDiverged,
+    TrainingInterrupted,
+    evaluate,
+    fit,
+    load,
+)
+from .experiments import SweepResult, sweep
+from .bridges import from_torch, to_onnx, to_torch  # each imports its library only when called
+from .version import __version__
+from . import _moved
 
-__version__ = "0.1.0"
+_moved.install()
 
 __all__ = [
     "BCEWithLogits",

@@ -1,0 +1,27 @@
+"""Data: reading files, downloading them safely, preparing them for a network, and data sets.
+
+``readers.py`` reads CSV, NPZ, IDX and image files; ``fetch.py`` downloads
+files and checks their SHA-256; ``prepare.py`` holds the :class:`Scaler`, the
+train/validation split and the metadata saved with a model; ``datasets.py``
+holds the built-in data sets (the tutorial's edges, digits, MNIST,
+Fashion-MNIST). Everything is re-exported here, as ``flexnet.data.read_csv``.
+"""
+
+from .fetch import DownloadError, download, sha256_of
+from .prepare import Scaler, flatten, make_metadata, prepare_input, train_test_split
+from .readers import (
+    IDX_DTYPES,
+    DataFileError,
+    encode_labels,
+    read_csv,
+    read_idx,
+    read_images,
+    read_npz,
+    write_idx,
+)
+
+__all__ = [
+    "IDX_DTYPES", "DataFileError", "DownloadError", "Scaler", "download", "encode_labels",
+    "flatten", "make_metadata", "prepare_input", "read_csv", "read_idx", "read_images", "read_npz",
+    "sha256_of", "train_test_split", "write_idx",
+]

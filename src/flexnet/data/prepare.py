@@ -1,0 +1,214 @@
+"""Preparing data for a network, and the preprocessing that travels with a model.
+
+A :class:`Scaler`, the input shape of images and the class names are saved in
+the model's metadata, so ``predict`` applies them to raw input; a stratified
+train/validation split keeps every class on both sides.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from ..nn.checks import as_float_dtype, make_rng
+
+
+# -- preprocessing -----------------------------------------------------------
+
+
+def flatten(X) -> np.ndarray:
+    """Images (N, H, W) or (N, H, W, C) -> rows (N, H*W*C); 2-D input is returned as is."""
+    X = np.asarray(X)
+    return X if X.ndim == 2 else X.reshape(len(X), -1)
+
+
+class Scaler:
+    """Maps raw features to the range a network trains well on; saved with the model.
+
+    ``"minmax"`` maps each feature's [min, max] to [0, 1]; ``"standard"`` to
+    mean 0 and standard deviation 1; ``"none"`` only converts the dtype. With
+    ``per_feature=False`` one statistic is taken over all features, which is
+    what images want: minmax then divides 8-bit pixels by 255 when the data
+    spans 0..255 (a pixel that is always black must not be scaled by 1/0).
+
+    Shapes:
+        X: (N, features) -> transform: (N, features) of ``dtype``.
+    """
+
+    KINDS = ("minmax", "standard", "none")
+
+    def __init__(self, kind: str = "minmax", *, per_feature: bool = True, dtype="float32"):
+        if kind not in self.KINDS:
+            raise ValueError(f"Scaler: kind must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
+        self.per_feature = bool(per_feature)
+        self.dtype = as_float_dtype(dtype, "Scaler(dtype)")
+        self.offset: np.ndarray | None = None
+        self.scale: np.ndarray | None = None  # x_scaled = (x - offset) / scale
+        self.n_features: int | None = None
+
+    def fit(self, X) -> "Scaler":
+        X = self._check(X, fitting=True)
+        axis = 0 if self.per_feature else None
+        if self.kind == "minmax":
+            lo = X.min(axis=axis).astype(np.float64)
+            span = X.max(axis=axis).astype(np.float64) - lo
+        elif self.kind == "standard":
+            lo, span = _mean_std(X, axis)
+        else:
+            lo, span = np.zeros(()), np.ones(())
+        span = np.where(span > 1e-12, span, 1.0)  # a constant feature is left unscaled
+        self.offset = np.atleast_1d(lo).astype(self.dtype)
+        self.scale = np.atleast_1d(span).astype(self.dtype)
+        self.n_features = X.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        if self.offset is None:
+            raise ValueError("Scaler.transform: call fit(X) first")
+        X = self._check(X)
+        out = X.astype(self.dtype)  # a copy; every operand below is self.dtype
+        out -= self.offset
+        out /= self.scale
+        return out
+
+    def fit_transform(self, X) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def _check(self, X, fitting: bool = False) -> np.ndarray:
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"Scaler: expected numeric features, got dtype {X.dtype}")
+        if X.ndim != 2:
+            raise ValueError(f"Scaler: expected shape (N, features), got {X.shape}; flatten images first")
+        if not fitting and self.n_features is not None and X.shape[1] != self.n_features:
+            raise ValueError(
+                f"Scaler: fitted on {self.n_features} features, got {X.shape[1]}; "
+                "the input must be prepared like the training data"
+            )
+        if len(X) == 0:
+            raise ValueError("Scaler: got no rows")
+        return X
+
+    def to_dict(self) -> dict:
+        """JSON-friendly state, kept in ``net.metadata['scaler']``."""
+        if self.offset is None:
+            raise ValueError("Scaler.to_dict: the scaler is not fitted")
+        return {"kind": self.kind, "per_feature": self.per_feature, "n_features": self.n_features,
+                "offset": self.offset.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: dict, dtype="float32") -> "Scaler":
+        try:
+            s = cls(state["kind"], per_feature=state.get("per_feature", True), dtype=dtype)
+            s.offset = np.asarray(state["offset"], dtype=s.dtype).reshape(-1)
+            s.scale = np.asarray(state["scale"], dtype=s.dtype).reshape(-1)
+            s.n_features = state.get("n_features")
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"Scaler.from_dict: incomplete scaler state ({exc})") from None
+        if s.offset.shape != s.scale.shape or (s.scale <= 0).any():
+            raise ValueError("Scaler.from_dict: offset and scale must have the same length and scale > 0")
+        return s
+
+    def __repr__(self) -> str:
+        where = "per feature" if self.per_feature else "global"
+        state = "fitted" if self.offset is not None else "not fitted"
+        return f"Scaler({self.kind!r}, {where}, {state})"
+
+
+def _mean_std(X: np.ndarray, axis) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation in float64, a block of rows at a time (uint8
+    images would otherwise need a float64 copy of the whole data set)."""
+    n = len(X)
+    total = np.zeros(X.shape[1] if axis == 0 else ())
+    total_sq = np.zeros_like(total)
+    for start in range(0, n, 8192):
+        block = X[start:start + 8192].astype(np.float64)
+        total += block.sum(axis=axis)
+        total_sq += (block * block).sum(axis=axis)
+    count = n if axis == 0 else X.size
+    mean = total / count
+    var = np.maximum(total_sq / count - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
+def train_test_split(X, y, test_size: float = 0.2, *, seed=None, stratify: bool = True):
+    """Split rows into a training and a held-out part, keeping class proportions.
+
+    With ``stratify`` (and integer class labels) every class contributes
+    ``round(test_size * count)`` rows to the held-out part, at least one when
+    the class has two rows or more, so a rare class is not lost.
+
+    Returns:
+        ``(X_train, X_test, y_train, y_test)``, each part in shuffled order.
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"train_test_split: X has {len(X)} rows but y has {len(y)}")
+    if not 0.0 < float(test_size) < 1.0:
+        raise ValueError(f"train_test_split: test_size must be between 0 and 1, got {test_size}")
+    rng = make_rng(seed)
+    n = len(X)
+    if stratify and y.ndim == 1 and y.dtype.kind in "iu":
+        held = []
+        for c in np.unique(y):
+            idx = rng.permutation(np.flatnonzero(y == c))
+            k = int(round(test_size * len(idx)))
+            if k == 0 and len(idx) >= 2:
+                k = 1
+            held.append(idx[:k])
+        test_idx = np.concatenate(held)
+    else:
+        test_idx = rng.permutation(n)[: max(1, int(round(test_size * n)))]
+    mask = np.zeros(n, dtype=bool)
+    mask[test_idx] = True
+    train_idx = rng.permutation(np.flatnonzero(~mask))
+    test_idx = rng.permutation(test_idx)
+    if len(train_idx) == 0:
+        raise ValueError(f"train_test_split: nothing left to train on with test_size={test_size} and {n} rows")
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+# -- the preprocessing kept with a model -------------------------------------
+
+
+def make_metadata(scaler: Scaler | None, *, input_shape=None, class_names=None, dataset: str | None = None,
+                  pixel_max: float | None = None) -> dict:
+    """The JSON-friendly description of the input a model expects (``net.metadata``).
+
+    ``pixel_max`` is the value of a white pixel in the training images (255
+    for MNIST, 16 for the 8x8 digits), so image files can be brought to it.
+    """
+    meta: dict = {}
+    if input_shape is not None:
+        meta["input_shape"] = [int(d) for d in input_shape]
+    if pixel_max is not None:
+        meta["pixel_max"] = float(pixel_max)
+    if scaler is not None:
+        meta["scaler"] = scaler.to_dict()
+    if class_names is not None:
+        meta["class_names"] = [str(c) for c in class_names]
+    if dataset is not None:
+        meta["dataset"] = dataset
+    return meta
+
+
+def prepare_input(X, metadata: dict | None, dtype="float32") -> np.ndarray:
+    """Raw input -> what the network was trained on: flattened, then scaled.
+
+    Use this on raw data (pixel values, CSV numbers) before ``net.predict``;
+    the steps come from ``net.metadata``, written when the model was trained.
+    """
+    metadata = metadata or {}
+    X = np.asarray(X)
+    shape = metadata.get("input_shape")
+    if shape is not None and X.ndim > 2:
+        if list(X.shape[1:]) != list(shape):
+            raise ValueError(f"prepare_input: the model expects inputs of shape {tuple(shape)}, got {X.shape[1:]}")
+    X = flatten(X)
+    if "scaler" in metadata:
+        return Scaler.from_dict(metadata["scaler"], dtype=dtype).transform(X)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"prepare_input: expected numeric input, got dtype {X.dtype}")
+    return X.astype(dtype, copy=False)

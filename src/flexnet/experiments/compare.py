@@ -1,0 +1,138 @@
+"""The tutorial's experiment: train several architectures on the same data.
+
+A comparison is the small case of a sweep (:mod:`flexnet.sweep`): one trial
+per architecture and seed, trained by :func:`flexnet.fit` with the
+tutorial's settings (batches in order, plain SGD), the seed used as the
+network's seed itself so that every architecture starts from the same
+generator, as the tutorial's ``np.random.seed(42)`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..nn.checks import check_layer_sizes, check_lr, check_positive_int
+from ..data.datasets import edges
+
+#: The tutorial's three architectures: no hidden layer, one, two.
+TUTORIAL_ARCHITECTURES = ([25, 2], [25, 8, 2], [25, 16, 8, 2])
+
+
+@dataclass
+class CompareResult:
+    """One architecture trained with one seed."""
+
+    arch: list[int]
+    seed: int
+    n_params: int
+    losses: list[float] = field(repr=False)  # mean training loss per epoch
+    accuracy: float  # on the test set, in [0, 1]
+    seconds: float
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[-1]
+
+
+def _test_data(data, dtype) -> tuple:
+    """``(X_train, y_train, X_test, y_test)`` from None, a data set name or a 4-tuple."""
+    if data is None:  # the tutorial's data: 200 training and 50 test patches
+        return (*edges(200, seed=0, dtype=dtype), *edges(50, seed=1, dtype=dtype))
+    if isinstance(data, str):
+        from .sweep import load_named
+
+        X_train, y_train, X_test, y_test, _ = load_named(data, dtype)
+        if X_test is None:
+            raise ValueError(f"compare(data={data!r}): the data has no test part; pass "
+                             "(X_train, y_train, X_test, y_test)")
+        return X_train, y_train, X_test, y_test
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise TypeError("compare(data): expected (X_train, y_train, X_test, y_test) or a data set name, "
+                        f"got {type(data).__name__}")
+    return tuple(data)
+
+
+def compare(
+    architectures=TUTORIAL_ARCHITECTURES,
+    *,
+    data=None,
+    seeds=(42,),
+    epochs: int = 200,
+    batch_size: int = 16,
+    lr: float = 0.1,
+    dtype="float32",
+    jobs: int | None = None,
+    scheduler=None,
+) -> list[CompareResult]:
+    """Train every architecture with every seed on the same data.
+
+    Args:
+        architectures: lists of layer sizes, such as ``[[25, 2], [25, 8, 2]]``.
+        data: ``(X_train, y_train, X_test, y_test)`` or a data set name; by
+            default 200 training and 50 test edge patches (seeds 0 and 1).
+        seeds: one training run per seed; the seed sets the initial weights.
+        epochs, batch_size, lr: the tutorial's defaults are 200, 16 and 0.1.
+        jobs, scheduler: run the trials in parallel, as :func:`flexnet.sweep`
+            does (default: one after the other in this process).
+
+    Returns:
+        One :class:`CompareResult` per (architecture, seed), in that order.
+
+    Raises:
+        RuntimeError: a run diverged or failed (all runs are finished first).
+    """
+    from .sweep import sweep
+
+    archs = [check_layer_sizes(a) for a in architectures]
+    if not archs:
+        raise ValueError("compare: expected at least one architecture")
+    epochs = check_positive_int(epochs, "compare(epochs)")
+    batch_size = check_positive_int(batch_size, "compare(batch_size)")
+    lr = check_lr(lr, "compare(lr)")
+    data = _test_data(data, dtype)
+    n_features = np.shape(data[0])[1]
+    for arch in archs:
+        if arch[0] != n_features:
+            raise ValueError(
+                f"compare: architecture {arch} takes {arch[0]} inputs, "
+                f"but the data has {n_features} features"
+            )
+    grid = {"arch": archs, "seed": list(seeds), "lr": lr, "batch_size": batch_size, "optimizer": "sgd"}
+    result = sweep(data, grid, epochs=epochs, shuffle=False, derive_seeds=False, dtype=dtype, jobs=jobs,
+                   scheduler=scheduler, save_best=False)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    failed = [t for t in result.trials if t["status"] != "ok"]
+    if failed:
+        raise RuntimeError("; ".join(f"{t['arch']} seed {t['seed']}: {t['error']}" for t in failed))
+    return [
+        CompareResult(t["arch"], t["seed"], t["n_params"], t["curves"]["loss"], t["val_accuracy"], t["seconds"])
+        for t in result.trials
+    ]
+
+
+def format_table(results: list[CompareResult]) -> str:
+    """Architecture, parameters, final loss and test accuracy (mean and spread over seeds)."""
+    groups: dict[tuple, list[CompareResult]] = {}
+    for r in results:
+        groups.setdefault(tuple(r.arch), []).append(r)
+    header = ("architecture", "params", "seeds", "final loss", "test accuracy", "time (s)")
+    rows = [header]
+    for arch, rs in groups.items():
+        acc = np.array([r.accuracy for r in rs]) * 100
+        loss = np.array([r.final_loss for r in rs])
+        spread = f" ± {acc.std(ddof=1):.1f}" if len(rs) > 1 else ""  # sample sd over seeds
+        rows.append((
+            "[" + ", ".join(map(str, arch)) + "]",
+            f"{rs[0].n_params:,}",
+            str(len(rs)),
+            f"{loss.mean():.4f}",
+            f"{acc.mean():.1f}%{spread}",
+            f"{sum(r.seconds for r in rs):.2f}",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)

@@ -1,0 +1,596 @@
+"""Sweeps: train many configurations, in parallel, and rank them.
+
+A sweep expands a grid (or a seeded random sample of it) into trials, one per
+configuration and seed, and trains each with :func:`flexnet.fit`. Trials run
+in this process (``jobs=1``), in local worker processes (joblib's loky
+backend) or on a Dask cluster (``scheduler="tcp://HOST:PORT"``, joblib's dask
+backend). A trial's result depends only on its configuration, never on where
+or in which order it ran:
+
+- its seed is a hash of its configuration (SHA-256 of canonical JSON), so the
+  initial weights, the shuffling and the dropout masks are fixed by it;
+- every trial runs with the same number of BLAS threads (``blas_threads``,
+  default 1), because OpenBLAS sums in a different order with more threads
+  and float32 results then differ in the last bits.
+
+The data travels to each worker once: for local processes it is written once
+to ``.npy`` files that every worker memory-maps (joblib sends a memmap as its
+file name); for Dask it is scattered to every worker once
+(``broadcast=True``) and the tasks carry only references to it.
+
+Finished trials are appended to ``<out>/trials.jsonl`` as they come in, so a
+sweep stopped by Ctrl-C, a crash or a lost worker resumes with
+``resume=True``, skipping what is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import warnings
+from contextlib import closing, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import ops as _blas
+from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
+from .results import (
+    AXES,
+    CURVES,
+    LOG_FORMAT,
+    SweepResult,
+    TrialLog,
+    best_trial,
+    canonical_json,
+    finite_or_none,
+    summarise,
+    write_outputs,
+)
+
+MAX_TRIALS = 1_000_000
+
+
+# -- configurations and their seeds ------------------------------------------
+
+
+def trial_key(config: dict) -> str:
+    """A short stable name of a configuration: 16 hex digits of its SHA-256."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def trial_seed(config: dict) -> int:
+    """The seed a configuration trains with: the first 8 bytes of its SHA-256.
+
+    Stable across processes, machines and Python versions (unlike ``hash()``).
+    """
+    digest = hashlib.sha256(canonical_json(config).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _as_list(value, axis: str) -> list:
+    if axis == "arch":  # one architecture [25, 8, 2] or several [[25, 2], [25, 8, 2]]
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, np.integer)) for v in value):
+            return [value]
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        values = list(value)
+        if not values:
+            raise ValueError(f"sweep(grid): {axis!r} has no values; give at least one or leave it out")
+        return values
+    return [value]
+
+
+def _normalise(axis: str, value, where: str):
+    """One grid value in the type its canonical JSON uses (lr 1 -> 1.0)."""
+    if axis == "arch":
+        return check_layer_sizes(value)
+    if axis in ("batch_size", "epochs"):
+        return check_positive_int(value, where)
+    if axis == "seed":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise TypeError(f"{where}: expected a non-negative integer seed, got {value!r}")
+        return int(value)
+    if axis == "lr":
+        return check_lr(value, where)
+    if axis == "dropout":
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise TypeError(f"{where}: expected a probability in [0, 1), got {value!r}")
+        if not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{where}: expected a probability in [0, 1), got {value}")
+        return float(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: expected a name such as {AXES[axis]!r}, got {value!r}")
+    return value.lower()
+
+
+def expand_grid(grid, *, epochs: int, n_random: int | None = None, seed: int = 0) -> list[dict]:
+    """Every configuration of a grid, or ``n_random`` of them, times every seed.
+
+    Args:
+        grid: a dict from setting (see :data:`AXES`) to a value or a list of
+            values, or a list of such dicts (their union). ``arch`` is
+            required; the other settings default to :data:`AXES`.
+        epochs: the default of the ``epochs`` setting.
+        n_random: draw this many distinct configurations (without the seed
+            axis) uniformly, with ``seed``; every one is run with every seed.
+
+    Returns:
+        Configurations as dicts with every setting, configurations in grid
+        order, each followed by its seeds.
+    """
+    grids = [grid] if isinstance(grid, dict) else list(grid)
+    if not grids or not all(isinstance(g, dict) for g in grids):
+        raise TypeError(f"sweep(grid): expected a dict of settings or a list of dicts, got {grid!r}")
+    points, seed_lists = [], []
+    for g in grids:
+        unknown = sorted(set(g) - set(AXES))
+        if unknown:
+            raise ValueError(f"sweep(grid): unknown setting(s) {unknown}; expected some of {list(AXES)}")
+        if "arch" not in g:
+            raise ValueError("sweep(grid): 'arch' is required, e.g. {'arch': [[25, 8, 2], [25, 16, 2]]}")
+        values = {}
+        for axis, default in AXES.items():
+            raw = g.get(axis, epochs if axis == "epochs" else default)
+            values[axis] = [_normalise(axis, v, f"sweep(grid[{axis!r}])") for v in _as_list(raw, axis)]
+        seeds = values.pop("seed")
+        total = math.prod(len(v) for v in values.values()) * len(seeds)
+        if total > MAX_TRIALS:
+            raise ValueError(f"sweep(grid): {total:,} trials is more than {MAX_TRIALS:,}; use fewer values")
+        for combo in itertools.product(*values.values()):
+            points.append(dict(zip(values, combo)))
+            seed_lists.append(seeds)
+    chosen = range(len(points))
+    if n_random is not None:
+        n_random = check_positive_int(n_random, "sweep(n_random)")
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(len(points), size=min(n_random, len(points)), replace=False).tolist())
+    configs, seen = [], set()
+    for i in chosen:
+        for s in seed_lists[i]:
+            config = {**points[i], "seed": s}
+            text = canonical_json(config)
+            if text not in seen:  # the same point listed twice runs once
+                seen.add(text)
+                configs.append(config)
+    return configs
+
+
+# -- data --------------------------------------------------------------------
+
+
+@dataclass
+class SweepData:
+    """Training and validation arrays shared by every trial, and where they came from."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    metadata: dict = field(default_factory=dict)  # scaler, class names: kept with the best model
+
+    @property
+    def arrays(self) -> tuple:
+        return (self.X, self.y, self.X_val, self.y_val)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the arrays (shapes, dtypes, bytes): a resumed sweep must use the same data."""
+        h = hashlib.sha256()
+        for a in self.arrays:
+            if a is None:
+                h.update(b"none")
+                continue
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.data)
+        return h.hexdigest()[:16]
+
+
+def load_named(name, dtype, *, val_split: float = 0.0, seed: int = 0) -> tuple:
+    """A data set by name or path, split and scaled as ``flexnet train`` does it.
+
+    With ``val_split`` the held-out part is a stratified split of the
+    training part; without, it is the data set's test part (None for a
+    user's file). The scaler is fitted on the training rows only.
+
+    Returns:
+        ``(X_train, y_train, X_held, y_held, metadata)``.
+    """
+    from .. import data as _data
+    from ..data.datasets import load
+
+    ds = load(os.fspath(name))
+    if ds.y_train is None:
+        raise ValueError(f"data {os.fspath(name)!r}: no labels to train on")
+    X, y = _data.flatten(ds.X_train), ds.y_train
+    if val_split:
+        X, X_held, y, y_held = _data.train_test_split(X, y, float(val_split), seed=seed)
+    else:
+        X_held = None if ds.X_test is None else _data.flatten(ds.X_test)
+        y_held = ds.y_test
+    kind = ds.default_scaler
+    scaler = _data.Scaler(kind, per_feature=ds.per_feature or kind == "standard", dtype=dtype).fit(X)
+    metadata = _data.make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names,
+                                   dataset=ds.name)
+    X_held = None if X_held is None else scaler.transform(X_held)
+    return scaler.transform(X), y, X_held, y_held, metadata
+
+
+def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32") -> SweepData:
+    """Turn what the user gave into training and validation arrays.
+
+    Args:
+        data: ``(X, y)`` (``val_split`` of it is held out, stratified),
+            ``(X_train, y_train, X_val, y_val)``, or the name of a data set
+            flexnet loads (``"edges"``, ``"digits"``, ``"fashion-mnist"``, a
+            ``.csv``/``.npz`` path): its training part is scaled as
+            ``flexnet train`` does and split; its test part is not touched.
+        val_split: the held-out fraction for ``(X, y)`` and names; 0 trains
+            on everything and ranks by training accuracy.
+    """
+    dtype = as_float_dtype(dtype, "sweep(dtype)")
+    metadata: dict = {}
+    if isinstance(data, (str, os.PathLike)):
+        X, y, X_val, y_val, metadata = load_named(data, dtype, val_split=val_split, seed=seed)
+        data = (X, y, X_val, y_val) if val_split else (X, y)
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 4):
+        raise TypeError(
+            "sweep(data): expected (X, y), (X_train, y_train, X_val, y_val) or a data set name, "
+            f"got {type(data).__name__}" + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else "")
+        )
+    if len(data) == 4:
+        X, y, X_val, y_val = data
+    elif val_split:
+        from ..data import train_test_split
+
+        X, X_val, y, y_val = train_test_split(data[0], data[1], float(val_split), seed=seed)
+    else:
+        (X, y), X_val, y_val = data, None, None
+    X = np.ascontiguousarray(X, dtype=dtype)  # converted once here, not once per trial
+    y = np.ascontiguousarray(y)
+    if X_val is not None:
+        X_val, y_val = np.ascontiguousarray(X_val, dtype=dtype), np.ascontiguousarray(y_val)
+    return SweepData(X, y, X_val, y_val, metadata)
+
+
+# -- one trial ---------------------------------------------------------------
+
+
+def _limit_blas_threads(n: int | None) -> None:
+    """Limit BLAS threads in this worker process for the rest of its life.
+
+    Not restored afterwards on purpose: with threaded Dask workers, a trial
+    that restored the limit would change it under a trial still running.
+    """
+    if n is None:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
+        return
+    _blas.load()  # SciPy's BLAS (the updates' axpy) too: only loaded libraries are limited
+    threadpool_limits(limits=n)
+
+
+def _blas_threads_in_use() -> int | None:
+    """The BLAS thread count this trial ran with (None without threadpoolctl): the
+    rounding of a trial's matrix products depends on it, so its row says it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
+        return None
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+def build_network(config: dict, dtype, seed: int):
+    """The network a configuration describes."""
+    from ..training.network import Network
+
+    return Network(config["arch"], activation=config["activation"], dropout=config["dropout"],
+                   dtype=dtype, seed=seed)
+
+
+def train_trial(spec: dict, X, y, X_val, y_val):
+    """Train one trial; returns ``(net, history)``. Raises what fit raises."""
+    from ..training.loop import fit
+
+    config = spec["config"]
+    net = build_network(config, spec["dtype"], spec["init_seed"])
+    history = fit(
+        net, X, y, epochs=config["epochs"], batch_size=config["batch_size"],
+        optimizer=config["optimizer"], lr=config["lr"],
+        validation_data=None if X_val is None else (X_val, y_val),
+        shuffle=spec["shuffle"], seed=spec["fit_seed"], progress=False,
+    )
+    return net, history
+
+
+def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -> dict:
+    """Run one trial wherever it lands; returns its row. Never raises for a bad trial.
+
+    A diverged run (``TrainingDiverged``) or a bad setting (any other
+    Exception) becomes a row with ``status`` "diverged" or "failed" and the
+    error; Ctrl-C (KeyboardInterrupt) still stops the sweep.
+    """
+    from ..training.loop import TrainingDiverged
+
+    _limit_blas_threads(blas_threads)
+    row = {"index": spec["index"], "key": spec["key"], **spec["config"], "trial_seed": spec["init_seed"],
+           "status": "ok", "error": "", "n_params": None, "curves": {}}
+    start = time.perf_counter()
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says so in its row
+            net, history = train_trial(spec, X, y, X_val, y_val)
+        row["n_params"] = net.n_params()
+        row["curves"] = {k: [finite_or_none(v) for v in history.history[k]] for k in CURVES if k in history.history}
+    except TrainingDiverged as exc:
+        row["status"], row["error"] = "diverged", str(exc)
+    except Exception as exc:  # a bad setting must not stop the sweep
+        row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
+    row["seconds"] = time.perf_counter() - start
+    row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    row["blas_threads"] = _blas_threads_in_use()
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        values = row["curves"].get(metric)
+        row[metric] = values[-1] if values else None
+    return row
+
+
+def _specs(configs: list[dict], *, derive_seeds: bool, shuffle: bool, dtype) -> list[dict]:
+    specs = []
+    for i, config in enumerate(configs):
+        base = trial_seed(config) if derive_seeds else config["seed"]
+        # Shuffling gets its own stream, so it is not the stream the weights were drawn from.
+        fit_seed = int(np.random.SeedSequence([base, 1]).generate_state(1, np.uint64)[0])
+        specs.append({"index": i, "key": trial_key(config), "config": config, "init_seed": base,
+                      "fit_seed": fit_seed, "shuffle": shuffle, "dtype": dtype.name})
+    return specs
+
+
+# -- running many trials -----------------------------------------------------
+
+
+@contextmanager
+def _memmapped(arrays):
+    """Write each array once to a .npy file and open it as a read-only memory map.
+
+    joblib sends a memmap to a worker as its file name and offset, so every
+    task carries a few hundred bytes whatever the size of the data, and the
+    workers share one copy in the page cache.
+    """
+    folder = tempfile.mkdtemp(prefix="flexnet-sweep-")
+    try:
+        shared = []
+        for i, a in enumerate(arrays):
+            if a is None:
+                shared.append(None)
+                continue
+            path = os.path.join(folder, f"{i}.npy")
+            np.save(path, a, allow_pickle=False)
+            shared.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        yield tuple(shared)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _dask_client(scheduler):
+    """A ``distributed.Client`` for an address, or the Client the user gave."""
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise ImportError("a Dask cluster needs dask.distributed: pip install 'flexnet[sweep]'") from exc
+    if isinstance(scheduler, Client):
+        return scheduler, nullcontext()
+    if not isinstance(scheduler, str):
+        raise TypeError(f"sweep(scheduler): expected an address such as 'tcp://10.0.0.5:8786' or a "
+                        f"dask.distributed.Client, got {type(scheduler).__name__}")
+    client = Client(scheduler, set_as_default=False)
+    return client, client
+
+
+def _ignore_sigint() -> None:
+    """Run in each local worker as it starts: Ctrl-C is the parent's to handle.
+
+    A terminal sends SIGINT to the whole process group; without this, an idle
+    worker would print a KeyboardInterrupt traceback of its own while the
+    parent is already stopping the sweep (and the workers) cleanly.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _execute(specs: list[dict], data: SweepData, *, jobs: int, scheduler, blas_threads: int):
+    """Yield the row of every trial as it finishes (in any order)."""
+    if scheduler is None and jobs == 1:
+        for spec in specs:
+            yield run_trial(spec, *data.arrays)
+        return
+    try:
+        from joblib import Parallel, delayed, parallel_config
+    except ImportError as exc:
+        raise ImportError("parallel sweeps need joblib: pip install 'flexnet[sweep]'") from exc
+    if scheduler is None:
+        with _memmapped(data.arrays) as shared, parallel_config(
+            backend="loky", n_jobs=jobs, inner_max_num_threads=blas_threads,
+            initializer=_ignore_sigint,
+        ):
+            parallel = Parallel(return_as="generator_unordered", batch_size=1)
+            yield from parallel(delayed(run_trial)(s, *shared, blas_threads) for s in specs)
+        return
+    client, owned = _dask_client(scheduler)
+    arrays = data.arrays
+    with owned, parallel_config(backend="dask", client=client, n_jobs=jobs,
+                                scatter=[a for a in arrays if a is not None]):
+        # joblib's dask backend scatters the listed arrays once to every worker
+        # (broadcast=True) and replaces those arguments by their futures.
+        parallel = Parallel(return_as="generator_unordered", batch_size=1)
+        yield from parallel(delayed(run_trial)(s, *arrays, blas_threads) for s in specs)
+
+
+# -- the sweep ---------------------------------------------------------------
+
+
+def sweep(
+    data,
+    grid: dict | list[dict],
+    *,
+    n_random: int | None = None,
+    epochs: int = 10,
+    val_split: float = 0.2,
+    shuffle: bool = True,
+    dtype="float32",
+    derive_seeds: bool = True,
+    seed: int = 0,
+    jobs: int | None = None,
+    scheduler=None,
+    blas_threads: int = 1,
+    out=None,
+    resume: bool = False,
+    save_best: bool = True,
+    figures: bool = True,
+    top: int = 5,
+    on_trial: Callable[[dict, int, int], None] | None = None,
+) -> SweepResult:
+    """Train every configuration of a grid with every seed, in parallel; rank them.
+
+    Args:
+        data: ``(X, y)``, ``(X_train, y_train, X_val, y_val)`` or a data set
+            name / file that flexnet loads (see :func:`prepare_data`).
+        grid: settings to vary, each a value or a list: ``arch`` (required,
+            layer sizes), ``activation``, ``lr``, ``batch_size``, ``dropout``,
+            ``optimizer``, ``epochs``, ``seed``. A list of dicts is their union.
+        n_random: train only this many configurations drawn from the grid
+            (with ``seed``), each with every seed.
+        epochs: epochs per trial unless the grid sets ``epochs``.
+        val_split: held-out fraction when ``data`` has no validation part.
+        shuffle: reshuffle the rows every epoch (False: the rows' order).
+        derive_seeds: True: a trial's seed is a hash of its configuration
+            (grid seeds are replicate numbers); False: the grid's ``seed`` is
+            used as the network's seed itself (``compare`` does this).
+        seed: seeds the random choice of configurations and the validation split.
+        jobs: parallel workers; default 1 locally, every core of a Dask
+            cluster; -1 is every local core.
+        scheduler: a Dask scheduler address ``"tcp://HOST:PORT"`` or a
+            ``dask.distributed.Client``; None runs on this machine.
+        blas_threads: BLAS threads per trial, the same wherever it runs (so
+            results match; 1 lets N workers use N cores without contention).
+        out: a folder for ``trials.jsonl`` (the resumable log), ``trials.csv``,
+            ``trials.json``, ``configs.csv``, ``best_model.npz`` and figures;
+            None writes nothing.
+        resume: continue the sweep logged in ``out``, skipping finished trials.
+        save_best: retrain the best configuration's best seed in this process
+            (a trial depends only on its configuration, so this is the same
+            model) and keep it in ``result.best_model`` (and ``out``).
+        figures: write ``accuracy_vs_params.png`` and ``top_curves.png`` to
+            ``out`` (needs matplotlib).
+        top: how many configurations the curves figure shows.
+        on_trial: called as ``on_trial(row, done, total)`` in this process
+            after every finished trial (progress output).
+
+    Returns:
+        A :class:`SweepResult`. Ctrl-C returns the finished trials with
+        ``interrupted=True`` instead of raising.
+
+    Raises:
+        ValueError/TypeError: a bad grid, data or option (before any training).
+    """
+    configs = expand_grid(grid, epochs=check_positive_int(epochs, "sweep(epochs)"), n_random=n_random, seed=seed)
+    dtype = as_float_dtype(dtype, "sweep(dtype)")
+    if jobs is None:
+        jobs = 1 if scheduler is None else -1
+    if jobs == -1 and scheduler is None:
+        jobs = os.cpu_count() or 1
+    elif jobs != -1:
+        jobs = check_positive_int(jobs, "sweep(jobs)")
+    blas_threads = check_positive_int(blas_threads, "sweep(blas_threads)")
+    if resume and out is None:
+        raise ValueError("sweep(resume=True): resuming needs the output folder of the sweep (out=...)")
+    shared = prepare_data(data, val_split=val_split, seed=seed, dtype=dtype)
+    n_features = shared.X.shape[1]
+    wrong = sorted({str(c["arch"]) for c in configs if c["arch"][0] != n_features})
+    if wrong:
+        raise ValueError(f"sweep(grid['arch']): {', '.join(wrong)} take(s) a different number of inputs "
+                         f"than the data's {n_features} features; start every architecture with {n_features}")
+    specs = _specs(configs, derive_seeds=derive_seeds, shuffle=bool(shuffle), dtype=dtype)
+
+    log = None
+    rows: dict[str, dict] = {}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        header = {"format": LOG_FORMAT, "version": 1, "data": shared.fingerprint(), "dtype": dtype.name,
+                  "shuffle": bool(shuffle), "derive_seeds": bool(derive_seeds)}
+        log = TrialLog(out / "trials.jsonl", header, resume)
+        wanted = {s["key"] for s in specs}
+        rows = {k: r for k, r in log.done.items() if k in wanted}
+    todo = [s for s in specs if s["key"] not in rows]
+    interrupted = False
+    try:
+        with _blas_limit(blas_threads):
+            finished = _execute(todo, shared, jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+            try:
+                with closing(finished):  # closing it cancels the trials not started yet
+                    for row in finished:
+                        rows[row["key"]] = row
+                        if log is not None:
+                            log.write(row)
+                        if on_trial is not None:
+                            on_trial(row, len(rows), len(specs))
+            except KeyboardInterrupt:
+                interrupted = True
+            trials = [{**rows[s["key"]], "index": s["index"]} for s in specs if s["key"] in rows]
+            result = SweepResult(trials, summarise(trials), interrupted, len(specs) - len(trials))
+            if save_best and not interrupted:
+                try:
+                    result.best_model = _retrain_best(result, shared, dtype, specs)
+                except KeyboardInterrupt:  # every trial is in; only the best model is missing
+                    result.interrupted = True
+    finally:
+        if log is not None:
+            log.close()
+    if out is not None:
+        try:
+            result.files = write_outputs(result, out, figures=figures, top=top)
+        except KeyboardInterrupt:  # the log holds every finished trial; --resume writes the rest
+            result.interrupted = True
+    return result
+
+
+@contextmanager
+def _blas_limit(n: int):
+    """BLAS threads limited in this process for the sweep, restored after it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a plain install runs compare without it
+        yield
+        return
+    _blas.load()
+    with threadpool_limits(limits=n):
+        yield
+
+
+def _retrain_best(result: SweepResult, shared: SweepData, dtype, specs: list[dict]):
+    """Train the best trial again here and check it reproduces its row."""
+    best = best_trial(result)
+    if best is None:
+        return None
+    spec = next(s for s in specs if s["key"] == best["key"])
+    net, history = train_trial(spec, *shared.arrays)
+    again = [finite_or_none(history.history[k][-1]) for k in ("loss", "val_loss") if k in history.history]
+    if again != [best[k] for k in ("loss", "val_loss") if best[k] is not None]:
+        warnings.warn(
+            f"sweep: the best trial (key {best['key']}) gave other numbers when trained again here "
+            f"({again} vs {[best['loss'], best['val_loss']]}); it ran on a machine with another BLAS "
+            "or CPU. The model saved is the one trained here.",
+            RuntimeWarning, stacklevel=3,
+        )
+    net.metadata = {**shared.metadata, "sweep": {**{a: best[a] for a in AXES}, "key": best["key"]}}
+    return net

@@ -1,0 +1,393 @@
+"""Model files: ``flexnet.save``, ``flexnet.load`` and ``flexnet info``.
+
+A model file is an archive written by :func:`flexnet.archive.write_archive`
+(one ``.npz``: the arrays by name plus a JSON header; atomic writes; reading
+never unpickles). Its header holds::
+
+    {"format": "flexnet-model", "format_version": 1, "flexnet_version": "0.1.0",
+     "model": {"class": "Network", "dtype": "float32", "layer_sizes": [...],
+               "options": {...}, "layers": [{"class", "module", "config"}, ...],
+               "loss": {"class", "module", "config"}, "metadata": {...},
+               "n_params": 226},
+     "arrays": {"layers.0.W": {"shape": [25, 8], "dtype": "<f4"}, ...}}
+
+Loading rebuilds each layer as ``cls(**config)``, looking ``cls`` up among the
+:class:`~flexnet.Layer` and :class:`~flexnet.Loss` subclasses by name, then
+checks every array against the rebuilt network. Checkpoints use the same
+``"model"`` entry beside their training state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from numbers import Integral
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..nn.layers import Layer
+from ..version import __version__
+from ..nn.losses import Loss
+from ..nn.network import Network, Sequential
+from .archive import (
+    ModelFileError,
+    ModelFileNotFoundError,
+    _describe,
+    flatten_state,
+    inspect_archive,
+    read_archive,
+    state_array_refs,
+    unflatten_state,
+    write_archive,
+)
+
+MODEL_FORMAT = "flexnet-model"
+#: Checkpoints hold a model (header key ``"model"``) plus training state.
+CHECKPOINT_FORMAT = "flexnet-checkpoint"
+#: The newest model format this flexnet writes and reads.
+MODEL_FORMAT_VERSION = 1
+
+__all__ = [  # the archive functions too: checkpoints and users find them here
+    "CHECKPOINT_FORMAT", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError",
+    "ModelFileNotFoundError", "describe", "flatten_state", "load", "model_from_state",
+    "model_state", "read_archive", "save", "unflatten_state", "write_archive",
+]
+
+
+# -- models ------------------------------------------------------------------------
+
+
+def save(net, path) -> None:
+    """Save a network to one ``.npz`` file, atomically.
+
+    The header records the format (``"flexnet-model"``, version
+    :data:`MODEL_FORMAT_VERSION`), the flexnet version, every layer's class and
+    ``config()``, the dtype, the loss and ``net.metadata``; the arrays are the
+    parameters and buffers by name (``layers.0.W``). No pickle is involved, so
+    the file is safe to share.
+
+    Raises:
+        TypeError: ``net`` is not a network, or its metadata or a layer config
+            cannot be stored as JSON and arrays.
+        OSError: the file cannot be written (the previous file is left as it was).
+    """
+    model, arrays = model_state(net)
+    header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+              "flexnet_version": flexnet_version(), "model": model}
+    write_archive(path, header, arrays)
+
+
+def load(path, *, sequential: type = Sequential, network: type = Network):
+    """Load a network saved by :func:`save` (or the model inside a checkpoint).
+
+    Args:
+        path: the file.
+        sequential, network: the classes to build, by default the plain ones
+            of :mod:`flexnet.nn`. :func:`flexnet.load` passes the trainable
+            ones, which add ``fit`` and ``save``.
+
+    Returns:
+        A ``network`` when the file holds one built from layer sizes, else a
+        ``sequential``; predictions are identical to the saved network's.
+
+    Raises:
+        ModelFileError: the file is missing, unreadable or not a flexnet file,
+            is truncated or corrupt, holds an object array, has missing, extra,
+            misshapen or mistyped arrays, comes from a newer format version, or
+            names a layer class flexnet does not know. One error lists every
+            problem; nothing is returned half-loaded.
+    """
+    return _load(Path(os.fspath(path)), (sequential, network))[1]
+
+
+def _load(path: Path, classes=(Sequential, Network)):
+    """``(header, net, stored array names)``, or one ModelFileError listing every problem."""
+    header, arrays, stored, problems = inspect_archive(path)
+    net = None
+    if header is not None:
+        model = _model_header(header, problems)
+        if model is not None:
+            net = _build_model(model, arrays, stored, problems, classes,
+                               only_model_arrays=header.get("format") != MODEL_FORMAT)
+    if problems:
+        raise ModelFileError(path, problems)
+    return header, net, stored
+
+
+def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON description of ``net`` and its arrays, as stored in model files.
+
+    Checkpoints embed the same pair: the dict under the header key ``"model"``
+    and the arrays under their names (``layers.0.W``, ``metadata/...``).
+    """
+    if not isinstance(net, Sequential):
+        raise TypeError(f"save: expected a flexnet Sequential or Network, got {type(net).__name__}")
+    layers = []
+    for layer in net.layers:
+        config = layer.config()
+        _check_json(config, f"save: {layer._where()}.config()")
+        layers.append({"class": type(layer).__name__, "module": type(layer).__module__, "config": config})
+    loss_config = net.loss_fn.config()
+    _check_json(loss_config, f"save: {net.loss_fn!r}.config()")
+    meta_json, arrays = flatten_state(dict(net.metadata), prefix="metadata")
+    for name, p in list(net.parameters().items()) + list(net.named_buffers()):
+        arrays[name] = p
+    model = {
+        "class": "Network" if isinstance(net, Network) else "Sequential",
+        "dtype": net.dtype.name,
+        "layers": layers,
+        "loss": {"class": type(net.loss_fn).__name__, "module": type(net.loss_fn).__module__,
+                 "config": loss_config},
+        "metadata": meta_json,
+        "n_params": int(net.n_params()),
+    }
+    if isinstance(net, Network):
+        model["layer_sizes"] = list(net.layer_sizes)
+        # The builder's options rebuild the same stack; an initialiser given as a
+        # function cannot be stored, and needs not be: the weights are in the file.
+        model["options"] = {k: v for k, v in getattr(net, "options", {}).items() if _is_json(v)}
+    return model, arrays
+
+
+def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model>",
+                     classes: tuple[type, type] = (Sequential, Network)):
+    """Rebuild a network from :func:`model_state`'s pair (as read from a file).
+
+    Raises:
+        ModelFileError: naming ``path`` and listing every problem.
+    """
+    problems: list[str] = []
+    net = _build_model(model, arrays, set(arrays), problems, classes, only_model_arrays=True)
+    if problems:
+        raise ModelFileError(path, problems)
+    return net
+
+
+def _model_header(header: dict, problems: list) -> dict | None:
+    """Check format name and version; return the model description."""
+    fmt, version = header.get("format"), header.get("format_version")
+    if fmt not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        problems.append(f"not a flexnet model file: format is {fmt!r}, expected {MODEL_FORMAT!r}")
+        return None
+    if isinstance(version, bool) or not isinstance(version, Integral) or version < 1:
+        problems.append(f"bad format_version {version!r}")
+        return None
+    if version > MODEL_FORMAT_VERSION:
+        problems.append(
+            f"written by a newer flexnet ({header.get('flexnet_version', '?')}, format version {version}); "
+            f"this flexnet {flexnet_version()} reads format version {MODEL_FORMAT_VERSION} and older: "
+            "upgrade flexnet to load it")
+        return None
+    model = header.get("model")
+    if not isinstance(model, dict):
+        problems.append("the header has no 'model' description")
+        return None
+    return model
+
+
+def _build_model(model: dict, arrays, stored, problems: list, classes, only_model_arrays: bool = False):
+    """Rebuild the network described by ``model`` and fill in its arrays.
+
+    Every problem goes to ``problems``; returns None when there is any.
+    ``only_model_arrays``: the file holds other arrays too (a checkpoint), so
+    only ``layers.*`` and ``metadata/*`` names are checked for extras.
+    """
+    sequential, network = classes  # (Sequential, Network) classes to build
+    start = len(problems)
+    dtype = model.get("dtype")
+    if dtype not in ("float32", "float64"):
+        problems.append(f"model dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = None
+    specs = model.get("layers")
+    if not isinstance(specs, list) or not specs:
+        problems.append("the model lists no layers")
+        specs = []
+    budget = max(4 * sum(a.size for a in arrays.values()), 1 << 22)
+    layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
+    loss = _build_one(Loss, model.get("loss"), "loss", budget, problems)
+
+    meta_json = model.get("metadata", {})
+    if not isinstance(meta_json, dict):
+        problems.append(f"model metadata must be an object, got {meta_json!r:.80}")
+        meta_json = {}
+    expected = {name: None for name in state_array_refs(meta_json)}
+    net = None
+    if len(problems) == start:
+        try:
+            net = sequential(layers, loss, dtype=dtype)
+        except Exception as exc:
+            problems.append(f"cannot assemble the network: {_describe(exc)}")
+    if net is not None:
+        for layer in net.layers:
+            for attr in layer.params + layer.buffers:
+                expected[f"{layer.name}.{attr}"] = getattr(layer, attr)
+    for name, like in expected.items():
+        if name not in stored:
+            problems.append(f"missing array {name!r} (the model needs it)")
+        elif like is not None and name in arrays:
+            arr = arrays[name]
+            if arr.shape != like.shape:
+                problems.append(f"array {name!r} has shape {arr.shape}, the model needs {like.shape}")
+            if arr.dtype != like.dtype:
+                problems.append(f"array {name!r} has dtype {arr.dtype}, the model needs {like.dtype}")
+    if net is not None:  # with a layer unbuilt, which arrays are extra is unknowable
+        for name in sorted(stored - set(expected)):
+            if not only_model_arrays or name.startswith(("layers.", "metadata/")):
+                problems.append(f"extra array {name!r} that the model does not use")
+    if problems:  # the archive's own problems count too: an unreadable array cannot be used
+        return None
+    metadata = unflatten_state(meta_json, arrays)
+    if not isinstance(metadata, dict):  # {"__ndarray__": name} at the top
+        problems.append("model metadata must be an object, got an array")
+        return None
+
+    for layer in net.layers:
+        for attr in layer.params + layer.buffers:
+            setattr(layer, attr, np.ascontiguousarray(arrays[f"{layer.name}.{attr}"]))
+        for attr in layer.params:
+            setattr(layer, "d" + attr, None)
+    net.metadata = metadata
+    if model.get("class") == "Network":
+        net = _as_network(net, model.get("layer_sizes"), model.get("options"), network)
+    return net
+
+
+def _build_one(base, spec, where: str, budget: int, problems: list):
+    """One layer or loss from ``{"class", "module", "config"}``; None on a problem."""
+    kind = "layer" if where.startswith("layers") else "loss"
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
+        problems.append(f"{where}: expected {{'class': ..., 'config': ...}}, got {spec!r:.80}")
+        return None
+    name, module, config = spec["class"], spec.get("module"), spec.get("config", {})
+    if not isinstance(config, dict):
+        problems.append(f"{where}: config of {name} must be an object, got {config!r:.80}")
+        return None
+    cls = _find_class(base, name, module)
+    if cls is None:
+        hint = f" (defined in {module}; import that module before loading)" if isinstance(module, str) else ""
+        problems.append(f"{where}: unknown {kind} class {name!r}{hint}")
+        return None
+    # Refuse before allocating: a crafted Linear(10**6, 10**6) would exhaust memory.
+    size = math.prod(v for k, v in config.items()
+                     if isinstance(v, int) and not isinstance(v, bool) and v > 0 and k != "seed")
+    if size > budget:
+        problems.append(f"{where}: {name}(**{config}) would be far larger than the arrays in the file")
+        return None
+    try:
+        return cls(**config)
+    except Exception as exc:
+        problems.append(f"{where}: cannot build {name}(**{config}): {_describe(exc)}")
+        return None
+
+
+def _find_class(base, name: str, module):
+    """The subclass of ``base`` called ``name``, preferring the one from ``module``.
+
+    Only classes already imported are candidates: a file never makes flexnet
+    import anything (even a flexnet module: ``flexnet.__main__`` runs the CLI).
+    """
+    found = [c for c in _subclasses(base) if c.__name__ == name]
+    for c in found:
+        if c.__module__ == module:
+            return c
+    flexnet_own = [c for c in found if c.__module__.startswith("flexnet.")]
+    if len(flexnet_own) == 1:
+        return flexnet_own[0]
+    return found[0] if len(found) == 1 else None
+
+
+def _subclasses(base) -> list[type]:
+    out, todo = [], [base]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in out:
+                out.append(sub)
+                todo.append(sub)
+    return out
+
+
+def _as_network(net, layer_sizes, options, network_cls):
+    """Return a :class:`Network` holding ``net``'s arrays when the builder, given
+    the saved sizes and options, makes the same stack; else ``net`` itself."""
+    try:
+        options = {k: v for k, v in dict(options or {}).items() if k != "init"}
+        candidate = network_cls(layer_sizes, loss=net.loss_fn, dtype=net.dtype, **options)
+    except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
+        return net
+    same = len(candidate.layers) == len(net.layers) and all(
+        type(a) is type(b) and a.config() == b.config() for a, b in zip(candidate.layers, net.layers))
+    if not same:
+        return net
+    for mine, theirs in zip(candidate.layers, net.layers):
+        for attr in mine.params + mine.buffers:
+            setattr(mine, attr, getattr(theirs, attr))
+    candidate.metadata = net.metadata
+    return candidate
+
+
+def _check_json(value, where: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where} must be JSON-friendly: {exc}") from exc
+
+
+def _is_json(value) -> bool:
+    try:
+        _check_json(value, "")
+    except TypeError:
+        return False
+    return True
+
+
+def flexnet_version() -> str:
+    """The version written into file headers."""
+    return __version__
+
+
+def describe(path) -> str:
+    """A readable description of a model or checkpoint file, for ``flexnet info``.
+
+    The file is checked as fully as :func:`load` checks it; nothing is trained.
+
+    Raises:
+        ModelFileError: as :func:`load`.
+    """
+    path = Path(os.fspath(path))
+    header, net, stored = _load(path)
+    size = path.stat().st_size
+    lines = [
+        f"file: {path} ({size:,} bytes)",
+        f"format: {header['format']} version {header['format_version']}, "
+        f"written by flexnet {header.get('flexnet_version', '?')}",
+    ]
+    if header["format"] == CHECKPOINT_FORMAT:
+        training = header.get("training")
+        training = training if isinstance(training, dict) else header
+        facts = [f"{k} {training[k]}" for k in ("epoch", "step", "global_step")
+                 if isinstance(training.get(k), int)]
+        extra = sorted(set(stored) - {n for n, _ in net.named_buffers()} - set(net.parameters())
+                       - {n for n in stored if n.startswith("metadata/")})
+        lines.append("checkpoint: " + (", ".join(facts) or "no epoch/step recorded")
+                     + f"; {len(extra)} training-state arrays")
+    lines.append(f"model: {net!r}" if type(net).__name__ == "Network" else f"model: {type(net).__name__}")
+    lines.append(net.summary())
+    if net.metadata:
+        lines.append("metadata:")
+        lines += [f"  {key}: {_short(value)}" for key, value in net.metadata.items()]
+    else:
+        lines.append("metadata: none (predict expects inputs prepared as in training)")
+    return "\n".join(lines)
+
+
+def _short(value, limit: int = 100) -> str:
+    if isinstance(value, np.ndarray):
+        text = f"array {value.shape} {value.dtype}"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {_short(v, 40)}" for k, v in value.items()) + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,23 @@
+"""The network's parts: the tutorial's ideas, and nothing about files or training loops.
+
+Start here. ``layers.py`` holds the layer contract with ``Linear`` and ``ReLU``,
+``losses.py`` the fused softmax + cross-entropy, ``network.py`` the stack of
+layers with ``forward``, ``backward``, ``update`` and ``train_step``. The
+update itself (``p -= lr * g``) is ``Layer.update``; richer rules live in
+:mod:`flexnet.optim`. Nothing here imports anything above it: training, model
+files, bridges, experiments and the command line all build on this package.
+"""
+
+from .activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
+from .dropout import Dropout
+from .gradcheck import gradcheck
+from .layers import Layer, Linear, ReLU
+from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
+from .network import Network, Sequential
+from .normalization import BatchNorm1d, LayerNorm
+
+__all__ = [
+    "BCEWithLogits", "BatchNorm1d", "Dropout", "GELU", "Huber", "L1", "Layer", "LayerNorm",
+    "LeakyReLU", "Linear", "Loss", "MSE", "Network", "ReLU", "Sequential", "Sigmoid", "Softmax",
+    "SoftmaxCrossEntropy", "Tanh", "gradcheck",
+]

@@ -1,0 +1,195 @@
+"""Input validation shared by layers, losses and networks.
+
+Every check raises ValueError or TypeError with a message that says where the
+problem is, what was expected and what was got, so that a person can fix it
+without reading a NumPy traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+#: Each signed integer dtype and its unsigned twin (same size, same byte order).
+_UNSIGNED = {np.dtype(f"{order}i{size}"): np.dtype(f"{order}u{size}") for order in "<>" for size in (1, 2, 4, 8)}
+
+
+def as_float_dtype(dtype, where: str = "dtype") -> np.dtype:
+    """Return ``dtype`` as a NumPy dtype, refusing anything but float32/float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{where}: expected 'float32' or 'float64', got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: expected 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def check_positive_int(value, where: str) -> int:
+    """Return ``value`` as an int, refusing bools, floats, zero and negatives."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{where}: expected a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{where}: expected a positive integer, got {value}")
+    return int(value)
+
+
+def check_lr(lr, where: str = "lr") -> float:
+    """Return the learning rate as a float; it must be finite and > 0."""
+    if isinstance(lr, bool) or not isinstance(lr, Real):
+        raise TypeError(f"{where}: expected a positive number, got {lr!r}")
+    lr = float(lr)
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"{where}: expected a finite number > 0, got {lr}")
+    return lr
+
+
+def check_layer_sizes(layer_sizes) -> list[int]:
+    """Validate a list such as [784, 128, 64, 10]."""
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(
+            f"layer_sizes: expected a list of integers such as [25, 8, 2], got {layer_sizes!r}"
+        )
+    sizes = list(layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(
+            "layer_sizes: expected at least two sizes (inputs and outputs), "
+            f"such as [25, 2], got {sizes}"
+        )
+    for i, s in enumerate(sizes):
+        check_positive_int(s, f"layer_sizes[{i}] in {sizes}")
+    return [int(s) for s in sizes]
+
+
+def as_input(x, dtype: np.dtype, where: str) -> np.ndarray:
+    """Convert a batch to a 2-D array of ``dtype``, refusing shapes that would
+    broadcast into a wrong answer."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where}: expected a numeric array, got {type(x).__name__}") from exc
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected a numeric array, got dtype {x.dtype}")
+    if x.ndim != 2:
+        hint = ""
+        if x.ndim == 1:
+            hint = " For a single sample use x.reshape(1, -1)."
+        elif x.ndim > 2:
+            hint = " If these are images, flatten them: x.reshape(len(x), -1)."
+        raise ValueError(
+            f"{where} expected a 2-D input of shape (batch, features), "
+            f"got shape {x.shape}.{hint}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{where} got an empty batch (shape {x.shape}); expected at least one row")
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    return x
+
+
+def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
+    """Validate integer class labels of shape (N,) against ``n_rows`` and ``n_classes``.
+
+    Float arrays holding whole numbers (as loaded from CSV) are accepted;
+    fractions, NaN and out-of-range values are refused.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{where}: expected labels of shape ({n_rows},), got {y.shape}")
+    if len(y) != n_rows:
+        raise ValueError(
+            f"{where}: got {len(y)} labels for a batch of {n_rows} rows; they must match"
+        )
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            bad = int(np.flatnonzero(~np.isfinite(y))[0])
+            raise ValueError(f"{where}: label at row {bad} is {y[bad]}; expected a class id")
+        if (y != np.round(y)).any():
+            bad = int(np.flatnonzero(y != np.round(y))[0])
+            raise ValueError(
+                f"{where}: label at row {bad} is {y[bad]}; expected whole-number class ids"
+            )
+        y = y.astype(np.int64)
+    elif y.dtype.kind not in "iu":
+        raise TypeError(f"{where}: expected integer class labels, got dtype {y.dtype}")
+    # One reduction checks both ends: seen as unsigned, a negative id is huge.
+    if int(np.maximum.reduce(y.view(_UNSIGNED.get(y.dtype, y.dtype)))) >= n_classes:
+        bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
+        raise ValueError(
+            f"{where}: label {int(y[bad])} at row {bad} is out of range; "
+            f"expected class ids 0..{n_classes - 1} for {n_classes} outputs"
+        )
+    if y.dtype.kind == "u" and y.dtype.itemsize == 8:  # uint64 and int64 indices would mix into float64
+        y = y.astype(np.int64)
+    return y
+
+
+def check_targets(y, shape: tuple, dtype: np.dtype, where: str) -> np.ndarray:
+    """Validate a dense target array (one-hot rows, regression targets)."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected numeric targets, got dtype {y.dtype}")
+    if y.shape != shape:
+        raise ValueError(f"{where}: expected targets of shape {shape}, got {y.shape}")
+    if y.dtype != dtype:
+        y = y.astype(dtype)
+    if not np.isfinite(y).all():
+        bad = int(np.flatnonzero(~np.isfinite(y).all(axis=tuple(range(1, y.ndim))))[0])
+        raise ValueError(f"{where}: target row {bad} holds NaN or infinity")
+    return y
+
+
+#: Rows per chunk when looking for the first non-finite row (bounds the
+#: boolean temporary to a few MiB whatever the size of the data).
+FINITE_CHUNK = 4096
+
+
+def check_finite_rows(x: np.ndarray, where: str) -> None:
+    """Refuse an array with NaN or infinity, naming the first bad row."""
+    if x.dtype.kind != "f" or x.size == 0:
+        return
+    # A sum is finite only if every term is (NaN and inf both propagate), and
+    # it needs no temporary array. Only if it is not (bad data, or a sum that
+    # overflows) are the rows looked at, a chunk at a time.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(x)
+    if math.isfinite(total):
+        return
+    rows = x.reshape(len(x), -1)
+    for start in range(0, len(rows), FINITE_CHUNK):
+        ok = np.isfinite(rows[start:start + FINITE_CHUNK]).all(axis=1)
+        if not ok.all():
+            bad = start + int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{where}: row {bad} holds NaN or infinity; clean or drop it first")
+
+
+def check_float_input(layer, x, n_features: int | None = None) -> np.ndarray:
+    """Return ``x`` as a 2-D float array, or raise an error that names ``layer``.
+
+    Integer input is refused rather than converted: a layer has no dtype of
+    its own to convert to, and a quiet float64 upcast is exactly what we avoid.
+    """
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(
+            f"{layer._where()} expected float32 or float64 input, got dtype {x.dtype}; "
+            "convert it first, e.g. x.astype('float32')"
+        )
+    if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):
+        width = n_features if n_features is not None else "features"
+        raise ValueError(f"{layer._where()} expected input of shape (batch, {width}), got {x.shape}")
+    return x
+
+
+def make_rng(seed) -> np.random.Generator:
+    """A Generator from a seed, an existing Generator (returned as is) or None."""
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError("seed: expected an int, None or np.random.Generator, got a RandomState")
+    if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, np.integer, np.random.Generator))):
+        raise TypeError(f"seed: expected an int, None or np.random.Generator, got {seed!r}")
+    return np.random.default_rng(seed)

@@ -1,0 +1,464 @@
+"""Losses: ``forward(z, y)`` returns the mean loss, ``backward()`` returns dL/dz.
+
+A loss divides by the batch size, once; layers only pass gradients along.
+Each loss also says how to turn the network's raw outputs into predictions
+(``predict``) and probabilities (``proba``).
+
+Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
+:class:`BCEWithLogits` (two classes, one output). Regression: :class:`MSE`,
+:class:`L1`, :class:`Huber`. :func:`get` finds a loss by name.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from numbers import Real
+
+import numpy as np
+
+from ..ops import ones
+from .checks import check_labels, check_targets
+from .activations import sigmoid
+
+
+class Loss:
+    """Base class of every loss."""
+
+    #: True when targets are class ids and accuracy means something.
+    is_classifier: bool = False
+
+    def forward(self, z: np.ndarray, y) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """Predictions from raw outputs (class ids for classifiers)."""
+        return z
+
+    def proba(self, z: np.ndarray) -> np.ndarray:
+        raise TypeError(f"{type(self).__name__} does not give probabilities")
+
+    def config(self) -> dict:
+        return {}
+
+    def _where(self) -> str:
+        return f"{type(self).__name__}.forward"
+
+    def _after_forward(self, cached) -> None:
+        """Refuse a backward with nothing cached by a forward to go back from."""
+        if cached is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward pass to go back "
+                               "through; call forward(z, y) first")
+
+    def _check_outputs(self, z) -> np.ndarray:
+        """The network's raw outputs must be a 2-D float batch (N, K)."""
+        if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
+            got = f"dtype {z.dtype}" if isinstance(z, np.ndarray) else type(z).__name__
+            raise TypeError(f"{self._where()}: expected float32 or float64 outputs, got {got}")
+        if z.ndim != 2 or len(z) == 0:
+            raise ValueError(
+                f"{self._where()}: expected outputs of shape (batch, outputs), got {z.shape}"
+            )
+        return z
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` per row, exact for logits of any size.
+
+    Subtracting the row maximum first keeps ``exp`` in [0, 1], so nothing
+    overflows; the log is taken of a sum >= 1, so nothing underflows to -inf.
+    """
+    shifted = z - z.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _row_starts(n: int, c: int) -> np.ndarray:
+    """``[0, c, 2c, ...]``: where each row of a C-ordered (n, c) array starts in
+    its flat view (read-only; cached, as batches keep their size)."""
+    starts = np.arange(0, n * c, c)
+    starts.flags.writeable = False
+    return starts
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for logits of any size."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax followed by cross-entropy, fused.
+
+    ``y`` is either integer class ids of shape (N,) or a target distribution of
+    shape (N, C) (one-hot rows, as in the tutorial).
+
+    Fusing the two matters: for ``L = -sum(y * log softmax(z)) / N`` the
+    gradient with respect to the logits collapses to ``(p - y) / N``. The
+    softmax Jacobian and the ``1/p`` from the log cancel, so the backward pass
+    never divides by a probability that may have underflowed to 0.
+
+    Args:
+        label_smoothing: eps in [0, 1]; the target becomes
+            ``(1 - eps) * y + eps / C``, discouraging over-confident logits.
+        class_weights: C non-negative weights, one per class, for unbalanced
+            data. With class ids the mean is weighted, ``sum_i w[y_i] l_i /
+            sum_i w[y_i]``; with (N, C) targets each class's term is scaled by
+            its weight and the sum divided by N. Both as in
+            ``torch.nn.CrossEntropyLoss(weight=, label_smoothing=)``.
+
+    Shapes:
+        z: (N, C), y: (N,) ints or (N, C) -> loss: scalar; backward: (N, C).
+    """
+
+    is_classifier = True
+
+    def __init__(self, label_smoothing: float = 0.0, class_weights=None):
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, Real):
+            raise TypeError(
+                f"SoftmaxCrossEntropy(label_smoothing): expected a number in [0, 1], got {label_smoothing!r}"
+            )
+        if not 0 <= label_smoothing <= 1:
+            raise ValueError(
+                f"SoftmaxCrossEntropy(label_smoothing): expected a number in [0, 1], got {label_smoothing}"
+            )
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = None
+        if class_weights is not None:
+            w = np.asarray(class_weights, dtype=np.float64)
+            if w.ndim != 1 or len(w) == 0 or not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError(
+                    "SoftmaxCrossEntropy(class_weights): expected one finite weight >= 0 per class, "
+                    f"got {class_weights!r}"
+                )
+            self.class_weights = w
+        self.p = None  # softmax probabilities from the last forward
+        self.y = None  # targets as given: ids (N,) or distribution (N, C)
+        self._scale = None  # weighted/smoothed case: what backward needs
+
+    def forward(self, z, y):
+        z = self._check_outputs(z)
+        n, c = z.shape
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape == (n, 1) and c > 1:
+            raise ValueError(
+                f"{self._where()}: got labels of shape {y.shape} for {c} outputs; class ids "
+                "belong in a 1-D array (y.ravel()), one-hot targets in shape "
+                f"({n}, {c})"
+            )
+        if y.ndim == 2:
+            y = check_targets(y, z.shape, z.dtype, self._where())
+            if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
+                raise ValueError(
+                    f"{self._where()}: 2-D targets must be one-hot rows or "
+                    "probabilities summing to 1; for class ids pass a 1-D array"
+                )
+        else:
+            y = check_labels(y, n, c, self._where())
+        self.y = y
+        if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
+            return self._ids_forward(z, y)
+        logp = log_softmax(z)  # (N, C)
+        self.p = np.exp(logp)
+        if self.class_weights is not None or self.label_smoothing > 0:
+            return self._weighted_forward(logp, y)
+        self._scale = None
+        return float(-(y * logp).sum() / n)  # (N, C) targets
+
+    def _ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
+        """The loss for class ids without weights or smoothing, the common case:
+        one exp and no (N, C) log array. With s = z - rowmax(z) and S =
+        sum(exp(s)) per row, p = exp(s) / S and -log p[y] = log S - s[y]."""
+        n, c = z.shape
+        self._scale = None
+        # On (64, 10) arrays the calls cost more than the arithmetic, so the
+        # cheapest call is used for each step: the row maxima are read at
+        # the argmax (half the time of a max-reduce along rows), single
+        # entries are picked by flat index, the row sums are a product with
+        # ones (flexnet._blas.ones) and the last sum calls the ufunc's
+        # reduce directly, without the wrapper of .sum().
+        starts = _row_starts(n, c)  # flat index of each row's first entry
+        s = z - z.take(starts + z.argmax(axis=1))[:, None]  # (N, C), max 0 per row
+        p = np.exp(s)
+        total = p @ ones((c, 1), p.dtype)  # (N, 1) row sums, each >= 1
+        p /= total
+        self.p = p
+        return float(np.add.reduce(np.log(total[:, 0]) - s.take(starts + y)) / n)
+
+    def _checked_ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
+        """``forward`` for int64 class ids whose range was checked already:
+        ``fit`` checks every label once before its loop, not each batch again."""
+        if self.class_weights is not None or self.label_smoothing != 0:
+            return self.forward(z, y)
+        self.y = y
+        return self._ids_forward(self._check_outputs(z), y)
+
+    def _weights(self, c: int, dtype) -> np.ndarray:
+        if self.class_weights is None:
+            return np.ones(c, dtype=dtype)
+        if len(self.class_weights) != c:
+            raise ValueError(
+                f"{self._where()}: got {len(self.class_weights)} class weights for {c} outputs; "
+                "pass one weight per class"
+            )
+        return self.class_weights.astype(dtype)
+
+    def _weighted_forward(self, logp, y) -> float:
+        # Every case is  L = sum_ic q_ic * (-logp_ic) / D  for some target
+        # weights q >= 0 and divisor D, with gradient (s_i p_ic - q_ic) / D
+        # where s_i = sum_c q_ic. Only q and D differ between the cases.
+        n, c = logp.shape
+        eps = self.label_smoothing
+        w = self._weights(c, logp.dtype)  # (C,)
+        if y.ndim == 2:
+            q = (y * (1 - eps) + eps / c) * w  # (N, C)
+            self._scale = (q, n)
+            return float(-(q * logp).sum() / n)
+        rows = np.arange(n)
+        wy = w[y]  # (N,) weight of each row's own class
+        total = wy.sum()
+        if total == 0:
+            raise ValueError(
+                f"{self._where()}: every label in this batch has class weight 0, so the "
+                "weighted mean is undefined; give those classes a weight > 0"
+            )
+        # q = (1 - eps) * w[y_i] * onehot(y_i) + (eps / C) * w, never built as an array
+        nll = -logp[rows, y]  # (N,)
+        smooth = -(logp @ w)  # (N,) = sum_c w_c * (-logp_ic)
+        self._scale = ((1 - eps) * wy, w * (eps / c), total)
+        return float(((1 - eps) * (wy * nll).sum() + eps / c * smooth.sum()) / total)
+
+    def backward(self):
+        self._after_forward(self.p)
+        n = len(self.p)
+        if self._scale is not None:
+            return self._weighted_backward()
+        if self.y.ndim == 1:
+            grad = self.p.copy()
+            grad.reshape(-1)[_row_starts(n, grad.shape[1]) + self.y] -= 1  # p - one_hot(y), no one-hot array
+        else:
+            grad = self.p - self.y
+        grad /= n
+        return grad
+
+    def _weighted_backward(self) -> np.ndarray:
+        if self.y.ndim == 2:
+            q, n = self._scale
+            return (q.sum(axis=1, keepdims=True) * self.p - q) / n
+        on_label, spread, total = self._scale  # (N,), (C,), scalar
+        n = len(self.p)
+        s = on_label + spread.sum()  # (N,) = sum_c q_ic
+        grad = s[:, None] * self.p - spread  # (N, C)
+        grad[np.arange(n), self.y] -= on_label
+        grad /= total
+        return grad
+
+    def predict(self, z):
+        return z.argmax(axis=1)
+
+    def proba(self, z):
+        return softmax(z)
+
+    def config(self):
+        weights = None if self.class_weights is None else self.class_weights.tolist()
+        return {"label_smoothing": self.label_smoothing, "class_weights": weights}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if v not in (None, 0.0))
+        return f"SoftmaxCrossEntropy({args})"
+
+
+def _dense_targets(loss: Loss, z: np.ndarray, y) -> np.ndarray:
+    """Targets shaped like ``z`` (N, K); a 1-D ``y`` of length N is accepted when K is 1.
+
+    Anything else is refused: ``(N, 1) - (N,)`` would broadcast to (N, N) and
+    give a wrong loss without any error.
+    """
+    y = np.asarray(y)
+    n, k = z.shape
+    if y.ndim == 1 and k == 1 and len(y) == n:
+        y = y.reshape(n, 1)
+    elif y.shape != z.shape:
+        want = f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})"
+        raise ValueError(
+            f"{loss._where()}: expected targets of shape {want} for outputs of shape "
+            f"{z.shape}, got {y.shape}"
+        )
+    return check_targets(y, z.shape, z.dtype, loss._where())
+
+
+def _one_or_many(z: np.ndarray) -> np.ndarray:
+    """(N,) for a single output column, so it compares directly with (N,) targets."""
+    return z[:, 0] if z.shape[1] == 1 else z
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy on raw logits, with the sigmoid fused in.
+
+    Per element, ``l = -[y log s(z) + (1 - y) log(1 - s(z))]`` with ``s`` the
+    sigmoid, computed as ``max(z, 0) - z y + log(1 + exp(-|z|))``: the same
+    value, but ``exp`` only sees ``-|z| <= 0``, so logits of any size give a
+    finite loss. The gradient collapses to ``(s(z) - y) / count`` as for
+    softmax cross-entropy. The loss is the mean over all N*K elements, as in
+    ``torch.nn.BCEWithLogitsLoss``.
+
+    Use one output unit for a two-class problem (targets 0/1 or probabilities),
+    or K outputs for K independent yes/no labels.
+
+    ``predict`` gives int 0/1 of shape (N,) for one output, (N, K) otherwise.
+    ``proba`` gives (N, 2) ``[P(0), P(1)]`` columns for one output, like a
+    two-class softmax (so ``argmax`` agrees with ``predict``), and the (N, K)
+    sigmoids otherwise.
+
+    Shapes:
+        z: (N, 1) with y: (N,) or (N, 1); or z: (N, K) with y: (N, K).
+    """
+
+    is_classifier = True
+
+    def __init__(self):
+        self.z = None
+        self.y = None
+
+    def forward(self, z, y):
+        z = self._check_outputs(z)
+        y = _dense_targets(self, z, y)
+        if ((y < 0) | (y > 1)).any():
+            bad = float(y[(y < 0) | (y > 1)][0])
+            raise ValueError(f"{self._where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
+        self.z, self.y = z, y
+        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
+        return float(loss.mean())
+
+    def backward(self):
+        self._after_forward(self.z)
+        return (sigmoid(self.z) - self.y) / self.z.size
+
+    def predict(self, z):
+        return _one_or_many(z > 0).astype(np.int64)
+
+    def proba(self, z):
+        if z.shape[1] == 1:
+            return np.concatenate([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2), exact for both tails
+        return sigmoid(z)
+
+
+class _Regression(Loss):
+    """Mean over all N*K elements of ``f(z - y)``; subclasses give f and f'."""
+
+    def __init__(self):
+        self.diff = None  # z - y from the last forward, (N, K)
+
+    def forward(self, z, y):
+        z = self._check_outputs(z)
+        self.diff = z - _dense_targets(self, z, y)  # (N, K)
+        return float(self._value(self.diff).mean())
+
+    def backward(self):
+        self._after_forward(self.diff)
+        return self._slope(self.diff) / self.diff.size
+
+    def predict(self, z):
+        return _one_or_many(z)
+
+    def _value(self, d: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _slope(self, d: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MSE(_Regression):
+    """Mean squared error, ``mean((z - y)**2)``; gradient ``2 (z - y) / count``.
+
+    ``predict`` returns the outputs, as (N,) when there is one.
+
+    Shapes:
+        z: (N, K), y: (N, K), or (N,) when K is 1.
+    """
+
+    def _value(self, d):
+        return d * d
+
+    def _slope(self, d):
+        return 2 * d
+
+
+class L1(_Regression):
+    """Mean absolute error, ``mean(|z - y|)``; gradient ``sign(z - y) / count``.
+
+    Less swayed by outliers than MSE; the gradient at exactly 0 is 0, as in
+    PyTorch. Shapes as for :class:`MSE`.
+    """
+
+    def _value(self, d):
+        return np.abs(d)
+
+    def _slope(self, d):
+        return np.sign(d)
+
+
+class Huber(_Regression):
+    """Squared error near 0, absolute error beyond ``delta``.
+
+    Per element, ``0.5 d**2`` if ``|d| <= delta`` else ``delta (|d| - 0.5 delta)``,
+    with ``d = z - y``; the two pieces meet with the same slope at ``|d| =
+    delta``, so the gradient is ``clip(d, -delta, delta) / count``. Matches
+    ``torch.nn.HuberLoss(delta=)``. Shapes as for :class:`MSE`.
+    """
+
+    def __init__(self, delta: float = 1.0):
+        if isinstance(delta, bool) or not isinstance(delta, Real) or not math.isfinite(delta):
+            raise TypeError(f"Huber(delta): expected a finite number > 0, got {delta!r}")
+        if delta <= 0:
+            raise ValueError(f"Huber(delta): expected a number > 0, got {delta}")
+        super().__init__()
+        self.delta = float(delta)
+
+    def _value(self, d):
+        a = np.abs(d)
+        return np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+
+    def _slope(self, d):
+        return np.clip(d, -self.delta, self.delta)
+
+    def config(self):
+        return {"delta": self.delta}
+
+
+#: Names the CLI and model files use -> classes.
+LOSSES: dict[str, type[Loss]] = {
+    "cross_entropy": SoftmaxCrossEntropy,
+    "bce_with_logits": BCEWithLogits,
+    "mse": MSE,
+    "l1": L1,
+    "huber": Huber,
+}
+_ALIASES = {
+    "softmax_cross_entropy": "cross_entropy", "ce": "cross_entropy",
+    "softmaxcrossentropy": "cross_entropy", "bce": "bce_with_logits",
+    "bcewithlogits": "bce_with_logits", "mae": "l1",
+}
+
+
+def get(name) -> type[Loss]:
+    """The loss class for ``name`` ("cross_entropy", "bce", "mse", "mae", "huber", ...).
+
+    A Loss subclass is returned unchanged, so callers accept either.
+    """
+    if isinstance(name, type) and issubclass(name, Loss):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"loss: expected a name or a Loss class, got {name!r}")
+    key = name.lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in LOSSES:
+        raise ValueError(f"loss: unknown name {name!r}; expected one of {sorted(LOSSES)}")
+    return LOSSES[key]

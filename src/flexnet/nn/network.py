@@ -1,0 +1,257 @@
+"""Networks: a stack of layers and a loss.
+
+Forward is a loop over the layers, backward the same loop reversed. Each
+parameter is known by one name, ``layers.<index>.<attribute>`` (for example
+``layers.0.W``), which keys optimizer state, model files and the PyTorch
+mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .checks import as_float_dtype, as_input, check_finite_rows, check_layer_sizes, check_lr
+from .checks import make_rng
+from .layers import Layer, Linear
+from .losses import Loss, SoftmaxCrossEntropy
+from . import init as initializers
+from .activations import get as get_activation
+from .dropout import Dropout
+from .losses import get as get_loss
+from .normalization import BatchNorm1d, LayerNorm
+
+
+class Sequential:
+    """Any stack of layers followed by a loss.
+
+    Args:
+        layers: the layers, first to last.
+        loss: the loss applied to the last layer's output
+            (default :class:`SoftmaxCrossEntropy`).
+        dtype: float32 or float64. Layers are cast to it; inputs are converted
+            to it on the way in, so nothing is upcast quietly.
+            Default: the dtype of the layers, else float32.
+        seed: int, ``np.random.Generator`` or None. The network's generator
+            drives every random choice made during training (dropout masks).
+
+    Shapes:
+        x: (N, in_features) -> forward: (N, out_features).
+    """
+
+    def __init__(self, layers: Sequence[Layer], loss: Loss | None = None, *, dtype=None, seed=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Sequential: expected at least one layer, got an empty list")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential: layers[{i}] must be a flexnet Layer, got {type(layer).__name__}"
+                )
+        if loss is None:
+            loss = SoftmaxCrossEntropy()
+        elif not isinstance(loss, Loss):
+            raise TypeError(f"Sequential: loss must be a flexnet Loss, got {type(loss).__name__}")
+        if dtype is None:
+            dtypes = [getattr(layer, p).dtype for layer in layers for p in layer.params]
+            dtype = dtypes[0] if dtypes else "float32"
+        self.dtype = as_float_dtype(dtype, "Sequential(dtype)")
+        self.rng = make_rng(seed)
+        self.layers = layers
+        self.loss_fn = loss
+        #: JSON-friendly facts about the data the network expects (input shape,
+        #: scaling, class names); saved with the model so predict works on raw input.
+        self.metadata: dict = {}
+        for i, layer in enumerate(layers):
+            layer.name = f"layers.{i}"
+            if layer.uses_rng:
+                layer.rng = self.rng
+            if any(getattr(layer, p).dtype != self.dtype for p in layer.params + layer.buffers):
+                layer.astype(self.dtype)
+            elif hasattr(layer, "dtype"):
+                layer.dtype = self.dtype
+
+    # -- the tutorial's loop -------------------------------------------------
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        """Run ``x`` through every layer; returns the raw outputs (logits).
+
+        ``training=True`` turns on dropout and batch statistics; the default is
+        inference, so a forgotten flag never drops units from a prediction.
+        """
+        where = f"{type(self).__name__}.forward"
+        x = z = as_input(x, self.dtype, where)
+        if training and any(layer.buffers for layer in self.layers):
+            check_finite_rows(x, where)  # running statistics must never take in a NaN
+        for layer in self.layers:
+            z = layer.forward(z, training)
+        # NaN or infinity in the input would reach the outputs: checking the
+        # small (N, outputs) array is cheap, and only then is the input
+        # searched for the row to name (train_step stops before any update).
+        if not np.isfinite(z).all():
+            check_finite_rows(x, where)
+        return z
+
+    def backward(self, grad: np.ndarray | None = None, input_grad: bool = False):
+        """Backpropagate from the loss (or from ``grad`` if given).
+
+        Returns dL/dx when ``input_grad`` is True, else None: the data needs no
+        gradient, so the first layer skips computing it.
+        """
+        if grad is None:
+            grad = self.loss_fn.backward()
+        layers = self.layers
+        for i in range(len(layers) - 1, 0, -1):
+            grad = layers[i].backward(grad, input_grad=True)
+        return layers[0].backward(grad, input_grad=input_grad)
+
+    def update(self, lr: float) -> None:
+        """Plain gradient descent on every parameter."""
+        lr = check_lr(lr)
+        for layer in self.layers:
+            layer.update(lr)
+
+    def train_step(self, x, y, lr: float) -> float:
+        """Forward, loss, backward and an SGD update; returns the batch loss."""
+        lr = check_lr(lr)
+        z = self.forward(x, training=True)
+        loss = self.loss_fn.forward(z, y)
+        self.backward()
+        self.update(lr)
+        return loss
+
+    # -- predictions ---------------------------------------------------------
+
+    def predict(self, x) -> np.ndarray:
+        """Class ids for classifiers, raw outputs for regression."""
+        return self.loss_fn.predict(self.forward(x))
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities, shape (N, C)."""
+        return self.loss_fn.proba(self.forward(x))
+
+    def loss(self, x, y) -> float:
+        """Mean loss on ``(x, y)`` in inference mode (no parameter change)."""
+        return self.loss_fn.forward(self.forward(x), y)
+
+    # -- parameters by name --------------------------------------------------
+
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+        """Yield ``(name, parameter, gradient)`` such as ``("layers.0.W", W, dW)``."""
+        for layer in self.layers:
+            prefix = layer.name + "."
+            for attr, p, g in layer.named_parameters():
+                yield prefix + attr, p, g
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Every trainable array by name (the arrays themselves, not copies)."""
+        return {name: p for name, p, _ in self.named_parameters()}
+
+    def gradients(self) -> dict[str, np.ndarray | None]:
+        """The gradient of every parameter by name, from the last backward."""
+        return {name: g for name, _, g in self.named_parameters()}
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, array)`` for non-trained state such as running means."""
+        for layer in self.layers:
+            for attr in layer.buffers:
+                yield f"{layer.name}.{attr}", getattr(layer, attr)
+
+    def n_params(self) -> int:
+        return sum(layer.n_params() for layer in self.layers)
+
+    @property
+    def in_features(self) -> int | None:
+        for layer in self.layers:
+            if hasattr(layer, "in_features"):
+                return layer.in_features
+        return None
+
+    # -- description ---------------------------------------------------------
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        rows = [("layer", "output", "params")]
+        width = self.in_features
+        for layer in self.layers:
+            if width is not None:
+                width = layer.output_size(width)
+            rows.append((f"{layer.name}: {layer!r}", f"(N, {width})", f"{layer.n_params():,}"))
+        rows.append((f"loss: {self.loss_fn!r}", "", ""))
+        rows.append((f"total ({self.dtype.name})", "", f"{self.n_params():,}"))
+        w = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"{type(self).__name__}(\n{inner}\n  loss={self.loss_fn!r}\n)"
+
+
+class Network(Sequential):
+    """The one-line builder: ``Network([784, 128, 64, 10])``.
+
+    Builds Linear -> ReLU -> ... -> Linear from a list of sizes: the first is
+    the number of input features, the last the number of outputs, the ones in
+    between the hidden widths. All the Linears draw their weights in turn from
+    one generator made from ``seed``, so the same seed always gives the same
+    weights. Each hidden block is
+    ``Linear -> [BatchNorm1d | LayerNorm] -> activation -> [Dropout]``.
+
+    Args:
+        layer_sizes: at least two positive integers.
+        activation: a name ("relu", "tanh", "gelu", ...) or a Layer class.
+        dropout: probability for a Dropout after each hidden activation
+            (0 adds none).
+        batchnorm: add a BatchNorm1d before each hidden activation.
+        layernorm: add a LayerNorm there instead.
+        loss: a Loss or its name (default :class:`SoftmaxCrossEntropy`).
+        init: initialiser name or callable for every Linear; by default the
+            one that suits the activation (:func:`flexnet.init.default_for`).
+        dtype: float32 (default) or float64.
+        seed: int, ``np.random.Generator`` or None.
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], *, activation="relu", dropout: float = 0.0,
+                 batchnorm: bool = False, layernorm: bool = False, loss: Loss | str | None = None,
+                 init=None, dtype="float32", seed=None):
+        sizes = check_layer_sizes(layer_sizes)
+        dtype = as_float_dtype(dtype, "Network(dtype)")
+        act = get_activation(activation)
+        if batchnorm and layernorm:
+            raise ValueError("Network: choose batchnorm=True or layernorm=True, not both")
+        if dropout:
+            Dropout(dropout)  # validates p with its own message
+        if isinstance(loss, str):
+            loss = get_loss(loss)()
+        init_given = init
+        if init is None:
+            init = initializers.default_for(act)
+        rng = make_rng(seed)
+        layers: list[Layer] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng, init=init))
+            if i == len(sizes) - 2:
+                break  # the output layer: raw outputs go to the loss
+            if batchnorm:
+                layers.append(BatchNorm1d(n_out, dtype=dtype))
+            elif layernorm:
+                layers.append(LayerNorm(n_out, dtype=dtype))
+            layers.append(act())
+            if dropout:
+                layers.append(Dropout(dropout))
+        super().__init__(layers, loss, dtype=dtype, seed=rng)
+        self.layer_sizes = sizes
+        #: The builder's options as given, for repr and model files.
+        self.options = {"activation": activation if isinstance(activation, str) else act.__name__,
+                        "dropout": float(dropout), "batchnorm": bool(batchnorm),
+                        "layernorm": bool(layernorm), "init": init_given}
+
+    def __repr__(self) -> str:
+        defaults = {"activation": ("relu", "ReLU"), "dropout": (0.0,), "batchnorm": (False,),
+                    "layernorm": (False,), "init": (None,)}
+        extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if v not in defaults[k])
+        return f"Network({self.layer_sizes}{extra}, dtype={self.dtype.name!r})"

@@ -1,0 +1,202 @@
+"""Normalisation layers: BatchNorm1d (across the batch) and LayerNorm (across features).
+
+Both keep their per-feature arrays, parameters and running statistics alike,
+in shape ``(1, F)``, the shape of a Linear bias, so they broadcast against a
+batch ``(N, F)`` without reshaping. (PyTorch stores them as ``(F,)``; the
+PyTorch bridge reshapes.)
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+
+from .checks import as_float_dtype, check_float_input, check_positive_int
+from .layers import Layer
+
+
+def _check_number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise TypeError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _normalised_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axis: int) -> np.ndarray:
+    """dL/dx for ``xhat = (x - mean(x)) * inv_std`` with mean and variance over ``axis``.
+
+    The mean and the (biased) variance both depend on every x along ``axis``,
+    which adds two correction terms to the plain ``dxhat * inv_std``:
+    ``dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))``.
+    """
+    mean_d = dxhat.mean(axis=axis, keepdims=True)
+    mean_dx = (dxhat * xhat).mean(axis=axis, keepdims=True)
+    return inv_std * (dxhat - mean_d - xhat * mean_dx)
+
+
+class BatchNorm1d(Layer):
+    """Normalise each feature over the batch, then scale and shift: ``gamma * xhat + beta``.
+
+    Training (``forward(x, training=True)``) normalises with the batch mean and
+    biased variance and updates the running statistics with the unbiased
+    variance, exactly as ``torch.nn.BatchNorm1d``:
+    ``running = (1 - momentum) * running + momentum * batch_stat``.
+    Inference normalises with the running statistics, so a prediction does not
+    depend on the other rows in its batch.
+
+    Args:
+        num_features: F, the width of the input.
+        eps: added to the variance before the square root.
+        momentum: weight of the newest batch in the running statistics, in
+            [0, 1]; or None for PyTorch's cumulative average, where batch t
+            weighs 1/t (the count is kept in the buffer ``num_batches_tracked``).
+        affine: learn ``gamma`` and ``beta`` (else the output is just ``xhat``).
+        dtype: float32 (default) or float64.
+
+    Shapes:
+        x: (N, F) -> (N, F); gamma, beta, running_mean, running_var: (1, F).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, *, dtype="float32"):
+        self.num_features = check_positive_int(num_features, "BatchNorm1d(num_features)")
+        self.eps = _check_number(eps, "BatchNorm1d(eps)")
+        if self.eps <= 0:
+            raise ValueError(f"BatchNorm1d(eps): expected a number > 0, got {eps}")
+        if momentum is None:
+            self.momentum = None
+        else:
+            self.momentum = _check_number(momentum, "BatchNorm1d(momentum)")
+            if not 0 <= self.momentum <= 1:
+                raise ValueError(
+                    f"BatchNorm1d(momentum): expected a number in [0, 1] or None, got {momentum}")
+        self.affine = bool(affine)
+        self.params = ("gamma", "beta") if self.affine else ()
+        self.dtype = as_float_dtype(dtype, "BatchNorm1d(dtype)")
+        shape = (1, self.num_features)
+        if self.affine:
+            self.gamma = np.ones(shape, dtype=self.dtype)
+            self.beta = np.zeros(shape, dtype=self.dtype)
+            self.dgamma = None
+            self.dbeta = None
+        self.running_mean = np.zeros(shape, dtype=self.dtype)
+        self.running_var = np.ones(shape, dtype=self.dtype)
+        self.buffers = ("running_mean", "running_var")
+        if self.momentum is None:
+            # A count of batches, stored in the layer's float dtype like every
+            # buffer (exact up to 2**24 batches in float32).
+            self.num_batches_tracked = np.zeros((), dtype=self.dtype)
+            self.buffers += ("num_batches_tracked",)
+        self.xhat = None
+        self.inv_std = None
+        self.batch_stats = False  # whether the last forward used batch statistics
+
+    def forward(self, x, training=False):
+        x = check_float_input(self, x, self.num_features)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if training:
+            n = len(x)
+            if n < 2:
+                raise ValueError(
+                    f"{self._where()} needs at least 2 rows per batch when training, got {n}; "
+                    "a variance over one row is 0. Use a larger batch or drop the last one."
+                )
+            mean = x.mean(axis=0, keepdims=True)  # (1, F)
+            var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
+            m = self.momentum
+            if m is None:  # cumulative average: the t-th batch weighs 1/t
+                self.num_batches_tracked += 1
+                m = 1.0 / float(self.num_batches_tracked)
+            # In place, so references to the buffers (optimizers, io) stay valid.
+            self.running_mean *= 1 - m
+            self.running_mean += m * mean
+            self.running_var *= 1 - m
+            self.running_var += m * var * (n / (n - 1))  # unbiased, as PyTorch keeps it
+        else:
+            mean, var = self.running_mean, self.running_var
+        self.batch_stats = bool(training)
+        self.inv_std = 1 / np.sqrt(var + self.eps)  # (1, F)
+        self.xhat = (x - mean) * self.inv_std  # (N, F)
+        if not self.affine:
+            return self.xhat
+        return self.xhat * self.gamma + self.beta
+
+    def backward(self, grad, input_grad=True):
+        self._check_grad(grad, self.xhat)
+        if self.affine:
+            self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
+            self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
+            dxhat = grad * self.gamma
+        else:
+            dxhat = grad
+        if not input_grad:
+            return None
+        if not self.batch_stats:
+            return dxhat * self.inv_std  # running statistics are constants
+        return _normalised_backward(dxhat, self.xhat, self.inv_std, axis=0)
+
+    def config(self):
+        return {"num_features": self.num_features, "eps": self.eps,
+                "momentum": self.momentum, "affine": self.affine}
+
+    def __repr__(self):
+        extra = "" if self.affine else ", affine=False"
+        return f"BatchNorm1d({self.num_features}{extra})"
+
+
+class LayerNorm(Layer):
+    """Normalise each row over its features, then scale and shift: ``gamma * xhat + beta``.
+
+    Unlike BatchNorm the statistics come from the row itself, so training and
+    inference compute the same thing and any batch size works (even 1).
+    Matches ``torch.nn.LayerNorm(num_features)`` (biased variance).
+
+    Args:
+        num_features: F, the width of the input.
+        eps: added to the variance before the square root.
+        dtype: float32 (default) or float64.
+
+    Shapes:
+        x: (N, F) -> (N, F); gamma, beta: (1, F).
+    """
+
+    params = ("gamma", "beta")
+
+    def __init__(self, num_features: int, eps: float = 1e-5, *, dtype="float32"):
+        self.num_features = check_positive_int(num_features, "LayerNorm(num_features)")
+        self.eps = _check_number(eps, "LayerNorm(eps)")
+        if self.eps <= 0:
+            raise ValueError(f"LayerNorm(eps): expected a number > 0, got {eps}")
+        self.dtype = as_float_dtype(dtype, "LayerNorm(dtype)")
+        self.gamma = np.ones((1, self.num_features), dtype=self.dtype)
+        self.beta = np.zeros((1, self.num_features), dtype=self.dtype)
+        self.dgamma = None
+        self.dbeta = None
+        self.xhat = None
+        self.inv_std = None
+
+    def forward(self, x, training=False):
+        x = check_float_input(self, x, self.num_features)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        mean = x.mean(axis=1, keepdims=True)  # (N, 1)
+        var = x.var(axis=1, keepdims=True)  # (N, 1)
+        self.inv_std = 1 / np.sqrt(var + self.eps)  # (N, 1)
+        self.xhat = (x - mean) * self.inv_std  # (N, F)
+        return self.xhat * self.gamma + self.beta
+
+    def backward(self, grad, input_grad=True):
+        self._check_grad(grad, self.xhat)
+        self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
+        self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
+        if not input_grad:
+            return None
+        return _normalised_backward(grad * self.gamma, self.xhat, self.inv_std, axis=1)
+
+    def config(self):
+        return {"num_features": self.num_features, "eps": self.eps}
+
+    def __repr__(self):
+        return f"LayerNorm({self.num_features})"

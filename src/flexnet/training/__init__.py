@@ -1,0 +1,18 @@
+"""Training: the fit loop, callbacks and history, checkpoints, and the trainable networks.
+
+``loop.py`` runs one batch after another (gather, forward, loss, backward,
+optimizer step, callbacks, checkpoint); ``callbacks.py`` holds History,
+EarlyStopping and the callback hooks; ``checkpoint.py`` writes and restores a
+run's whole state for exact resume; ``network.py`` gives the networks of
+:mod:`flexnet.nn` their ``fit`` and ``save`` methods.
+"""
+
+from .callbacks import Callback, EarlyStopping, History, LRSchedulerCallback
+from .checkpoint import TrainingInterrupted
+from .loop import FitLoop, TrainingDiverged, evaluate, fit
+from .network import Network, Sequential, load
+
+__all__ = [
+    "Callback", "EarlyStopping", "FitLoop", "History", "LRSchedulerCallback", "Network",
+    "Sequential", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit", "load",
+]

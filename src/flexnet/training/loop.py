@@ -1,0 +1,645 @@
+"""The fit loop: mini-batch training with validation, callbacks and checkpoints.
+
+``fit`` checks the whole data set once, then runs a tight loop in which each
+batch is gathered by index into a reused buffer (:meth:`FitLoop._train_batch`
+is the one place a batch is trained). Everything random comes from generators
+that a checkpoint saves, so a resumed run ends bit-identical to one that was
+never stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import sys
+import time
+import zlib
+
+import numpy as np
+
+from ..nn.checks import as_input, check_finite_rows, check_labels, check_lr, check_positive_int
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    History,
+    LRSchedulerCallback,
+    uses_batch_hooks,
+)
+from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
+from ..nn.layers import ReLU
+from ..nn.losses import SoftmaxCrossEntropy
+from ..nn.normalization import BatchNorm1d
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "FitLoop",
+    "History",
+    "LRSchedulerCallback",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "evaluate",
+    "fit",
+]
+
+#: Rows per forward pass when evaluating (bounds memory, not results).
+EVAL_CHUNK = 4096
+#: Rows used to measure the fraction of dead ReLUs (diagnostics=True).
+DIAG_ROWS = 512
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or infinite; the weights from before that batch are kept.
+
+    Attributes: ``epoch``, ``batch`` (both from 1) and ``loss``.
+    """
+
+    def __init__(self, message: str, epoch: int, batch: int, loss: float):
+        super().__init__(message)
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
+# -- checks done once per fit ------------------------------------------------
+
+
+def _prepare_xy(net, X, y, where: str):
+    """Validate ``(X, y)`` for ``net`` once; returns arrays ready for the loop.
+
+    Returns ``(X, y, y_ids)``: X as a C-contiguous array of the network's
+    dtype, y as the loss wants it (class ids as int64, dense targets in the
+    network's dtype) and ``y_ids``, the class of each row comparable with
+    ``loss.predict`` (None for regression).
+    """
+    X = as_input(X, net.dtype, f"{where}(X)")
+    X = np.ascontiguousarray(X)
+    check_finite_rows(X, f"{where}(X)")
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != len(X):
+        got = f"{len(y)} rows" if y.ndim else "a scalar"
+        raise ValueError(f"{where}: X has {len(X)} rows but y has {got}; they must match")
+    z_probe = net.forward(X[:2])  # shape errors name the layer
+    loss_fn = net.loss_fn
+    if y.dtype.kind == "f":
+        check_finite_rows(y, f"{where}(y)")
+    # The loss's own checks (label range, shapes), applied to every row at once.
+    if isinstance(loss_fn, SoftmaxCrossEntropy) and y.ndim == 1:
+        # Class ids: their check needs no (N, C) array of outputs, which would
+        # be the largest temporary of a whole run; the loss's other checks
+        # (class weights against the outputs) see the first rows.
+        check_labels(y, len(X), z_probe.shape[1], loss_fn._where())
+        loss_fn.forward(np.zeros((min(len(X), EVAL_CHUNK),) + z_probe.shape[1:], net.dtype), y[:EVAL_CHUNK])
+    else:
+        loss_fn.forward(np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype), y)
+    if loss_fn.is_classifier and y.ndim == 1 and z_probe.shape[1] > 1:  # class ids
+        if y.dtype.kind in "fb":
+            y = y.astype(np.int64)  # whole-number floats, as loaded from CSV
+    elif y.dtype != net.dtype:
+        y = y.astype(net.dtype)  # dense targets: converted once here, not in every batch
+    y = np.ascontiguousarray(y)
+    y_ids = None
+    if loss_fn.is_classifier:
+        pred = np.asarray(loss_fn.predict(z_probe))
+        if pred.ndim == 1:
+            if y.ndim == 1:
+                y_ids = y  # the same array: the loop then gathers labels once per batch
+            else:
+                y_ids = y.argmax(axis=1) if y.shape[1] > 1 else y.reshape(len(y))
+        else:
+            y_ids = y.reshape(len(y), -1)
+    return X, y, y_ids
+
+
+def _check_batchnorm_batches(net, n: int, batch_size: int) -> None:
+    """Refuse, before any training, a run whose last batch would hold a single
+    row: batch statistics need at least two, and failing mid-epoch would leave
+    the weights half-trained."""
+    if min(n, batch_size) != 1 and n % batch_size != 1:
+        return
+    for layer in net.layers:
+        if isinstance(layer, BatchNorm1d):
+            if n < 2:
+                raise ValueError(f"fit: {layer._where()} needs at least 2 training rows, got {n}")
+            better = next(b for b in range(max(batch_size, 2), n + 2) if n % b != 1)
+            raise ValueError(
+                f"fit: with {n} training rows and batch_size={batch_size} a batch holds a single "
+                f"row, but {layer._where()} needs at least 2 rows when training; choose a "
+                f"batch_size that leaves a remainder other than 1 (e.g. {better})"
+            )
+
+
+def _stratified_split(n: int, y_ids, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of the validation rows; each class keeps its share in both parts."""
+    if y_ids is None or y_ids.ndim != 1:
+        groups = [np.arange(n)]
+    else:
+        groups = [np.flatnonzero(y_ids == c) for c in np.unique(y_ids)]
+    val = []
+    for idx in groups:
+        idx = rng.permutation(idx)
+        val.append(idx[: int(round(fraction * len(idx)))])
+    val_idx = np.sort(np.concatenate(val))
+    if len(val_idx) == 0 or len(val_idx) == n:
+        raise ValueError(
+            f"fit(validation_split={fraction}): leaves {n - len(val_idx)} training and "
+            f"{len(val_idx)} validation rows out of {n}; pick a fraction that keeps both non-empty"
+        )
+    return val_idx
+
+
+def _make_optimizer(optimizer, lr, scheduler):
+    if optimizer is None and scheduler is not None and getattr(scheduler, "optimizer", None) is not None:
+        return scheduler.optimizer
+    if optimizer is None or isinstance(optimizer, str):
+        from ..optim.optimizers import SGD, make_optimizer
+
+        lr = check_lr(lr, "fit(lr)")
+        return SGD(lr=lr) if optimizer is None else make_optimizer(optimizer, lr=lr)
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(
+            "fit(optimizer): expected a flexnet.optim optimizer or a name such as 'adam', "
+            f"got {type(optimizer).__name__}"
+        )
+    sched_opt = getattr(scheduler, "optimizer", None)
+    if sched_opt is not None and sched_opt is not optimizer:
+        raise ValueError(
+            "fit: the scheduler was built for a different optimizer than fit(optimizer=); "
+            "build the schedule with the same optimizer object"
+        )
+    return optimizer
+
+
+def _two_generators(seed) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for the validation split and the shuffling."""
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**63))
+    elif seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"fit(seed): expected an int, None or np.random.Generator, got {seed!r}")
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+
+
+def _parse_every(every) -> tuple[int, int]:
+    """``checkpoint_every`` -> ``(epochs, batches)``, one of them 0."""
+    if isinstance(every, str):
+        m = re.fullmatch(r"\s*(\d+)\s*(epochs?|batch(?:es)?|steps?)\s*", every)
+        if not m or int(m.group(1)) <= 0:
+            raise ValueError(
+                f"fit(checkpoint_every): expected a positive number of epochs, or a string "
+                f"such as '5 epochs' or '100 batches', got {every!r}"
+            )
+        n = int(m.group(1))
+        return (n, 0) if m.group(2).startswith("epoch") else (0, n)
+    return check_positive_int(every, "fit(checkpoint_every)"), 0
+
+
+def _progress_factory(progress):
+    """A tqdm constructor, or None when the bar should stay quiet."""
+    if progress is None:
+        progress = sys.stderr is not None and sys.stderr.isatty()  # where the bar is drawn
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the 'progress' extra is optional
+        return None
+    return tqdm
+
+
+# -- evaluation ----------------------------------------------------------------
+
+
+def _outputs(net, X: np.ndarray) -> np.ndarray:
+    """Inference-mode outputs for every row, computed in chunks."""
+    if len(X) <= EVAL_CHUNK:
+        return net.forward(X)
+    return np.concatenate([net.forward(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)])
+
+
+def _loss_and_accuracy(net, X, y, y_ids) -> tuple[float, float | None]:
+    z = _outputs(net, X)
+    loss = net.loss_fn.forward(z, y)
+    if y_ids is None:
+        return loss, None
+    pred = np.asarray(net.loss_fn.predict(z))
+    return loss, float(np.count_nonzero(pred == y_ids) / pred.size)
+
+
+def evaluate(net, X, y) -> dict:
+    """Score ``net`` on ``(X, y)`` in inference mode.
+
+    Returns a JSON-friendly dict. Classifiers: ``loss``, ``accuracy``,
+    per-class ``precision``, ``recall``, ``f1`` and ``support`` (lists indexed
+    by class id), their unweighted means ``macro_precision``/``macro_recall``/
+    ``macro_f1``, and ``confusion`` (rows: true class, columns: predicted).
+    A class never predicted gets precision 0. Regression: ``loss``, ``mae``
+    and ``rmse`` over every output.
+
+    Shapes:
+        X: (N, in_features); y: class ids (N,), one-hot (N, C) or targets.
+    """
+    X, y, y_ids = _prepare_xy(net, X, y, "evaluate")
+    z = _outputs(net, X)
+    result = {"loss": float(net.loss_fn.forward(z, y))}
+    if y_ids is None:
+        pred = np.asarray(net.loss_fn.predict(z), dtype=np.float64)
+        err = pred.reshape(len(pred), -1) - y.reshape(len(y), -1).astype(np.float64)
+        result["mae"] = float(np.abs(err).mean())
+        result["rmse"] = float(np.sqrt((err ** 2).mean()))
+        return result
+    pred = np.asarray(net.loss_fn.predict(z))
+    # One class per row from a softmax; otherwise each output is a yes/no answer.
+    n_classes = z.shape[1] if pred.ndim == 1 and z.shape[1] > 1 else 2
+    pred = pred.reshape(-1).astype(np.int64)
+    true = np.rint(np.asarray(y_ids)).reshape(-1).astype(np.int64)
+    confusion = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
+    confusion = confusion.reshape(n_classes, n_classes)  # (true, predicted)
+    tp = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros(n_classes), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
+    result.update(
+        accuracy=float(tp.sum() / len(true)),
+        precision=precision.tolist(), recall=recall.tolist(), f1=f1.tolist(),
+        support=support.tolist(),
+        macro_precision=float(precision.mean()), macro_recall=float(recall.mean()),
+        macro_f1=float(f1.mean()),
+        confusion=confusion.tolist(),
+    )
+    return result
+
+
+# -- diagnostics ---------------------------------------------------------------
+
+
+class _Diagnostics:
+    """Per-layer gradient norms, update-to-weight ratios and dead ReLUs.
+
+    Gradient norms are averaged over the epoch's batches; the update ratio
+    ``||step|| / ||W||`` is measured on each epoch's last batch for weight
+    matrices; a ReLU unit is dead if it outputs 0 for every one of the first
+    ``DIAG_ROWS`` training rows.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.grad_sums: dict[str, float] = {}
+        self.n = 0
+        self.before: dict[str, np.ndarray] = {}
+
+    def after_backward(self, last: bool) -> None:
+        for name, p, g in self.net.named_parameters():
+            self.grad_sums[name] = self.grad_sums.get(name, 0.0) + float(np.linalg.norm(g))
+            if last and p.ndim == 2 and p.shape[0] > 1:
+                self.before[name] = p.copy()
+        self.n += 1
+
+    def epoch_logs(self, X) -> dict:
+        logs = {f"grad_norm/{k}": v / max(self.n, 1) for k, v in self.grad_sums.items()}
+        params = self.net.parameters()
+        for name, old in self.before.items():
+            norm = float(np.linalg.norm(old))
+            step = float(np.linalg.norm(params[name] - old))
+            logs[f"update_ratio/{name}"] = step / norm if norm > 0 else 0.0
+        x = X[:DIAG_ROWS]
+        for layer in self.net.layers:
+            x = layer.forward(x, False)
+            if type(layer) is ReLU:  # LeakyReLU and friends cannot die
+                logs[f"dead_relu/{layer.name}"] = float(1.0 - (x > 0).any(axis=0).mean())
+        self.grad_sums, self.n, self.before = {}, 0, {}
+        return logs
+
+    def state_dict(self) -> dict:
+        return {"grad_sums": dict(self.grad_sums), "n": self.n, "before": dict(self.before)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.grad_sums = {k: float(v) for k, v in state["grad_sums"].items()}
+        self.n = int(state["n"])
+        self.before = {k: np.array(v) for k, v in state["before"].items()}
+
+
+# -- the loop ----------------------------------------------------------------
+
+
+class FitLoop:
+    """One training run; :func:`fit` builds and runs it.
+
+    Callbacks reach it as ``self.loop``: ``net``, ``optimizer``, ``history``,
+    ``epoch`` (completed epochs) and ``stop_training`` (set True to stop
+    after the current epoch).
+    """
+
+    def __init__(self, net, X, y, *, epochs, batch_size, optimizer, lr, validation_data,
+                 validation_split, shuffle, callbacks, scheduler, seed, progress,
+                 diagnostics, checkpoint, checkpoint_every):
+        self.net = net
+        self.epochs = check_positive_int(epochs, "fit(epochs)")
+        self.batch_size = check_positive_int(batch_size, "fit(batch_size)")
+        self.shuffle = bool(shuffle)
+        X, y, y_ids = _prepare_xy(net, X, y, "fit")
+        split_rng, self.shuffle_rng = _two_generators(seed)
+        self.val_index = None
+        if validation_data is not None and validation_split:
+            raise ValueError("fit: pass validation_data or validation_split, not both")
+        self.Xv = self.yv = self.yv_ids = None
+        self._full = (X, y, y_ids)
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise TypeError("fit(validation_data): expected a pair (X_val, y_val)")
+            self.Xv, self.yv, self.yv_ids = _prepare_xy(net, *validation_data, "fit(validation_data)")
+        elif validation_split:
+            frac = float(validation_split)
+            if not 0.0 < frac < 1.0:
+                raise ValueError(
+                    f"fit(validation_split): expected a fraction in (0, 1), got {validation_split!r}")
+            X, y, y_ids = self.use_split(_stratified_split(len(X), y_ids, frac, split_rng))
+        self.X, self.y, self.y_ids = X, y, y_ids
+        self.n = len(X)
+        self.n_batches = -(-self.n // self.batch_size)
+        _check_batchnorm_batches(net, self.n, self.batch_size)
+        self.optimizer = _make_optimizer(optimizer, lr, scheduler)
+        self.callbacks = list(callbacks or ())
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"fit(callbacks): expected flexnet Callback objects, got {type(cb).__name__}")
+        if scheduler is not None:
+            self.callbacks.append(LRSchedulerCallback(scheduler))
+        for cb in self.callbacks:
+            cb.set_context(net, self)
+        self.batch_callbacks = [cb for cb in self.callbacks if uses_batch_hooks(cb)]
+        self.progress = _progress_factory(progress)
+        self.diag = _Diagnostics(net) if diagnostics else None
+        self.checkpoint = checkpoint
+        self.ckpt_epochs, self.ckpt_batches = _parse_every(checkpoint_every)
+        self.history = History(params={
+            "epochs": self.epochs, "batch_size": self.batch_size,
+            "n_train": self.n, "n_val": 0 if self.Xv is None else len(self.Xv),
+        })
+        # Where the run stands; a checkpoint saves exactly these.
+        self.epoch = 0  # completed epochs
+        self.step = 0  # batches done in the current epoch
+        self.global_step = 0
+        self.perm: np.ndarray | None = None
+        self.sums = {"loss": 0.0, "correct": 0, "count": 0, "time": 0.0}
+        self.stop_training = False
+        self._interrupt = False
+        self.resumed = False  # True once a checkpoint was loaded
+        self._saved_mark = None  # (epoch, step, stop_training) of the last checkpoint written
+        # Reused batch buffers: gathering by index never allocates per batch.
+        bs = min(self.batch_size, self.n)
+        self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
+        self._ybuf = np.empty((bs,) + y.shape[1:], dtype=y.dtype)
+        # _prepare_xy checked every class id against the outputs, so the loop
+        # need not check each batch's again: int64 ids (NumPy's default) only;
+        # other dtypes take the loss's checked path, which converts uint64
+        self._ids_checked = y.ndim == 1 and y.dtype == np.int64
+        self._idbuf = None
+        if y_ids is not None and y_ids is not y:
+            self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
+        # Buffers (running statistics) change in a training forward; keep a
+        # copy so a diverged batch can be undone.
+        self._buffer_backup = [(layer, attr, getattr(layer, attr).copy())
+                               for layer in net.layers for attr in layer.buffers]
+
+    @functools.cached_property
+    def data_crc(self) -> str:
+        """A checksum of the whole training data (X, y), so a resume with other data
+        is refused. Computed only when a checkpoint is written or read: a pass
+        over every byte is a noticeable part of a short run."""
+        return _fingerprint(*self._full[:2])
+
+    def use_split(self, val_index: np.ndarray):
+        """Hold out rows ``val_index`` of the data for validation; returns the
+        training part ``(X, y, y_ids)``."""
+        X, y, y_ids = self._full
+        train_idx = np.setdiff1d(np.arange(len(X)), val_index)
+        self.val_index = val_index
+        self.Xv, self.yv = X[val_index], y[val_index]
+        self.yv_ids = None if y_ids is None else y_ids[val_index]
+        self.X, self.y = X[train_idx], y[train_idx]
+        self.y_ids = None if y_ids is None else (self.y if y_ids is y else y_ids[train_idx])
+        return self.X, self.y, self.y_ids
+
+    # -- one batch: the hot path -------------------------------------------------
+
+    def _train_batch(self, idx: np.ndarray) -> float:
+        """Forward, loss, backward and one optimizer step on rows ``idx``.
+
+        Returns the batch loss. If it is NaN or infinite, nothing is updated
+        and the caller raises :class:`TrainingDiverged`.
+        """
+        m = len(idx)
+        # (the methods, not np.take: its wrapper costs as much as taking 16 rows)
+        xb = self.X.take(idx, axis=0, out=self._xbuf[:m], mode="clip")  # (m, D)
+        yb = self.y.take(idx, axis=0, out=self._ybuf[:m], mode="clip")
+        for layer, attr, backup in self._buffer_backup:
+            np.copyto(backup, getattr(layer, attr))
+        z = xb
+        for layer in self.net.layers:
+            z = layer.forward(z, True)
+        loss_fn = self.net.loss_fn
+        if self._ids_checked and type(loss_fn) is SoftmaxCrossEntropy:
+            loss = loss_fn._checked_ids_forward(z, yb)  # every label was checked before the loop
+        else:
+            loss = loss_fn.forward(z, yb)
+        if not math.isfinite(loss):
+            return loss
+        if self.y_ids is not None:
+            ids = yb  # class ids are the labels themselves, unless y is one-hot
+            if self._idbuf is not None:
+                ids = self.y_ids.take(idx, axis=0, out=self._idbuf[:m], mode="clip")
+            self.sums["correct"] += int(np.count_nonzero(loss_fn.predict(z) == ids))
+        self.net.backward()
+        if self.diag is not None:
+            self.diag.after_backward(self.step == self.n_batches - 1)
+        self.optimizer.step(self.net)
+        self.sums["loss"] += loss * m
+        self.sums["count"] += m
+        return loss
+
+    def _diverged(self, loss: float, epoch: int) -> TrainingDiverged:
+        for layer, attr, backup in self._buffer_backup:
+            setattr(layer, attr, backup.copy())
+        batch = self.step + 1
+        lr = getattr(self.optimizer, "lr", None)
+        kept = "The weights from before this batch are kept."
+        if not all(np.isfinite(p).all() for p in self.net.parameters().values()):
+            # The loss was finite, but the update after it overflowed; checking
+            # every weight after every step would cost a pass over all of them.
+            kept = ("The weights were already non-finite before this batch: the previous "
+                    "update overflowed.")
+        return TrainingDiverged(
+            f"training diverged at epoch {epoch}, batch {batch} of {self.n_batches}: the loss is "
+            f"{loss}. {kept} Usual causes: a learning rate "
+            f"too high (lr={lr}; try 10x smaller), inputs that are not scaled (standardise them "
+            "or scale them to [0, 1]), or labels/targets far from the outputs' range.",
+            epoch, batch, loss,
+        )
+
+    # -- epochs --------------------------------------------------------------------
+
+    def run(self) -> History:
+        for cb in self.callbacks:
+            cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
+        with SignalsToFlag(self if self.checkpoint is not None else None):
+            while self.epoch < self.epochs and not self.stop_training:
+                self._run_epoch(self.epoch + 1)
+                if self.checkpoint is not None and self.ckpt_epochs and self.epoch % self.ckpt_epochs == 0:
+                    self.save_checkpoint()
+            if self.checkpoint is not None:
+                self.save_checkpoint()
+        logs = {"epoch": self.epoch}
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+        return self.history
+
+    def _run_epoch(self, epoch: int) -> None:
+        started = time.perf_counter()
+        if self.step == 0:
+            self.perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            self.sums = {"loss": 0.0, "correct": 0, "count": 0, "time": 0.0}
+            for cb in self.callbacks:
+                cb.on_epoch_begin(epoch, {"lr": self.optimizer.lr})
+        lr = float(self.optimizer.lr)
+        bar = None
+        if self.progress is not None:
+            bar = self.progress(total=self.n_batches, initial=self.step, unit="batch",
+                                desc=f"epoch {epoch}/{self.epochs}", leave=True, file=sys.stderr)
+        bs, perm = self.batch_size, self.perm
+        try:
+            for b in range(self.step, self.n_batches):
+                for cb in self.batch_callbacks:
+                    cb.on_batch_begin(b + 1, {"size": min(bs, self.n - b * bs)})
+                loss = self._train_batch(perm[b * bs:(b + 1) * bs])
+                if not math.isfinite(loss):
+                    raise self._diverged(loss, epoch)
+                self.step = b + 1
+                self.global_step += 1
+                for cb in self.batch_callbacks:
+                    cb.on_batch_end(b + 1, {"loss": loss, "size": min(bs, self.n - b * bs)})
+                if bar is not None:
+                    bar.update()
+                    if b % 10 == 0:
+                        bar.set_postfix(self._running_logs(), refresh=False)
+                if self.ckpt_batches and self.global_step % self.ckpt_batches == 0:
+                    self.sums["time"] += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self.save_checkpoint()
+                if self._interrupt:
+                    self.sums["time"] += time.perf_counter() - started
+                    raise self._interrupted(epoch)
+            logs = self._running_logs()
+            if self.Xv is not None:
+                val_loss, val_acc = _loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids)
+                logs["val_loss"] = val_loss
+                if val_acc is not None:
+                    logs["val_accuracy"] = val_acc
+            logs["lr"] = lr
+            if self.diag is not None:
+                logs.update(self.diag.epoch_logs(self.X))
+            logs["time"] = self.sums["time"] + time.perf_counter() - started
+            if bar is not None:
+                bar.set_postfix({k: v for k, v in logs.items() if "/" not in k and k != "time"}, refresh=True)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.history.append(epoch, logs)
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+        self.epoch, self.step, self.perm = epoch, 0, None
+        if self._interrupt:
+            raise self._interrupted(epoch)
+
+    def _running_logs(self) -> dict:
+        count = max(self.sums["count"], 1)
+        logs = {"loss": self.sums["loss"] / count}
+        if self.y_ids is not None:
+            per_row = 1 if self.y_ids.ndim == 1 else self.y_ids.shape[1]
+            logs["accuracy"] = self.sums["correct"] / (count * per_row)
+        return logs
+
+    def _interrupted(self, epoch: int) -> TrainingInterrupted:
+        path = self.save_checkpoint()
+        where = f"the end of epoch {self.epoch}"
+        if self.step:
+            where = f"epoch {self.epoch + 1}, batch {self.step}"
+        return TrainingInterrupted(
+            f"training interrupted at {where}; checkpoint written to {path}. "
+            f"Resume with fit(..., resume={str(path)!r}) or `flexnet train --resume {path}`.",
+            path, self.epoch, self.step,
+        )
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def save_checkpoint(self):
+        """Write the checkpoint unless this very state was just written; returns its path."""
+        mark = (self.epoch, self.step, self.stop_training)
+        if mark != self._saved_mark:
+            save_checkpoint(self, self.checkpoint)
+            self._saved_mark = mark
+        return self.checkpoint
+
+    def load_checkpoint(self, path) -> None:
+        load_checkpoint(self, path)
+        self.resumed = True
+
+
+def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
+    """A checksum of the data, so a resume with other data is refused."""
+    crc = zlib.crc32(np.ascontiguousarray(X).view(np.uint8).reshape(-1))
+    crc = zlib.crc32(np.ascontiguousarray(y).view(np.uint8).reshape(-1), crc)
+    return f"{X.shape}/{X.dtype}/{y.shape}/{y.dtype}/{crc:08x}"
+
+
+def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr: float = 0.01,
+        validation_data=None, validation_split: float = 0.0, shuffle: bool = True, callbacks=(),
+        scheduler=None, seed=None, progress: bool | None = None, diagnostics: bool = False,
+        checkpoint=None, checkpoint_every=1, resume=None) -> History:
+    """Train ``net`` on ``(X, y)`` with mini-batches; returns a :class:`History`.
+
+    Args:
+        net: a :class:`flexnet.Sequential` (or ``Network``).
+        X, y: the training data; y as the network's loss wants it (class ids
+            or one-hot rows for classifiers, targets for regression).
+        epochs: total number of epochs (a resumed run counts the ones done).
+        batch_size: rows per step; the last batch of an epoch may be smaller.
+        optimizer: a :mod:`flexnet.optim` optimizer, a name such as ``"adam"``
+            (built with ``lr``), or None for ``SGD(lr)`` (or the scheduler's).
+        lr: learning rate when ``optimizer`` is None or a name.
+        validation_data: ``(X_val, y_val)`` scored after every epoch.
+        validation_split: fraction of ``(X, y)`` held out instead (stratified
+            by class for classifiers, drawn with ``seed``).
+        shuffle: draw a new order of the rows every epoch.
+        callbacks: :class:`Callback` objects (e.g. :class:`EarlyStopping`).
+        scheduler: a learning-rate schedule stepped once per epoch
+            (``ReduceLROnPlateau`` with ``val_loss``, else ``loss``).
+        seed: int or None; drives the validation split and the shuffling. The
+            network's own seed drives its initial weights and dropout masks.
+        progress: True/False, or None for a tqdm bar only on a terminal.
+        diagnostics: also record gradient norms, update-to-weight ratios and
+            dead ReLUs per epoch.
+        checkpoint: path of a checkpoint file to write (a safe ``.npz`` like
+            model files), atomically, every ``checkpoint_every`` and at the end.
+        checkpoint_every: epochs (int or ``"2 epochs"``) or ``"100 batches"``.
+        resume: a checkpoint path to continue from; the same data and settings
+            give weights bit-identical to a run that was never stopped.
+
+    Raises:
+        ValueError/TypeError: bad data or settings, before any training.
+        TrainingDiverged: the loss became NaN/inf (weights from before are kept).
+        TrainingInterrupted: Ctrl-C or SIGTERM with ``checkpoint`` set; the
+            checkpoint holds the last completed batch.
+
+    Shapes:
+        X: (N, in_features); y: (N,) class ids, (N, C) one-hot, or targets.
+    """
+    loop = FitLoop(net, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                   validation_data=validation_data, validation_split=validation_split,
+                   shuffle=shuffle, callbacks=callbacks, scheduler=scheduler, seed=seed,
+                   progress=progress, diagnostics=diagnostics, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every)
+    if resume is not None:
+        loop.load_checkpoint(resume)
+    return loop.run()

@@ -1,0 +1,49 @@
+"""The networks you train and save: the plain stacks of :mod:`flexnet.nn`, plus ``fit`` and ``save``.
+
+:mod:`flexnet.nn` knows nothing of training loops or files, so its
+``Sequential`` and ``Network`` have ``forward``, ``backward``, ``update`` and
+``train_step`` and stop there. The classes here add the two conveniences a
+user reaches for next, ``net.fit(X, y)`` and ``net.save(path)``, and
+:func:`load` builds them back from a file. These are the classes exported as
+``flexnet.Sequential`` and ``flexnet.Network``.
+"""
+
+from __future__ import annotations
+
+from ..files import model_file
+from ..nn import network as plain
+from .callbacks import History
+from .loop import fit
+
+__all__ = ["Network", "Sequential", "load"]
+
+
+class Sequential(plain.Sequential):
+    __doc__ = plain.Sequential.__doc__
+
+    def fit(self, X, y, **kwargs) -> History:
+        """Train with :func:`flexnet.fit` (same arguments); returns its History."""
+        return fit(self, X, y, **kwargs)
+
+    def save(self, path) -> None:
+        """Save to one safe ``.npz`` file with :func:`flexnet.save`; load with :func:`flexnet.load`."""
+        model_file.save(self, path)
+
+
+class Network(plain.Network, Sequential):
+    __doc__ = plain.Network.__doc__
+
+
+def load(path) -> Sequential:
+    """Load a network saved by :func:`flexnet.save`, ready to predict, train and save again.
+
+    Returns:
+        A :class:`Network` when the file holds one built from layer sizes,
+        else a :class:`Sequential`; predictions are identical to the saved
+        network's.
+
+    Raises:
+        ModelFileError: the file is missing, unreadable, damaged or not a
+            flexnet model; one error lists every problem.
+    """
+    return model_file.load(path, sequential=Sequential, network=Network)

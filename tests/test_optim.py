@@ -554,7 +554,7 @@ def test_a_parameter_frozen_after_its_first_step_is_refused_not_written(blas, mo
     from flexnet import ops as _blas
 
     if not blas:
-        monkeypatch.setattr(_blas, "_kernels", lambda: None)
+        monkeypatch.setattr(_blas, "_kernels", lambda: {})
     X, y = data("float32")
     for update in ("optimizer", "net.update"):
         net, opt = Network([6, 300, 3], seed=1), SGD(0.1)
@@ -590,7 +590,7 @@ def test_a_zero_learning_rate_spreads_a_nan_gradient_on_either_path(blas, monkey
     from flexnet import ops as _blas
 
     if not blas:
-        monkeypatch.setattr(_blas, "_kernels", lambda: None)
+        monkeypatch.setattr(_blas, "_kernels", lambda: {})
     layer = Linear(30, 40, seed=0)
     layer.forward(np.ones((2, 30), np.float32))
     layer.backward(np.ones((2, 40), np.float32))

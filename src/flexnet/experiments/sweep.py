@@ -42,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import ops as _blas
+from ..ops import threads
 from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
 from .results import (
     AXES,
@@ -264,33 +264,6 @@ def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32"
 # -- one trial ---------------------------------------------------------------
 
 
-def _limit_blas_threads(n: int | None) -> None:
-    """Limit BLAS threads in this worker process for the rest of its life.
-
-    Not restored afterwards on purpose: with threaded Dask workers, a trial
-    that restored the limit would change it under a trial still running.
-    """
-    if n is None:
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
-        return
-    _blas.load()  # SciPy's BLAS (the updates' axpy) too: only loaded libraries are limited
-    threadpool_limits(limits=n)
-
-
-def _blas_threads_in_use() -> int | None:
-    """The BLAS thread count this trial ran with (None without threadpoolctl): the
-    rounding of a trial's matrix products depends on it, so its row says it."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
-        return None
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    return max(counts) if counts else None
-
-
 def build_network(config: dict, dtype, seed: int):
     """The network a configuration describes."""
     from ..training.network import Network
@@ -323,7 +296,7 @@ def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -
     """
     from ..training.loop import TrainingDiverged
 
-    _limit_blas_threads(blas_threads)
+    threads.limit(blas_threads)
     row = {"index": spec["index"], "key": spec["key"], **spec["config"], "trial_seed": spec["init_seed"],
            "status": "ok", "error": "", "n_params": None, "curves": {}}
     start = time.perf_counter()
@@ -338,7 +311,7 @@ def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -
         row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
     row["seconds"] = time.perf_counter() - start
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    row["blas_threads"] = _blas_threads_in_use()
+    row["blas_threads"] = threads.in_use()
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
         values = row["curves"].get(metric)
         row[metric] = values[-1] if values else None
@@ -534,7 +507,7 @@ def sweep(
     todo = [s for s in specs if s["key"] not in rows]
     interrupted = False
     try:
-        with _blas_limit(blas_threads):
+        with threads.limited(blas_threads):
             finished = _execute(todo, shared, jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
             try:
                 with closing(finished):  # closing it cancels the trials not started yet
@@ -562,19 +535,6 @@ def sweep(
         except KeyboardInterrupt:  # the log holds every finished trial; --resume writes the rest
             result.interrupted = True
     return result
-
-
-@contextmanager
-def _blas_limit(n: int):
-    """BLAS threads limited in this process for the sweep, restored after it."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a plain install runs compare without it
-        yield
-        return
-    _blas.load()
-    with threadpool_limits(limits=n):
-        yield
 
 
 def _retrain_best(result: SweepResult, shared: SweepData, dtype, specs: list[dict]):

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..ops import ones as ones_array, prepared_axpy
+from .. import ops
 from .checks import as_float_dtype, check_float_input, check_lr, check_positive_int, make_rng
 
 
@@ -51,25 +51,12 @@ class Layer:
 
     def update(self, lr: float) -> None:
         """One step of gradient descent: ``p -= lr * dp`` for every parameter."""
-        if type(lr) is not float or not 0.0 < lr < math.inf:  # message built only on failure
+        if not (type(lr) is float and 0.0 < lr < math.inf):  # the message is built only on failure
             lr = check_lr(lr, f"{self._where()}.update(lr)")
-        # p -= lr * g, prepared once per (parameter, gradient) pair: one BLAS
-        # pass when SciPy is installed (see flexnet._blas)
-        prepared = self.__dict__.setdefault("_prepared", {})
         for name, p, g in self.named_parameters():
             if g is None:
                 raise RuntimeError(f"{self._where()}.update: no gradient for {name}; call backward first")
-            entry = prepared.get(name)
-            if entry is None or entry[0] is not p or entry[1] is not g:
-                entry = prepared[name] = (p, g, prepared_axpy(g, p))
-            entry[2](-lr)
-
-    def __getstate__(self) -> dict:
-        # The prepared updates hold views of the arrays: a copy or a pickle
-        # prepares its own at its first update.
-        state = dict(self.__dict__)
-        state.pop("_prepared", None)
-        return state
+            ops.axpy(-lr, g, p)  # p -= lr * g, in place, one pass
 
     def astype(self, dtype) -> "Layer":
         """Cast parameters and buffers to ``dtype`` in place; returns self."""
@@ -184,28 +171,15 @@ class Linear(Layer):
         return z
 
     def backward(self, dz, input_grad=True):
-        # dz: (N, out). Each weight W[i, j] touches every row through x[:, i],
-        # so its gradient sums x[:, i] * dz[:, j] over the batch: x.T @ dz.
-        # Fast path: from the second step on, dW and db are written into the
-        # previous step's arrays (out=), saving two allocations per layer and
-        # step. A reference kept to layer.dW is therefore overwritten by the
-        # next backward (copy it to keep it); optimizers read it at step time.
-        # The bias gradient sums dz over the batch; it is taken as ones @ dz, a
-        # single BLAS call, three times as fast as dz.sum(axis=0) on these sizes.
+        # Each weight W[i, j] touches every row through x[:, i], so its gradient
+        # sums x[:, i] * dz[:, j] over the batch: x.T @ dz. The seam writes dW and
+        # db into the previous step's arrays when they fit (copy them to keep them).
         self._check_grad(dz, None if self.x is None else (len(self.x), self.out_features))
-        ones = ones_array((1, len(dz)), dz.dtype)  # (1, N)
-        dW, db = self.dW, self.db
-        if (dW is not None and db is not None and dW.shape == self.W.shape and db.shape == self.b.shape
-                and dW.dtype == db.dtype == dz.dtype == self.W.dtype
-                and dW.flags.writeable and db.flags.writeable):
-            np.matmul(self.x.T, dz, out=dW)  # (in, out)
-            np.dot(ones, dz, out=db)  # (1, out)
-        else:  # the same products into new arrays: both paths give the same bits
-            self.dW = self.x.T @ dz  # (in, out)
-            self.db = np.dot(ones, dz)  # (1, out)
+        self.dW = ops.matmul(self.x.T, dz, out=self.dW)  # dW = x.T @ dz            (in, out)
+        self.db = ops.sum_batch(dz, out=self.db)  # db = dz.sum(axis=0)                (1, out)
         if not input_grad:
             return None  # the first layer's dx is never used: skip a whole matmul
-        return dz @ self.W.T  # (N, in)
+        return dz @ self.W.T  # dx = dz @ W.T                                          (N, in)
 
     def output_size(self, in_features: int) -> int:
         return self.out_features

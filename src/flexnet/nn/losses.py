@@ -11,13 +11,12 @@ Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
 
 from __future__ import annotations
 
-import functools
 import math
 from numbers import Real
 
 import numpy as np
 
-from ..ops import ones
+from .. import ops
 from .checks import check_labels, check_targets
 from .activations import sigmoid
 
@@ -77,15 +76,6 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     """
     shifted = z - z.max(axis=1, keepdims=True)  # (N, C), max 0 per row
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-@functools.lru_cache(maxsize=8)
-def _row_starts(n: int, c: int) -> np.ndarray:
-    """``[0, c, 2c, ...]``: where each row of a C-ordered (n, c) array starts in
-    its flat view (read-only; cached, as batches keep their size)."""
-    starts = np.arange(0, n * c, c)
-    starts.flags.writeable = False
-    return starts
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -173,32 +163,16 @@ class SoftmaxCrossEntropy(Loss):
         return float(-(y * logp).sum() / n)  # (N, C) targets
 
     def _ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
-        """The loss for class ids without weights or smoothing, the common case:
-        one exp and no (N, C) log array. With s = z - rowmax(z) and S =
-        sum(exp(s)) per row, p = exp(s) / S and -log p[y] = log S - s[y]."""
-        n, c = z.shape
+        """The common case, class ids without weights or smoothing: one exp and no
+        (N, C) log array. With s = z - rowmax(z) and S = sum_c exp(s) per row,
+        p = exp(s) / S and -log p[y] = log S - s[y]."""
         self._scale = None
-        # On (64, 10) arrays the calls cost more than the arithmetic, so the
-        # cheapest call is used for each step: the row maxima are read at
-        # the argmax (half the time of a max-reduce along rows), single
-        # entries are picked by flat index, the row sums are a product with
-        # ones (flexnet._blas.ones) and the last sum calls the ufunc's
-        # reduce directly, without the wrapper of .sum().
-        starts = _row_starts(n, c)  # flat index of each row's first entry
-        s = z - z.take(starts + z.argmax(axis=1))[:, None]  # (N, C), max 0 per row
+        s = z - ops.row_max(z)  # (N, C), max 0 per row
         p = np.exp(s)
-        total = p @ ones((c, 1), p.dtype)  # (N, 1) row sums, each >= 1
+        total = ops.sum_features(p)  # (N, 1) row sums, each >= 1
         p /= total
         self.p = p
-        return float(np.add.reduce(np.log(total[:, 0]) - s.take(starts + y)) / n)
-
-    def _checked_ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
-        """``forward`` for int64 class ids whose range was checked already:
-        ``fit`` checks every label once before its loop, not each batch again."""
-        if self.class_weights is not None or self.label_smoothing != 0:
-            return self.forward(z, y)
-        self.y = y
-        return self._ids_forward(self._check_outputs(z), y)
+        return float(ops.total(np.log(total[:, 0]) - ops.pick(s, y)) / len(z))  # mean of log S - s[y]
 
     def _weights(self, c: int, dtype) -> np.ndarray:
         if self.class_weights is None:
@@ -242,7 +216,7 @@ class SoftmaxCrossEntropy(Loss):
             return self._weighted_backward()
         if self.y.ndim == 1:
             grad = self.p.copy()
-            grad.reshape(-1)[_row_starts(n, grad.shape[1]) + self.y] -= 1  # p - one_hot(y), no one-hot array
+            ops.pick_add(grad, self.y, -1)  # p - one_hot(y), no one-hot array
         else:
             grad = self.p - self.y
         grad /= n

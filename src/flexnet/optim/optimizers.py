@@ -25,14 +25,13 @@ Learning-rate schedules live beside this module, in
 
 from __future__ import annotations
 
-import functools
 import math
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from ..ops import axpy, prepared_axpy
+from .. import ops
 from ..nn.checks import check_lr
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer", "make_optimizer"]
@@ -88,7 +87,7 @@ class Optimizer:
         self.weight_decay = _number(weight_decay, f"{where}(weight_decay)")
         self.l1 = _number(l1, f"{where}(l1)")
         self.state: dict[str, dict[str, Any]] = {}
-        self._checked: dict[str, tuple] = {}  # name -> (param, grad, state, update) last validated
+        self._checked: dict[str, tuple] = {}  # name -> (param, grad, state) last checked
 
     # The learning rate may reach 0 at the end of a schedule, never below.
     @property
@@ -119,10 +118,9 @@ class Optimizer:
             if g is None:
                 continue
             state = self.state.get(name)
-            # Fast path: the same parameter, gradient and state objects as at
-            # the last step (layers reuse their gradient arrays) were checked
-            # then and cannot have changed shape or dtype since; their update
-            # was prepared then too.
+            # The same parameter, gradient and state arrays as at the last step
+            # (layers reuse their gradient arrays) were checked then, and cannot
+            # have changed shape or dtype since: check only what is new.
             seen = checked.get(name)
             if seen is None or seen[0] is not p or seen[1] is not g or seen[2] is not state:
                 self._check_pair(name, p, g)
@@ -130,17 +128,11 @@ class Optimizer:
                     state = self.state[name] = self._new_state(p)
                 else:
                     self._match_state(name, p, state)
-                seen = checked[name] = (p, g, state, self._prepare(p, g, state))
-            seen[3]()
-
-    def _prepare(self, p: np.ndarray, g: np.ndarray, state: dict):
-        """The update of one parameter as a function of no arguments, made once
-        for a (parameter, gradient, state) triple and called at every step."""
-        return functools.partial(self._update, p, g, state)
+                checked[name] = (p, g, state)
+            self._update(p, g, state)
 
     def __getstate__(self) -> dict:
-        # The prepared updates hold views of the model's arrays: a copy or a
-        # pickle prepares its own at its first step.
+        # The cache holds the model's arrays: a copy or a pickle checks its own.
         return {**self.__dict__, "_checked": {}}
 
     def _penalized(self, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
@@ -319,19 +311,6 @@ class SGD(Optimizer):
         # buffer is filled in _update, where the penalised gradient is known.
         return {}
 
-    def _prepare(self, p, g, state):
-        general = super()._prepare(p, g, state)
-        if type(self) is not SGD:
-            return general  # a subclass's own rule (its _update, its lr) always runs
-        plain = prepared_axpy(g, p)  # p -= lr * g, in one pass when SciPy's BLAS is there
-
-        def update():
-            if self.momentum == 0 and self.weight_decay == 0 and self.l1 == 0:
-                plain(-self._lr)  # plain SGD, the common case
-            else:
-                general()
-        return update
-
     def _update(self, p, g, state):
         g = self._penalized(p, g, self.weight_decay)
         if self.momentum != 0:
@@ -340,9 +319,9 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= self.momentum
-                axpy(1 - self.dampening, g, buf)
+                ops.axpy(1 - self.dampening, g, buf)  # buf += (1 - dampening) * g
             g = g + self.momentum * buf if self.nesterov else buf
-        axpy(-self.lr, g, p)  # p -= lr * g, in one pass when SciPy's BLAS is there
+        ops.axpy(-self.lr, g, p)  # p -= lr * g
 
     def _checked_state(self, name, st, where):
         # A buffer appears at the first step, so a parameter may hold none yet.

@@ -391,10 +391,6 @@ class FitLoop:
         bs = min(self.batch_size, self.n)
         self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
         self._ybuf = np.empty((bs,) + y.shape[1:], dtype=y.dtype)
-        # _prepare_xy checked every class id against the outputs, so the loop
-        # need not check each batch's again: int64 ids (NumPy's default) only;
-        # other dtypes take the loss's checked path, which converts uint64
-        self._ids_checked = y.ndim == 1 and y.dtype == np.int64
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
@@ -440,10 +436,7 @@ class FitLoop:
         for layer in self.net.layers:
             z = layer.forward(z, True)
         loss_fn = self.net.loss_fn
-        if self._ids_checked and type(loss_fn) is SoftmaxCrossEntropy:
-            loss = loss_fn._checked_ids_forward(z, yb)  # every label was checked before the loop
-        else:
-            loss = loss_fn.forward(z, yb)
+        loss = loss_fn.forward(z, yb)
         if not math.isfinite(loss):
             return loss
         if self.y_ids is not None:

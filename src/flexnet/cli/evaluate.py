@@ -1,0 +1,85 @@
+"""``flexnet evaluate``: score a saved model: loss, accuracy, per-class table, figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import EXIT_OK, UsageError, write_figure, load_data, text_table, with_suffix
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a saved model: loss, accuracy, per-class table, figures",
+        description="Score a saved model on a data set's test split (or a whole CSV/NPZ file): loss, "
+        "accuracy and a per-class table; writes a confusion-matrix figure and, for images, the most "
+        "confident mistakes and the first-layer weights.",
+        epilog="examples:\n"
+        "  flexnet evaluate fashion.npz --data fashion-mnist\n"
+        "  flexnet evaluate iris.npz --data iris_test.csv --label species --figures -",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="model file written by flexnet train")
+    p.add_argument("--data", default=None, metavar="NAME|FILE",
+                   help="data set name or .csv/.npz file (default: the data set the model was trained on)")
+    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
+    p.add_argument("--figures", default=None, metavar="PREFIX",
+                   help="figure files PREFIX-confusion.png, PREFIX-mistakes.png, PREFIX-weights.png "
+                   "(default: the model path without .npz; - for none)")
+    p.add_argument("--show", action="store_true", help="also open the figures in windows")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from .. import data as fdata
+    from ..training.network import load
+    from ..plots import confusion_figure, mistakes_figure, weights_figure
+    from ..training.loop import evaluate
+
+    net = load(args.model)
+    if args.data is None:
+        args.data = net.metadata.get("dataset", "edges")
+    ds = load_data(args)
+    X_raw, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
+    if y is None:
+        raise UsageError(f"--data {args.data}: no labels to evaluate against")
+    X = fdata.prepare_input(X_raw, net.metadata)
+    if net.in_features is not None and X.shape[1] != net.in_features:
+        raise UsageError(f"{args.model} takes {net.in_features} input features, --data {args.data} has {X.shape[1]}")
+    result = evaluate(net, X, y)
+    part = "test split" if ds.X_test is not None else "whole file"
+    print(f"{args.model} on {ds.name} ({part}, {len(X):,} rows)")
+    print(f"loss      {result['loss']:.4f}")
+    if "accuracy" not in result:
+        print(f"mae       {result['mae']:.4f}\nrmse      {result['rmse']:.4f}")
+        return EXIT_OK
+    print(f"accuracy  {100 * result['accuracy']:.2f}%\n")
+    names = net.metadata.get("class_names") or ds.class_names
+    n = len(result["precision"])
+    names = list(names) if names and len(names) == n else [str(c) for c in range(n)]
+    rows = [(names[c], f"{result['precision'][c]:.3f}", f"{result['recall'][c]:.3f}", f"{result['f1'][c]:.3f}",
+             str(result["support"][c])) for c in range(n)]
+    rows.append(("macro mean", f"{result['macro_precision']:.3f}", f"{result['macro_recall']:.3f}",
+                 f"{result['macro_f1']:.3f}", str(sum(result["support"]))))
+    print(text_table(rows, ("class", "precision", "recall", "f1", "support")))
+    if args.figures == "-":
+        return EXIT_OK
+    prefix = args.figures or with_suffix(args.model, "")
+    written = [write_figure(prefix + "-confusion.png", confusion_figure, np.array(result["confusion"]), names,
+                       show=args.show, title=f"Confusion matrix: {ds.name}")]
+    shape = net.metadata.get("input_shape")
+    if shape and len(shape) == 2:
+        proba = net.predict_proba(X)
+        pred = proba.argmax(axis=1)
+        wrong = np.flatnonzero(pred != np.asarray(y))
+        images = np.asarray(X_raw).reshape(len(X_raw), *shape)[wrong]
+        written.append(write_figure(prefix + "-mistakes.png", mistakes_figure, images, np.asarray(y)[wrong],
+                               pred[wrong], proba[wrong, pred[wrong]], names, show=args.show))
+        first = next((layer for layer in net.layers if "W" in layer.params), None)
+        if first is not None:
+            written.append(write_figure(prefix + "-weights.png", weights_figure, first.W, shape, show=args.show))
+    for path in filter(None, written):
+        print(f"Figure written to {path}")
+    return EXIT_OK

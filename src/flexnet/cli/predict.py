@@ -1,0 +1,100 @@
+"""``flexnet predict``: predict classes for a CSV/NPZ file or image files with a saved model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .common import EXIT_OK, UsageError, label_arg
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="predict classes for a CSV/NPZ file or image files",
+        description="Predict with a saved model. The input is prepared the way the training data "
+        "was (images greyscaled and resized to the model's input shape, then scaled). Writes one "
+        "row per input: class id, class name, confidence and every class probability.",
+        epilog="examples:\n"
+        "  flexnet predict fashion.npz shoe.png shirt.jpg\n"
+        "  flexnet predict iris.npz new.csv --format json --output predictions.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="model file written by flexnet train")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one .csv or .npz file, or image files")
+    p.add_argument("--label", default=None, metavar="COLUMN",
+                   help="a label column in the CSV to leave out (by name or index)")
+    p.add_argument("--invert", action="store_true",
+                   help="images: dark ink on a light background (MNIST-style data is light on dark)")
+    p.add_argument("--format", choices=("csv", "json"), default=None,
+                   help="output format (default: json for a .json --output, else csv)")
+    p.add_argument("--output", default=None, metavar="PATH", help="output file (default: standard output)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import csv
+    import json
+
+    import numpy as np
+
+    from .. import data as fdata
+    from ..training.network import load
+
+    net = load(args.model)
+    suffixes = {os.path.splitext(p)[1].lower() for p in args.inputs}
+    if suffixes <= set(IMAGE_SUFFIXES):
+        raw = fdata.read_images(args.inputs, net.metadata.get("input_shape"), invert=args.invert,
+                                pixel_max=net.metadata.get("pixel_max", 255.0))
+        ids = list(args.inputs)
+    elif len(args.inputs) == 1 and suffixes <= {".csv", ".npz"}:
+        path = args.inputs[0]
+        if path.lower().endswith(".csv"):
+            raw, _ = fdata.read_csv(path, label_arg(args.label) if args.label is not None else None)
+        else:
+            raw, _ = fdata.read_npz(path)
+        ids = list(range(len(raw)))
+    else:
+        raise UsageError("INPUT: expected one .csv or .npz file, or image files (.png, .jpg, ...); "
+                         f"got {', '.join(args.inputs)}")
+    X = fdata.prepare_input(raw, net.metadata)
+    if net.in_features is not None and X.shape[1] != net.in_features:
+        raise UsageError(f"{args.model} takes {net.in_features} input features, the input has {X.shape[1]}")
+    records = []
+    if net.loss_fn.is_classifier:
+        proba = net.predict_proba(X)
+        if proba.ndim == 1 or proba.shape[1] == 1:  # a binary classifier's single probability
+            proba = np.column_stack([1 - proba.reshape(-1), proba.reshape(-1)])
+        names = net.metadata.get("class_names") or [str(c) for c in range(proba.shape[1])]
+        for key, p in zip(ids, proba):
+            c = int(p.argmax())
+            rec = {"input": key, "class": c, "label": names[c] if c < len(names) else str(c),
+                   "confidence": round(float(p[c]), 6)}
+            rec.update({f"p_{names[k] if k < len(names) else k}": round(float(v), 6) for k, v in enumerate(p)})
+            records.append(rec)
+    else:
+        out = np.asarray(net.predict(X)).reshape(len(X), -1)
+        for key, row in zip(ids, out):
+            rec = {"input": key}
+            rec.update({f"output_{k}": float(v) for k, v in enumerate(row)})
+            records.append(rec)
+    fmt = args.format or ("json" if args.output and args.output.lower().endswith(".json") else "csv")
+    stream = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        if fmt == "json":
+            json.dump(records, stream, indent=1)
+            stream.write("\n")
+        else:
+            writer = csv.DictWriter(stream, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+    finally:
+        if args.output:
+            stream.close()
+    if args.output:
+        print(f"{len(records)} prediction(s) written to {args.output}", file=sys.stderr)
+    return EXIT_OK

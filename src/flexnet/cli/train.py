@@ -1,0 +1,196 @@
+"""``flexnet train``: train a network on a data set, save it, and resume an interrupted run."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .common import (EXIT_OK, UsageError, check_arch, check_output, write_figure, load_data,
+                     SigtermAsInterrupt, text_table, with_suffix, parse_arch, positive_float, positive_int)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a network on a data set and save it",
+        description="Train a network on a named data set or your own CSV/NPZ file. Shows a progress "
+        "bar, prints a summary table (with test accuracy when the data set has a test split), saves "
+        "the model and a figure of the training and validation curves. Ctrl-C or SIGTERM stops "
+        "after the current batch and writes a checkpoint that --resume continues from.",
+        epilog="examples:\n"
+        "  flexnet train --data digits --epochs 30 --out digits.npz\n"
+        "  flexnet train --data fashion-mnist --arch 784,256,128,10 --epochs 20 --optimizer adam \\\n"
+        "      --lr 0.001 --batch-size 128 --dropout 0.2 --out fashion.npz\n"
+        "  flexnet train --data iris.csv --label species --arch 4,16,3 --epochs 100 --out iris.npz\n"
+        "  flexnet train ... --resume fashion.ckpt.npz   # continue an interrupted run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default="edges", metavar="NAME|FILE",
+                   help="data set name (see `flexnet datasets`) or a .csv/.npz file (default edges)")
+    p.add_argument("--label", default=None, metavar="COLUMN",
+                   help="label column of a CSV file, by name or index (default: the last column)")
+    p.add_argument("--arch", type=parse_arch, default=None, metavar="SIZES",
+                   help="layer sizes such as 784,256,128,10 (default: features,128,64,classes)")
+    p.add_argument("--activation", default="relu", help="hidden activation: relu, leaky_relu, tanh, "
+                   "sigmoid, gelu (default relu)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (default 0)")
+    p.add_argument("--batchnorm", action="store_true", help="batch normalisation in each hidden layer")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, adagrad (default adam)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 0.001)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+    p.add_argument("--schedule", choices=("none", "cosine", "step", "plateau"), default="none",
+                   help="learning-rate schedule over the epochs (default none)")
+    p.add_argument("--warmup", type=int, default=0, help="warm-up epochs for --schedule cosine (default 0)")
+    p.add_argument("--scale", choices=("minmax", "standard", "none"), default=None,
+                   help="input scaling, saved with the model (default minmax: pixels / 255)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, split and shuffling (default 0)")
+    p.add_argument("--val-split", type=float, default=0.1,
+                   help="fraction held out for validation, stratified (default 0.1; 0 for none)")
+    p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="checkpoint file written every epoch (default: next to --out, *.ckpt.npz)")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
+    p.add_argument("--figure", default=None, metavar="PATH",
+                   help="training-curve figure (default: next to --out, *-curves.png; - for none)")
+    p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    guard = SigtermAsInterrupt()
+    try:
+        with guard:
+            return _train(args, guard)
+    except KeyboardInterrupt:
+        # A second Ctrl-C, or one outside fit (the final evaluation, saving).
+        ckpt = guard.checkpoint
+        if ckpt is None:
+            print("flexnet train: interrupted before training started; nothing written", file=sys.stderr)
+        elif Path(ckpt).is_file():
+            print(f"flexnet train: interrupted; the last checkpoint written is {ckpt}\n"
+                  f"resume with: {_resume_command(args, ckpt)}", file=sys.stderr)
+        else:
+            print("flexnet train: interrupted before the first checkpoint; nothing to resume",
+                  file=sys.stderr)
+        return guard.exit_code()
+
+
+def _train(args, guard) -> int:
+    import time
+
+    from .. import data as fdata
+    from ..files.model_file import save
+    from ..training.network import Network
+    from ..optim import make_optimizer, make_scheduler
+    from ..plots import training_curves
+    from ..training.loop import TrainingInterrupted, evaluate, fit
+
+    if not 0 <= args.val_split < 1:
+        raise UsageError(f"--val-split: expected a fraction in [0, 1), got {args.val_split}")
+    checkpoint = args.checkpoint or with_suffix(args.out, ".ckpt.npz")
+    figure = args.figure or with_suffix(args.out, "-curves.png")
+    for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
+        check_output(path, option)
+    ds = load_data(args)
+    if ds.y_train is None:
+        raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")
+    X = fdata.flatten(ds.X_train)
+    y = ds.y_train
+    arch = check_arch(args.arch, X.shape[1], ds.n_classes, args.data)
+    args.arch = arch
+    if args.val_split > 0:
+        X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed)
+    scale = args.scale or ds.default_scaler
+    scaler = fdata.Scaler(scale, per_feature=ds.per_feature or scale == "standard").fit(X)
+    X = scaler.transform(X)
+    validation = (scaler.transform(X_val), y_val) if args.val_split > 0 else None
+
+    net = Network(arch, activation=args.activation, dropout=args.dropout, batchnorm=args.batchnorm,
+                  seed=args.seed)
+    net.metadata = fdata.make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names,
+                                       dataset=args.data, pixel_max=ds.pixel_max)
+    optimizer = make_optimizer(args.optimizer, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = make_scheduler("cosine", optimizer, total_epochs=args.epochs, warmup_epochs=args.warmup)
+    elif args.schedule == "step":
+        scheduler = make_scheduler("step", optimizer, step_size=max(1, args.epochs // 3), gamma=0.1)
+    elif args.schedule == "plateau":
+        scheduler = make_scheduler("plateau", optimizer, factor=0.5, patience=3)
+    if not args.quiet:
+        print(f"Training {net!r} on {ds.name}: {len(X):,} rows"
+              + (f", {len(validation[0]):,} for validation" if validation else "")
+              + f"; {args.optimizer} lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs")
+    started = time.perf_counter()
+    guard.checkpoint = checkpoint
+    try:
+        history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                      validation_data=validation, scheduler=scheduler, seed=args.seed,
+                      progress=None if not args.quiet else False, checkpoint=checkpoint,
+                      resume=args.resume)
+    except TrainingInterrupted as exc:
+        done = f"{exc.epoch} epoch(s)" + (f" and {exc.step} batch(es)" if exc.step else "")
+        print(f"flexnet train: interrupted after {done}; checkpoint written to {exc.path}\n"
+              f"resume with: {_resume_command(args, exc.path)}", file=sys.stderr)
+        return guard.exit_code()
+    seconds = time.perf_counter() - started
+    save(net, args.out)
+
+    h = history.history
+    rows = [("epochs", f"{len(history)}"), ("parameters", f"{net.n_params():,}"),
+            ("training loss", f"{h['loss'][-1]:.4f}")]
+    if h.get("accuracy"):
+        rows.append(("training accuracy", f"{100 * h['accuracy'][-1]:.2f}%"))
+    if h.get("val_loss"):
+        rows.append(("validation loss", f"{h['val_loss'][-1]:.4f}"))
+    if h.get("val_accuracy"):
+        best = max(range(len(h["val_accuracy"])), key=h["val_accuracy"].__getitem__)
+        rows.append(("validation accuracy", f"{100 * h['val_accuracy'][-1]:.2f}% "
+                     f"(best {100 * h['val_accuracy'][best]:.2f}% at epoch {best + 1})"))
+    if ds.X_test is not None:
+        result = evaluate(net, fdata.prepare_input(ds.X_test, net.metadata), ds.y_test)
+        rows.append(("test loss", f"{result['loss']:.4f}"))
+        if "accuracy" in result:
+            rows.append(("test accuracy", f"{100 * result['accuracy']:.2f}% on {len(ds.X_test):,} rows"))
+    total = sum(h.get("time") or [seconds])
+    rows.append(("time", f"{total:.1f} s" + (f" ({seconds:.1f} s in this run)" if args.resume else "")))
+    rows.append(("model", args.out))
+    rows.append(("checkpoint", checkpoint))
+    figure = write_figure(figure, training_curves, history, show=args.show, title=f"{ds.name}: {arch}")
+    if figure:
+        rows.append(("figure", figure))
+    print(text_table(rows, ("summary", ""), left=2))
+    return EXIT_OK
+
+
+def _resume_command(args, checkpoint) -> str:
+    """The command line that continues an interrupted ``flexnet train``."""
+    q = shlex.quote
+    parts = ["flexnet train", f"--data {q(args.data)}", f"--arch {','.join(map(str, args.arch))}",
+             f"--epochs {args.epochs}", f"--optimizer {args.optimizer}", f"--lr {args.lr}",
+             f"--batch-size {args.batch_size}", f"--seed {args.seed}", f"--val-split {args.val_split}",
+             f"--out {q(args.out)}", f"--resume {q(str(checkpoint))}"]
+    if args.checkpoint:
+        parts.append(f"--checkpoint {q(args.checkpoint)}")
+    if args.warmup:
+        parts.append(f"--warmup {args.warmup}")
+    if args.dropout:
+        parts.append(f"--dropout {args.dropout}")
+    if args.batchnorm:
+        parts.append("--batchnorm")
+    if args.activation != "relu":
+        parts.append(f"--activation {args.activation}")
+    if args.scale:
+        parts.append(f"--scale {args.scale}")
+    if args.schedule != "none":
+        parts.append(f"--schedule {args.schedule}")
+    if args.weight_decay:
+        parts.append(f"--weight-decay {args.weight_decay}")
+    if args.label is not None:
+        parts.append(f"--label {q(str(args.label))}")
+    return " ".join(parts)

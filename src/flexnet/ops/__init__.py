@@ -1,0 +1,149 @@
+"""The speed seam: every fast path a layer or an optimizer takes, behind a few named operations.
+
+Layers and optimizers are written as their math reads. Where NumPy's plain
+expression would cost a temporary array, an extra pass over memory or a slow
+reduction, they call one of these instead, with the formula beside the call::
+
+    ops.axpy(-lr, g, p)             # p -= lr * g, in place, one pass
+    ops.matmul(x.T, dz, out=dW)     # dW = x.T @ dz, into last step's array
+    ops.sum_batch(dz, out=db)       # db = dz.sum(axis=0, keepdims=True)
+    ops.sum_features(p)             # p.sum(axis=1, keepdims=True)
+    ops.row_max(z)                  # z.max(axis=1, keepdims=True)
+    ops.pick(s, y)                  # s[arange(N), y]
+    ops.pick_add(g, y, -1)          # g[arange(N), y] -= 1
+
+Each gives the same bits whichever path it takes inside, and which path it
+takes depends only on its arguments (their dtype, shape and layout) and on
+whether SciPy is installed, never on what ran before: a run is reproducible
+bit for bit within one installation. BLAS thread limits live beside this
+module, in :mod:`flexnet.ops.threads`.
+
+Why these are faster, measured on W's shapes (a (64, 10) batch of logits):
+NumPy's ``sum`` along an axis costs about three times a product with a row
+of ones (one BLAS call); ``max`` along rows costs twice ``argmax`` plus a
+flat ``take``; and NumPy has no fused ``y += a * x``, so ``p -= lr * g``
+makes a temporary the size of the weights. BLAS's ``axpy`` does it in one
+pass, and SciPy exposes it (``scipy.linalg.blas``), imported at the first
+update, not with flexnet.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+#: Elements per BLAS axpy call. OpenBLAS hands a longer axpy to its thread
+#: pool, and SciPy's OpenBLAS is a second library beside NumPy's with a pool
+#: of its own: on 2 cores the two pools spin against each other (epochs took
+#: 25 times as long). Calls of at most 10,000 elements stay on this thread.
+CHUNK = 10_000
+
+
+@functools.cache
+def _kernels() -> dict:
+    """``{dtype: axpy}`` from SciPy's BLAS; empty without SciPy (cached)."""
+    try:
+        from scipy.linalg.blas import daxpy, saxpy
+    except ImportError:
+        return {}
+    return {np.dtype(np.float32): saxpy, np.dtype(np.float64): daxpy}
+
+
+def load() -> bool:
+    """Import SciPy's BLAS now, if installed; True when axpy will use it.
+
+    Call it before limiting BLAS threads: threadpoolctl limits only the
+    libraries already loaded, and SciPy brings its own OpenBLAS.
+    """
+    return bool(_kernels())
+
+
+@functools.lru_cache(maxsize=64)
+def _pieces(n: int) -> tuple[tuple[int, int], ...]:
+    """``(offset, count)`` of each BLAS call for ``n`` elements."""
+    return tuple((start, min(CHUNK, n - start)) for start in range(0, n, CHUNK))
+
+
+def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """``y += a * x`` in place, in one pass when SciPy's BLAS can take the arrays.
+
+    BLAS needs both C-contiguous, aligned and writeable, of one shape and
+    dtype; anything else, and ``a == 0`` (where BLAS would skip the work but
+    NumPy, like PyTorch, still spreads a NaN in ``x``), takes NumPy's two steps.
+    """
+    kernel = None
+    if a != 0 and x.flags.carray and y.flags.carray and x.shape == y.shape and x.dtype == y.dtype:
+        kernel = _kernels().get(y.dtype)
+    if kernel is None:
+        np.add(y, a * x, out=y)
+        return
+    xs, ys = x.reshape(-1), y.reshape(-1)  # views: both are contiguous
+    for start, count in _pieces(y.size):
+        # positional (x, y, n, a, offx, incx, offy, incy): keywords cost more than the work
+        out = kernel(xs, ys, count, a, start, 1, start, 1)
+        if out is not ys:  # the wrapper copied after all: write the result back
+            np.copyto(ys, out)
+
+
+def _fits(out, shape: tuple, dtype) -> bool:
+    """Whether ``out`` can take a result of this shape and dtype in place."""
+    return out is not None and out.shape == shape and out.dtype == dtype and out.flags.writeable
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b``, written into ``out`` when it can hold the result, saving an
+    allocation per step; else a new array. Returns the result."""
+    if a.dtype == b.dtype and _fits(out, (a.shape[0], b.shape[1]), a.dtype):
+        return np.matmul(a, b, out=out)
+    return a @ b
+
+
+@functools.lru_cache(maxsize=16)
+def ones(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A read-only array of ones, cached (batches keep their size)."""
+    out = np.ones(shape, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
+def sum_batch(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a.sum(axis=0, keepdims=True)``, (N, F) -> (1, F), as ``ones((1, N)) @ a``;
+    into ``out`` when it can hold the result."""
+    row = ones((1, len(a)), a.dtype)
+    if _fits(out, (1, a.shape[1]), a.dtype):
+        return np.dot(row, a, out=out)
+    return np.dot(row, a)
+
+
+def sum_features(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=1, keepdims=True)``, (N, C) -> (N, 1), as ``a @ ones((C, 1))``."""
+    return a @ ones((a.shape[1], 1), a.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _row_starts(n: int, c: int) -> np.ndarray:
+    """``[0, c, 2c, ...]``: where each row of a C-ordered (n, c) array starts in its flat view."""
+    starts = np.arange(0, n * c, c)
+    starts.flags.writeable = False
+    return starts
+
+
+def row_max(z: np.ndarray) -> np.ndarray:
+    """``z.max(axis=1, keepdims=True)``, (N, C) -> (N, 1), read at each row's argmax."""
+    return z.take(_row_starts(*z.shape) + z.argmax(axis=1))[:, None]
+
+
+def pick(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``a[arange(N), ids]``: one entry per row, (N,), by flat index."""
+    return a.take(_row_starts(*a.shape) + ids)
+
+
+def pick_add(a: np.ndarray, ids: np.ndarray, value: float) -> None:
+    """``a[arange(N), ids] += value`` in place (``a`` C-contiguous)."""
+    a.reshape(-1)[_row_starts(*a.shape) + ids] += value
+
+
+def total(a: np.ndarray) -> float:
+    """``a.sum()`` of a 1-D array, calling the ufunc directly (no ``sum`` wrapper)."""
+    return np.add.reduce(a)

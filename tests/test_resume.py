@@ -304,7 +304,7 @@ def test_a_stop_after_the_last_batch_of_an_epoch_resumes(tmp_path):
     class StopAfterLastBatch(Callback):
         def on_batch_end(self, batch, logs=None):
             if self.loop.epoch == 1 and batch == self.loop.n_batches:
-                self.loop._interrupt = True  # what Ctrl-C sets
+                self.loop.interrupt_requested = True  # what Ctrl-C sets
 
     ckpt = tmp_path / "g.npz"
     with pytest.raises(TrainingInterrupted):

@@ -20,7 +20,7 @@ from flexnet.nn.dropout import Dropout
 from flexnet.nn.layers import ReLU
 from flexnet.nn.normalization import BatchNorm1d, LayerNorm
 from flexnet.bridges.pytorch import (
-    _flexnet_class,
+    flexnet_class,
     LAYERS, from_torch, load_torch, save_torch, to_torch, torch_loss, torch_names)
 
 # The matrices here are tiny: extra threads only contend for the cores.
@@ -309,7 +309,7 @@ def test_from_torch_needs_a_sequential():
 
 def test_every_bridge_entry_names_real_classes():
     for pair in LAYERS:
-        assert isinstance(_flexnet_class(pair.flexnet), type), pair.flexnet
+        assert isinstance(flexnet_class(pair.flexnet), type), pair.flexnet
         assert issubclass(getattr(torch.nn, pair.torch), torch.nn.Module), pair.torch
 
 

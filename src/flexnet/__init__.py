@@ -33,7 +33,7 @@ from .training import (
 )
 from .experiments import SweepResult, sweep
 from .bridges import from_torch, to_onnx, to_torch  # each imports its library only when called
-from .version import __version__
+from .version import __version__  # noqa: F401  (flexnet.__version__)
 from . import _moved
 
 _moved.install()

@@ -39,7 +39,7 @@ from ..nn.layers import Linear
 from ..nn.losses import L1, MSE, Huber, SoftmaxCrossEntropy
 from ..training.network import Sequential
 from ..nn.normalization import BatchNorm1d, LayerNorm
-from ..optim.optimizers import make_optimizer
+from ..optim import make_optimizer
 from ..training.loop import fit as _fit
 
 __all__ = ["FlexNetClassifier", "FlexNetRegressor"]

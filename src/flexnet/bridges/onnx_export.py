@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..nn.network import Sequential
-from .pytorch import _flexnet_class
+from .pytorch import flexnet_class
 
 #: The ONNX operator set the graph uses, and the IR version that goes with it.
 OPSET = 17
@@ -160,8 +160,8 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
     for layer in net.layers:
         export = EXPORTERS.get(type(layer).__name__)
         # Only flexnet's own classes: a lookalike with the same name may compute something else.
-        if export is None or type(layer) is not _flexnet_class(type(layer).__name__):
-            raise ValueError(f"to_onnx: {layer._where()} ({type(layer).__name__}) has no ONNX "
+        if export is None or type(layer) is not flexnet_class(type(layer).__name__):
+            raise ValueError(f"to_onnx: {layer.where()} ({type(layer).__name__}) has no ONNX "
                              f"exporter; supported layers: {', '.join(EXPORTERS)}")
         x = export(g, layer, x)
         width = layer.output_size(width)

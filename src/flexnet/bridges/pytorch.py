@@ -19,6 +19,7 @@ import numpy as np
 from ..nn.checks import as_float_dtype
 from ..nn.layers import Layer
 from ..nn.losses import Loss
+from .. import nn
 from ..nn import network as plain
 from ..training.network import Sequential
 
@@ -36,15 +37,12 @@ def _torch():
     return torch
 
 
-def _flexnet_class(name: str) -> type:
+def flexnet_class(name: str) -> type:
     """The flexnet layer or loss class called ``name``."""
-    import importlib
-
-    for module in ("layers", "activations", "dropout", "normalization", "losses"):
-        found = getattr(importlib.import_module(f"flexnet.{module}"), name, None)
-        if found is not None:
-            return found
-    raise LookupError(f"flexnet has no class {name}")
+    found = getattr(nn, name, None)
+    if not isinstance(found, type):
+        raise LookupError(f"flexnet has no class {name}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -160,10 +158,10 @@ def torch_module(layer: Layer, dtype=None):
     """The ``torch.nn`` module equal to one flexnet ``layer``, weights copied."""
     torch = _torch()
     pair = _BY_FLEXNET.get(type(layer).__name__)
-    if pair is None or type(layer) is not _flexnet_class(pair.flexnet):  # not a lookalike or subclass
+    if pair is None or type(layer) is not flexnet_class(pair.flexnet):  # not a lookalike or subclass
         supported = ", ".join(_BY_FLEXNET)
         raise ValueError(
-            f"to_torch: {layer._where()} ({type(layer).__name__}) has no PyTorch equivalent; "
+            f"to_torch: {layer.where()} ({type(layer).__name__}) has no PyTorch equivalent; "
             f"supported layers: {supported}"
         )
     dtype = _torch_dtype(as_float_dtype(dtype or _layer_dtype(layer)))
@@ -268,7 +266,7 @@ def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
         kwargs = pair.from_torch(m)
     except ValueError as exc:
         raise ValueError(f"from_torch: module [{index}]: {exc}") from None
-    cls = _flexnet_class(pair.flexnet)
+    cls = flexnet_class(pair.flexnet)
     if "dtype" in _init_params(cls):
         kwargs["dtype"] = dtype
     layer = cls(**kwargs)
@@ -329,16 +327,16 @@ def loss_from_torch(loss) -> Loss:
             kwargs["label_smoothing"] = float(loss.label_smoothing)
         if loss.ignore_index != -100:
             raise ValueError(f"from_torch: CrossEntropyLoss(ignore_index={loss.ignore_index}) is not supported")
-        return _flexnet_class("SoftmaxCrossEntropy")(**kwargs)
+        return flexnet_class("SoftmaxCrossEntropy")(**kwargs)
     if name == "BCEWithLogitsLoss":
         if loss.weight is not None or loss.pos_weight is not None:
             raise ValueError("from_torch: BCEWithLogitsLoss with weight or pos_weight is not supported")
-        return _flexnet_class("BCEWithLogits")()
+        return flexnet_class("BCEWithLogits")()
     simple = {"MSELoss": "MSE", "L1Loss": "L1"}
     if name in simple:
-        return _flexnet_class(simple[name])()
+        return flexnet_class(simple[name])()
     if name == "HuberLoss":
-        return _flexnet_class("Huber")(delta=float(loss.delta))
+        return flexnet_class("Huber")(delta=float(loss.delta))
     raise ValueError(f"from_torch: loss {name} has no flexnet equivalent")
 
 

@@ -204,7 +204,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path, "r")
     except Exception as exc:  # BadZipFile, struct.error, OverflowError... all mean a broken archive
-        raise ModelFileError(path, f"truncated or corrupt archive ({_describe(exc)})") from None
+        raise ModelFileError(path, f"truncated or corrupt archive ({describe_error(exc)})") from None
 
 
 def _read_header(zf, info, problems) -> dict | None:
@@ -215,7 +215,7 @@ def _read_header(zf, info, problems) -> dict | None:
         _check_inflated_size(info)
         header = json.loads(zf.read(info).decode("utf-8"))
     except Exception as exc:
-        problems.append(f"{HEADER_MEMBER} is unreadable ({_describe(exc)})")
+        problems.append(f"{HEADER_MEMBER} is unreadable ({describe_error(exc)})")
         return None
     if not isinstance(header, dict):
         problems.append(f"{HEADER_MEMBER} must hold a JSON object, got {type(header).__name__}")
@@ -271,7 +271,7 @@ def _read_member_array(zf, info, problems) -> np.ndarray | None:
                 problems.append(f"array {name!r} is truncated")
                 return None
     except Exception as exc:  # corrupt bytes surface as many types; all mean the same here
-        problems.append(f"array {name!r} is corrupt ({_describe(exc)})")
+        problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
         return None
     arr = np.frombuffer(data, dtype=dtype, count=count).copy()  # writeable, owns its memory
     return arr.reshape(shape, order="F" if fortran else "C")
@@ -317,7 +317,8 @@ def _check_member_name(name, where: str) -> None:
         raise ValueError(f"{where}: array name {name!r} is not allowed")
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``"TypeName: message"`` of an exception, for a one-line problem report."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

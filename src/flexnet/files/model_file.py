@@ -35,7 +35,7 @@ from ..nn.network import Network, Sequential
 from .archive import (
     ModelFileError,
     ModelFileNotFoundError,
-    _describe,
+    describe_error,
     flatten_state,
     inspect_archive,
     read_archive,
@@ -53,7 +53,7 @@ MODEL_FORMAT_VERSION = 1
 __all__ = [  # the archive functions too: checkpoints and users find them here
     "CHECKPOINT_FORMAT", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError",
     "ModelFileNotFoundError", "describe", "flatten_state", "load", "model_from_state",
-    "model_state", "read_archive", "save", "unflatten_state", "write_archive",
+    "model_state", "read_archive", "save", "summary", "unflatten_state", "write_archive",
 ]
 
 
@@ -128,7 +128,7 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
     layers = []
     for layer in net.layers:
         config = layer.config()
-        _check_json(config, f"save: {layer._where()}.config()")
+        _check_json(config, f"save: {layer.where()}.config()")
         layers.append({"class": type(layer).__name__, "module": type(layer).__module__, "config": config})
     loss_config = net.loss_fn.config()
     _check_json(loss_config, f"save: {net.loss_fn!r}.config()")
@@ -219,7 +219,7 @@ def _build_model(model: dict, arrays, stored, problems: list, classes, only_mode
         try:
             net = sequential(layers, loss, dtype=dtype)
         except Exception as exc:
-            problems.append(f"cannot assemble the network: {_describe(exc)}")
+            problems.append(f"cannot assemble the network: {describe_error(exc)}")
     if net is not None:
         for layer in net.layers:
             for attr in layer.params + layer.buffers:
@@ -246,7 +246,8 @@ def _build_model(model: dict, arrays, stored, problems: list, classes, only_mode
 
     for layer in net.layers:
         for attr in layer.params + layer.buffers:
-            setattr(layer, attr, np.ascontiguousarray(arrays[f"{layer.name}.{attr}"]))
+            # np.require, not ascontiguousarray, which makes a 0-d count 1-d
+            setattr(layer, attr, np.require(arrays[f"{layer.name}.{attr}"], requirements="C"))
         for attr in layer.params:
             setattr(layer, "d" + attr, None)
     net.metadata = metadata
@@ -279,7 +280,7 @@ def _build_one(base, spec, where: str, budget: int, problems: list):
     try:
         return cls(**config)
     except Exception as exc:
-        problems.append(f"{where}: cannot build {name}(**{config}): {_describe(exc)}")
+        problems.append(f"{where}: cannot build {name}(**{config}): {describe_error(exc)}")
         return None
 
 
@@ -374,7 +375,7 @@ def describe(path) -> str:
         lines.append("checkpoint: " + (", ".join(facts) or "no epoch/step recorded")
                      + f"; {len(extra)} training-state arrays")
     lines.append(f"model: {net!r}" if type(net).__name__ == "Network" else f"model: {type(net).__name__}")
-    lines.append(net.summary())
+    lines.append(summary(net))
     if net.metadata:
         lines.append("metadata:")
         lines += [f"  {key}: {_short(value)}" for key, value in net.metadata.items()]
@@ -391,3 +392,20 @@ def _short(value, limit: int = 100) -> str:
     else:
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summary(net) -> str:
+    """A table of ``net``'s layers, output shapes and parameter counts (``net.summary()``)."""
+    rows = [("layer", "output", "params")]
+    width = net.in_features
+    for layer in net.layers:
+        if width is not None:
+            width = layer.output_size(width)
+        rows.append((f"{layer.name}: {layer!r}", f"(N, {width})", f"{layer.n_params():,}"))
+    rows.append((f"loss: {net.loss_fn!r}", "", ""))
+    rows.append((f"total ({net.dtype.name})", "", f"{net.n_params():,}"))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    return "\n".join(lines)

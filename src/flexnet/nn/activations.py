@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .checks import check_float_input
+from .checks import check_float_input, check_number
 from .layers import Layer, ReLU
 
 
@@ -40,11 +40,7 @@ class LeakyReLU(Layer):
     """
 
     def __init__(self, negative_slope: float = 0.01):
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-            raise TypeError(f"LeakyReLU(negative_slope): expected a number, got {negative_slope!r}")
-        if not math.isfinite(negative_slope):
-            raise ValueError(f"LeakyReLU(negative_slope): expected a finite number, got {negative_slope}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_number(negative_slope, "LeakyReLU(negative_slope)", low=-math.inf)
         self.mask = None
 
     def forward(self, z, training=False):
@@ -179,12 +175,7 @@ class Softmax(Layer):
 
 #: Lower-case names (as the CLI and model files write them) -> classes.
 ACTIVATIONS: dict[str, type[Layer]] = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "gelu": GELU,
-    "softmax": Softmax,
+    "relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU, "softmax": Softmax,
 }
 
 
@@ -197,8 +188,7 @@ def get(name) -> type[Layer]:
         return name
     if not isinstance(name, str):
         raise TypeError(f"activation: expected a name or a Layer class, got {name!r}")
-    key = name.lower().replace("-", "_")
-    key = {"leakyrelu": "leaky_relu"}.get(key, key)
+    key = name.lower().replace("-", "_").replace("leakyrelu", "leaky_relu")
     if key not in ACTIVATIONS:
         raise ValueError(f"activation: unknown name {name!r}; expected one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[key]

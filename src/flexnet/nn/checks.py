@@ -1,8 +1,10 @@
-"""Input validation shared by layers, losses and networks.
+"""Input validation shared by layers, losses, networks and optimizers.
 
 Every check raises ValueError or TypeError with a message that says where the
 problem is, what was expected and what was got, so that a person can fix it
-without reading a NumPy traceback.
+without reading a NumPy traceback. The costly ones (a scan for NaN, a range
+check of labels) run where data comes in, once per batch, never inside a
+layer's hot path.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 #: Each signed integer dtype and its unsigned twin (same size, same byte order).
 _UNSIGNED = {np.dtype(f"{order}i{size}"): np.dtype(f"{order}u{size}") for order in "<>" for size in (1, 2, 4, 8)}
+#: Rows per chunk when looking for the first non-finite row (bounds the
+#: boolean temporary to a few MiB whatever the size of the data).
+FINITE_CHUNK = 4096
 
 
 def as_float_dtype(dtype, where: str = "dtype") -> np.dtype:
@@ -37,31 +42,56 @@ def check_positive_int(value, where: str) -> int:
     return int(value)
 
 
+def check_number(value, where: str, *, low: float = 0.0, high: float | None = None,
+                 low_open: bool = False, high_open: bool = True) -> float:
+    """Return ``value`` as a float inside the interval from ``low`` to ``high``
+    (None: no upper end), or raise. Booleans and NaN are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{where}: expected a number, got {value!r}")
+    v = float(value)
+    inside = math.isfinite(v) and (v > low if low_open else v >= low)
+    if high is not None:
+        inside = inside and (v < high if high_open else v <= high)
+    if not inside:
+        top = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{where}: expected a number in {'(' if low_open else '['}{low:g}, {top}, got {v}")
+    return v
+
+
+def check_flag(value, where: str) -> bool:
+    """Return ``value`` as a bool, refusing anything but True and False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: expected True or False, got {value!r}")
+    return bool(value)
+
+
 def check_lr(lr, where: str = "lr") -> float:
     """Return the learning rate as a float; it must be finite and > 0."""
     if isinstance(lr, bool) or not isinstance(lr, Real):
         raise TypeError(f"{where}: expected a positive number, got {lr!r}")
-    lr = float(lr)
     if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{where}: expected a finite number > 0, got {lr}")
-    return lr
+        raise ValueError(f"{where}: expected a finite number > 0, got {float(lr)}")
+    return float(lr)
 
 
 def check_layer_sizes(layer_sizes) -> list[int]:
     """Validate a list such as [784, 128, 64, 10]."""
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
-        raise TypeError(
-            f"layer_sizes: expected a list of integers such as [25, 8, 2], got {layer_sizes!r}"
-        )
+        raise TypeError(f"layer_sizes: expected a list of integers such as [25, 8, 2], got {layer_sizes!r}")
     sizes = list(layer_sizes)
     if len(sizes) < 2:
-        raise ValueError(
-            "layer_sizes: expected at least two sizes (inputs and outputs), "
-            f"such as [25, 2], got {sizes}"
-        )
-    for i, s in enumerate(sizes):
-        check_positive_int(s, f"layer_sizes[{i}] in {sizes}")
-    return [int(s) for s in sizes]
+        raise ValueError(f"layer_sizes: expected at least two sizes (inputs and outputs), such as [25, 2], "
+                         f"got {sizes}")
+    return [check_positive_int(s, f"layer_sizes[{i}] in {sizes}") for i, s in enumerate(sizes)]
+
+
+def make_rng(seed) -> np.random.Generator:
+    """A Generator from a seed, an existing Generator (returned as is) or None."""
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError("seed: expected an int, None or np.random.Generator, got a RandomState")
+    if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, np.integer, np.random.Generator))):
+        raise TypeError(f"seed: expected an int, None or np.random.Generator, got {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def as_input(x, dtype: np.dtype, where: str) -> np.ndarray:
@@ -75,20 +105,12 @@ def as_input(x, dtype: np.dtype, where: str) -> np.ndarray:
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{where}: expected a numeric array, got dtype {x.dtype}")
     if x.ndim != 2:
-        hint = ""
-        if x.ndim == 1:
-            hint = " For a single sample use x.reshape(1, -1)."
-        elif x.ndim > 2:
-            hint = " If these are images, flatten them: x.reshape(len(x), -1)."
-        raise ValueError(
-            f"{where} expected a 2-D input of shape (batch, features), "
-            f"got shape {x.shape}.{hint}"
-        )
+        hint = (" For a single sample use x.reshape(1, -1)." if x.ndim == 1 else
+                " If these are images, flatten them: x.reshape(len(x), -1)." if x.ndim > 2 else "")
+        raise ValueError(f"{where} expected a 2-D input of shape (batch, features), got shape {x.shape}.{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{where} got an empty batch (shape {x.shape}); expected at least one row")
-    if x.dtype != dtype:
-        x = x.astype(dtype)
-    return x
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
 def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
@@ -101,28 +123,19 @@ def check_labels(y, n_rows: int, n_classes: int, where: str) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"{where}: expected labels of shape ({n_rows},), got {y.shape}")
     if len(y) != n_rows:
-        raise ValueError(
-            f"{where}: got {len(y)} labels for a batch of {n_rows} rows; they must match"
-        )
+        raise ValueError(f"{where}: got {len(y)} labels for a batch of {n_rows} rows; they must match")
     if y.dtype.kind == "f":
-        if not np.isfinite(y).all():
-            bad = int(np.flatnonzero(~np.isfinite(y))[0])
-            raise ValueError(f"{where}: label at row {bad} is {y[bad]}; expected a class id")
-        if (y != np.round(y)).any():
-            bad = int(np.flatnonzero(y != np.round(y))[0])
-            raise ValueError(
-                f"{where}: label at row {bad} is {y[bad]}; expected whole-number class ids"
-            )
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        if len(bad):
+            raise ValueError(f"{where}: label at row {bad[0]} is {y[bad[0]]}; expected whole-number class ids")
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer class labels, got dtype {y.dtype}")
     # One reduction checks both ends: seen as unsigned, a negative id is huge.
     if int(np.maximum.reduce(y.view(_UNSIGNED.get(y.dtype, y.dtype)))) >= n_classes:
         bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
-        raise ValueError(
-            f"{where}: label {int(y[bad])} at row {bad} is out of range; "
-            f"expected class ids 0..{n_classes - 1} for {n_classes} outputs"
-        )
+        raise ValueError(f"{where}: label {int(y[bad])} at row {bad} is out of range; "
+                         f"expected class ids 0..{n_classes - 1} for {n_classes} outputs")
     if y.dtype.kind == "u" and y.dtype.itemsize == 8:  # uint64 and int64 indices would mix into float64
         y = y.astype(np.int64)
     return y
@@ -135,17 +148,11 @@ def check_targets(y, shape: tuple, dtype: np.dtype, where: str) -> np.ndarray:
         raise TypeError(f"{where}: expected numeric targets, got dtype {y.dtype}")
     if y.shape != shape:
         raise ValueError(f"{where}: expected targets of shape {shape}, got {y.shape}")
-    if y.dtype != dtype:
-        y = y.astype(dtype)
+    y = y if y.dtype == dtype else y.astype(dtype)
     if not np.isfinite(y).all():
         bad = int(np.flatnonzero(~np.isfinite(y).all(axis=tuple(range(1, y.ndim))))[0])
         raise ValueError(f"{where}: target row {bad} holds NaN or infinity")
     return y
-
-
-#: Rows per chunk when looking for the first non-finite row (bounds the
-#: boolean temporary to a few MiB whatever the size of the data).
-FINITE_CHUNK = 4096
 
 
 def check_finite_rows(x: np.ndarray, where: str) -> None:
@@ -156,15 +163,14 @@ def check_finite_rows(x: np.ndarray, where: str) -> None:
     # it needs no temporary array. Only if it is not (bad data, or a sum that
     # overflows) are the rows looked at, a chunk at a time.
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.sum(x)
-    if math.isfinite(total):
-        return
+        if math.isfinite(np.sum(x)):
+            return
     rows = x.reshape(len(x), -1)
     for start in range(0, len(rows), FINITE_CHUNK):
         ok = np.isfinite(rows[start:start + FINITE_CHUNK]).all(axis=1)
         if not ok.all():
-            bad = start + int(np.flatnonzero(~ok)[0])
-            raise ValueError(f"{where}: row {bad} holds NaN or infinity; clean or drop it first")
+            raise ValueError(f"{where}: row {start + int(np.flatnonzero(~ok)[0])} holds NaN or infinity; "
+                             "clean or drop it first")
 
 
 def check_float_input(layer, x, n_features: int | None = None) -> np.ndarray:
@@ -173,23 +179,11 @@ def check_float_input(layer, x, n_features: int | None = None) -> np.ndarray:
     Integer input is refused rather than converted: a layer has no dtype of
     its own to convert to, and a quiet float64 upcast is exactly what we avoid.
     """
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(
-            f"{layer._where()} expected float32 or float64 input, got dtype {x.dtype}; "
-            "convert it first, e.g. x.astype('float32')"
-        )
+    x = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{layer.where()} expected float32 or float64 input, got dtype {x.dtype}; "
+                        "convert it first, e.g. x.astype('float32')")
     if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):
-        width = n_features if n_features is not None else "features"
-        raise ValueError(f"{layer._where()} expected input of shape (batch, {width}), got {x.shape}")
+        raise ValueError(f"{layer.where()} expected input of shape (batch, {n_features or 'features'}), "
+                         f"got {x.shape}")
     return x
-
-
-def make_rng(seed) -> np.random.Generator:
-    """A Generator from a seed, an existing Generator (returned as is) or None."""
-    if isinstance(seed, np.random.RandomState):
-        raise TypeError("seed: expected an int, None or np.random.Generator, got a RandomState")
-    if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, np.integer, np.random.Generator))):
-        raise TypeError(f"seed: expected an int, None or np.random.Generator, got {seed!r}")
-    return np.random.default_rng(seed)

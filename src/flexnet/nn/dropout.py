@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from numbers import Real
 
-from .checks import check_float_input
+from .checks import check_float_input, check_number
 from .checks import make_rng
 from .layers import Layer
 
@@ -31,14 +30,7 @@ class Dropout(Layer):
     uses_rng = True
 
     def __init__(self, p: float = 0.5, *, seed=None):
-        if isinstance(p, bool) or not isinstance(p, Real):
-            raise TypeError(f"Dropout(p): expected a probability in [0, 1), got {p!r}")
-        if not 0 <= p < 1:
-            raise ValueError(
-                f"Dropout(p): expected a probability in [0, 1), got {p}; "
-                "p=1 would drop every unit"
-            )
-        self.p = float(p)
+        self.p = check_number(p, "Dropout(p) (p=1 would drop every unit)", high=1.0)
         self.rng = make_rng(seed)
         self.mask = None  # kept units scaled by 1/(1-p); None when nothing was dropped
         self.shape = None  # shape of the last forward's input and output

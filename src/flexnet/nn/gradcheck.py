@@ -17,12 +17,9 @@ from .network import Sequential
 
 def _rngs(obj):
     """Every Generator the model draws from, so each evaluation can replay it."""
-    found = []
-    for o in [obj] + list(getattr(obj, "layers", [])):
-        rng = getattr(o, "rng", None)
-        if isinstance(rng, np.random.Generator) and all(rng is not r for r in found):
-            found.append(rng)
-    return found
+    found = {id(rng): rng for o in [obj, *getattr(obj, "layers", [])]
+             if isinstance(rng := getattr(o, "rng", None), np.random.Generator)}
+    return list(found.values())
 
 
 def gradcheck(model, x, y=None, *, eps: float = 1e-6, max_checks: int = 64, seed: int = 0) -> dict[str, float]:
@@ -71,9 +68,7 @@ def gradcheck(model, x, y=None, *, eps: float = 1e-6, max_checks: int = 64, seed
         for g, state in states:
             g.bit_generator.state = state
         if isinstance(model, Sequential):
-            loss = model.loss_fn.forward(model.forward(x, training=True), y)
-            dx = model.backward(input_grad=True)
-            return loss, dx
+            return model.loss_fn.forward(model.forward(x, training=True), y), model.backward(input_grad=True)
         out = model.forward(x, training=True)
         if probe is None:
             probe = rng.standard_normal(out.shape)
@@ -81,10 +76,8 @@ def gradcheck(model, x, y=None, *, eps: float = 1e-6, max_checks: int = 64, seed
 
     _, dx = loss_and_grads()
     params = list(model.named_parameters())
-    analytic = {name: np.array(g) for name, _, g in params}
-    analytic["input"] = np.array(dx)
-    arrays = {name: p for name, p, _ in params}
-    arrays["input"] = x
+    analytic = {name: np.array(g) for name, _, g in params} | {"input": np.array(dx)}
+    arrays = {name: p for name, p, _ in params} | {"input": x}
 
     # An entry far smaller than the largest gradient of its layer is judged at
     # that larger scale: a bias right before training-mode batch norm has a
@@ -95,16 +88,13 @@ def gradcheck(model, x, y=None, *, eps: float = 1e-6, max_checks: int = 64, seed
 
     scale = {}
     for name, g in analytic.items():
-        top = float(np.abs(g).max()) if g.size else 0.0
-        scale[layer_of(name)] = max(scale.get(layer_of(name), 0.0), top)
+        scale[layer_of(name)] = max(scale.get(layer_of(name), 0.0), float(np.abs(g).max()) if g.size else 0.0)
 
     report = {}
     for name, arr in arrays.items():
         floor = max(1e-2 * scale[layer_of(name)], 1e-7)
         flat = arr.reshape(-1)  # a view: writing it perturbs the model
-        idx = np.arange(flat.size)
-        if flat.size > max_checks:
-            idx = rng.choice(flat.size, size=max_checks, replace=False)
+        idx = rng.choice(flat.size, size=max_checks, replace=False) if flat.size > max_checks else range(flat.size)
         worst = 0.0
         for i in idx:
             old = flat[i]
@@ -115,7 +105,6 @@ def gradcheck(model, x, y=None, *, eps: float = 1e-6, max_checks: int = 64, seed
             flat[i] = old
             numeric = (up - down) / (2 * eps)
             exact = analytic[name].reshape(-1)[i]
-            err = abs(numeric - exact) / max(abs(numeric) + abs(exact), floor)
-            worst = max(worst, err)
+            worst = max(worst, abs(numeric - exact) / max(abs(numeric) + abs(exact), floor))
         report[name] = worst
     return report

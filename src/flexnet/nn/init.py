@@ -64,25 +64,18 @@ def lecun_uniform(fan_in: int, fan_out: int, rng: np.random.Generator, dtype="fl
 
 
 INITIALIZERS: dict[str, Initializer] = {
-    "he_normal": he_normal,
-    "he_uniform": he_uniform,
-    "glorot_normal": glorot_normal,
-    "glorot_uniform": glorot_uniform,
-    "lecun_normal": lecun_normal,
-    "lecun_uniform": lecun_uniform,
+    "he_normal": he_normal, "he_uniform": he_uniform, "glorot_normal": glorot_normal,
+    "glorot_uniform": glorot_uniform, "lecun_normal": lecun_normal, "lecun_uniform": lecun_uniform,
 }
 # The other common spellings of the same two families.
 _ALIASES = {"kaiming": "he", "xavier": "glorot"}
 
 #: Activation class name -> the initialiser that suits it.
 DEFAULT_FOR_ACTIVATION = {
-    "ReLU": "he_normal",
-    "LeakyReLU": "he_normal",
-    "GELU": "he_normal",
-    "Tanh": "glorot_normal",
-    "Sigmoid": "glorot_normal",
-    "Softmax": "glorot_normal",
+    "ReLU": "he_normal", "LeakyReLU": "he_normal", "GELU": "he_normal", "Tanh": "glorot_normal",
+    "Sigmoid": "glorot_normal", "Softmax": "glorot_normal",
 }
+_BY_NAME = {cls.lower(): init for cls, init in DEFAULT_FOR_ACTIVATION.items()}  # "leakyrelu" -> ...
 
 
 def get(name) -> Initializer:
@@ -108,9 +101,7 @@ def default_for(activation) -> str:
     He for the ReLU family and GELU, Glorot for tanh, sigmoid and softmax;
     He for anything unknown, as the most common case.
     """
-    if isinstance(activation, str):
-        from .activations import get as get_activation
-
-        activation = get_activation(activation)
+    if isinstance(activation, str):  # "relu", "leaky_relu", "Leaky-ReLU" ...
+        return _BY_NAME.get(activation.lower().replace("_", "").replace("-", ""), "he_normal")
     cls = activation if isinstance(activation, type) else type(activation)
     return DEFAULT_FOR_ACTIVATION.get(cls.__name__, "he_normal")

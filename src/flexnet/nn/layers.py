@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import ops
+from . import init as initializers  # "init" is Linear's argument
 from .checks import as_float_dtype, check_float_input, check_lr, check_positive_int, make_rng
 
 
@@ -52,10 +53,10 @@ class Layer:
     def update(self, lr: float) -> None:
         """One step of gradient descent: ``p -= lr * dp`` for every parameter."""
         if not (type(lr) is float and 0.0 < lr < math.inf):  # the message is built only on failure
-            lr = check_lr(lr, f"{self._where()}.update(lr)")
+            lr = check_lr(lr, f"{self.where()}.update(lr)")
         for name, p, g in self.named_parameters():
             if g is None:
-                raise RuntimeError(f"{self._where()}.update: no gradient for {name}; call backward first")
+                raise RuntimeError(f"{self.where()}.update: no gradient for {name}; call backward first")
             ops.axpy(-lr, g, p)  # p -= lr * g, in place, one pass
 
     def astype(self, dtype) -> "Layer":
@@ -85,16 +86,16 @@ class Layer:
         letting it broadcast. ``like`` is an array of the output's shape cached by
         forward, or that shape; None when there was no forward."""
         if like is None:
-            raise RuntimeError(f"{self._where()}.backward: no forward pass to go back through; "
+            raise RuntimeError(f"{self.where()}.backward: no forward pass to go back through; "
                                "call forward first")
         shape = like.shape if isinstance(like, np.ndarray) else like
         if not isinstance(grad, np.ndarray) or grad.shape != shape:
             got = grad.shape if isinstance(grad, np.ndarray) else type(grad).__name__
-            raise ValueError(f"{self._where()}.backward expected a gradient of shape {shape}, "
+            raise ValueError(f"{self.where()}.backward expected a gradient of shape {shape}, "
                              f"the shape of the last forward's output, got {got}")
         return grad
 
-    def _where(self) -> str:
+    def where(self) -> str:
         """How error messages name this layer: ``Linear(784 -> 128) at layers.0``."""
         return repr(self) + (f" at {self.name}" if self.name else "")
 
@@ -130,8 +131,6 @@ class Linear(Layer):
 
     def __init__(self, in_features: int, out_features: int, *, dtype="float32", seed=None,
                  init="he_normal"):
-        from . import init as initializers  # flexnet.init, not this argument
-
         self.in_features = check_positive_int(in_features, "Linear(in_features)")
         self.out_features = check_positive_int(out_features, "Linear(out_features)")
         self.dtype = as_float_dtype(dtype, "Linear(dtype)")
@@ -139,10 +138,8 @@ class Linear(Layer):
         rng = make_rng(seed)
         self.W = initializers.get(init)(in_features, out_features, rng, self.dtype)
         if self.W.shape != (in_features, out_features) or self.W.dtype != self.dtype:
-            raise ValueError(
-                f"Linear(init): {init!r} returned {self.W.dtype} {self.W.shape}; expected "
-                f"{self.dtype} ({in_features}, {out_features})"
-            )
+            raise ValueError(f"Linear(init): {init!r} returned {self.W.dtype} {self.W.shape}; expected "
+                             f"{self.dtype} ({in_features}, {out_features})")
         self.b = np.zeros((1, out_features), dtype=self.dtype)
         self.dW = None
         self.db = None
@@ -159,10 +156,8 @@ class Linear(Layer):
                         f"{x.shape[1]}, or flatten images to one row each.")
             else:
                 hint = ""
-            raise ValueError(
-                f"{self._where()} expected input of shape (batch, {self.in_features}), "
-                f"got {x.shape}.{hint}"
-            )
+            raise ValueError(f"{self.where()} expected input of shape (batch, {self.in_features}), "
+                             f"got {x.shape}.{hint}")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         self.x = x

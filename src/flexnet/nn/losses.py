@@ -11,13 +11,11 @@ Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 
 import numpy as np
 
 from .. import ops
-from .checks import check_labels, check_targets
+from .checks import check_labels, check_number, check_targets
 from .activations import sigmoid
 
 
@@ -43,7 +41,7 @@ class Loss:
     def config(self) -> dict:
         return {}
 
-    def _where(self) -> str:
+    def where(self) -> str:
         return f"{type(self).__name__}.forward"
 
     def _after_forward(self, cached) -> None:
@@ -56,11 +54,9 @@ class Loss:
         """The network's raw outputs must be a 2-D float batch (N, K)."""
         if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
             got = f"dtype {z.dtype}" if isinstance(z, np.ndarray) else type(z).__name__
-            raise TypeError(f"{self._where()}: expected float32 or float64 outputs, got {got}")
+            raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
         if z.ndim != 2 or len(z) == 0:
-            raise ValueError(
-                f"{self._where()}: expected outputs of shape (batch, outputs), got {z.shape}"
-            )
+            raise ValueError(f"{self.where()}: expected outputs of shape (batch, outputs), got {z.shape}")
         return z
 
     def __repr__(self) -> str:
@@ -111,24 +107,13 @@ class SoftmaxCrossEntropy(Loss):
     is_classifier = True
 
     def __init__(self, label_smoothing: float = 0.0, class_weights=None):
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, Real):
-            raise TypeError(
-                f"SoftmaxCrossEntropy(label_smoothing): expected a number in [0, 1], got {label_smoothing!r}"
-            )
-        if not 0 <= label_smoothing <= 1:
-            raise ValueError(
-                f"SoftmaxCrossEntropy(label_smoothing): expected a number in [0, 1], got {label_smoothing}"
-            )
-        self.label_smoothing = float(label_smoothing)
-        self.class_weights = None
-        if class_weights is not None:
-            w = np.asarray(class_weights, dtype=np.float64)
-            if w.ndim != 1 or len(w) == 0 or not np.isfinite(w).all() or (w < 0).any():
-                raise ValueError(
-                    "SoftmaxCrossEntropy(class_weights): expected one finite weight >= 0 per class, "
-                    f"got {class_weights!r}"
-                )
-            self.class_weights = w
+        self.label_smoothing = check_number(label_smoothing, "SoftmaxCrossEntropy(label_smoothing)",
+                                            high=1.0, high_open=False)
+        self.class_weights = None if class_weights is None else np.asarray(class_weights, dtype=np.float64)
+        w = self.class_weights
+        if w is not None and (w.ndim != 1 or len(w) == 0 or not np.isfinite(w).all() or (w < 0).any()):
+            raise ValueError("SoftmaxCrossEntropy(class_weights): expected one finite weight >= 0 per class, "
+                             f"got {class_weights!r}")
         self.p = None  # softmax probabilities from the last forward
         self.y = None  # targets as given: ids (N,) or distribution (N, C)
         self._scale = None  # weighted/smoothed case: what backward needs
@@ -138,20 +123,16 @@ class SoftmaxCrossEntropy(Loss):
         n, c = z.shape
         y = np.asarray(y)
         if y.ndim == 2 and y.shape == (n, 1) and c > 1:
-            raise ValueError(
-                f"{self._where()}: got labels of shape {y.shape} for {c} outputs; class ids "
-                "belong in a 1-D array (y.ravel()), one-hot targets in shape "
-                f"({n}, {c})"
-            )
+            raise ValueError(f"{self.where()}: got labels of shape {y.shape} for {c} outputs; class ids "
+                             "belong in a 1-D array (y.ravel()), one-hot targets in shape "
+                             f"({n}, {c})")
         if y.ndim == 2:
-            y = check_targets(y, z.shape, z.dtype, self._where())
+            y = check_targets(y, z.shape, z.dtype, self.where())
             if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
-                raise ValueError(
-                    f"{self._where()}: 2-D targets must be one-hot rows or "
-                    "probabilities summing to 1; for class ids pass a 1-D array"
-                )
+                raise ValueError(f"{self.where()}: 2-D targets must be one-hot rows or "
+                                 "probabilities summing to 1; for class ids pass a 1-D array")
         else:
-            y = check_labels(y, n, c, self._where())
+            y = check_labels(y, n, c, self.where())
         self.y = y
         if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
             return self._ids_forward(z, y)
@@ -178,10 +159,8 @@ class SoftmaxCrossEntropy(Loss):
         if self.class_weights is None:
             return np.ones(c, dtype=dtype)
         if len(self.class_weights) != c:
-            raise ValueError(
-                f"{self._where()}: got {len(self.class_weights)} class weights for {c} outputs; "
-                "pass one weight per class"
-            )
+            raise ValueError(f"{self.where()}: got {len(self.class_weights)} class weights for {c} outputs; "
+                             "pass one weight per class")
         return self.class_weights.astype(dtype)
 
     def _weighted_forward(self, logp, y) -> float:
@@ -199,10 +178,8 @@ class SoftmaxCrossEntropy(Loss):
         wy = w[y]  # (N,) weight of each row's own class
         total = wy.sum()
         if total == 0:
-            raise ValueError(
-                f"{self._where()}: every label in this batch has class weight 0, so the "
-                "weighted mean is undefined; give those classes a weight > 0"
-            )
+            raise ValueError(f"{self.where()}: every label in this batch has class weight 0, so the "
+                             "weighted mean is undefined; give those classes a weight > 0")
         # q = (1 - eps) * w[y_i] * onehot(y_i) + (eps / C) * w, never built as an array
         nll = -logp[rows, y]  # (N,)
         smooth = -(logp @ w)  # (N,) = sum_c w_c * (-logp_ic)
@@ -261,11 +238,9 @@ def _dense_targets(loss: Loss, z: np.ndarray, y) -> np.ndarray:
         y = y.reshape(n, 1)
     elif y.shape != z.shape:
         want = f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})"
-        raise ValueError(
-            f"{loss._where()}: expected targets of shape {want} for outputs of shape "
-            f"{z.shape}, got {y.shape}"
-        )
-    return check_targets(y, z.shape, z.dtype, loss._where())
+        raise ValueError(f"{loss.where()}: expected targets of shape {want} for outputs of shape "
+                         f"{z.shape}, got {y.shape}")
+    return check_targets(y, z.shape, z.dtype, loss.where())
 
 
 def _one_or_many(z: np.ndarray) -> np.ndarray:
@@ -306,7 +281,7 @@ class BCEWithLogits(Loss):
         y = _dense_targets(self, z, y)
         if ((y < 0) | (y > 1)).any():
             bad = float(y[(y < 0) | (y > 1)][0])
-            raise ValueError(f"{self._where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
+            raise ValueError(f"{self.where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
         self.z, self.y = z, y
         loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
         return float(loss.mean())
@@ -389,12 +364,8 @@ class Huber(_Regression):
     """
 
     def __init__(self, delta: float = 1.0):
-        if isinstance(delta, bool) or not isinstance(delta, Real) or not math.isfinite(delta):
-            raise TypeError(f"Huber(delta): expected a finite number > 0, got {delta!r}")
-        if delta <= 0:
-            raise ValueError(f"Huber(delta): expected a number > 0, got {delta}")
         super().__init__()
-        self.delta = float(delta)
+        self.delta = check_number(delta, "Huber(delta)", low_open=True)
 
     def _value(self, d):
         a = np.abs(d)
@@ -409,16 +380,12 @@ class Huber(_Regression):
 
 #: Names the CLI and model files use -> classes.
 LOSSES: dict[str, type[Loss]] = {
-    "cross_entropy": SoftmaxCrossEntropy,
-    "bce_with_logits": BCEWithLogits,
-    "mse": MSE,
-    "l1": L1,
+    "cross_entropy": SoftmaxCrossEntropy, "bce_with_logits": BCEWithLogits, "mse": MSE, "l1": L1,
     "huber": Huber,
 }
 _ALIASES = {
-    "softmax_cross_entropy": "cross_entropy", "ce": "cross_entropy",
-    "softmaxcrossentropy": "cross_entropy", "bce": "bce_with_logits",
-    "bcewithlogits": "bce_with_logits", "mae": "l1",
+    "softmax_cross_entropy": "cross_entropy", "ce": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
+    "bce": "bce_with_logits", "bcewithlogits": "bce_with_logits", "mae": "l1",
 }
 
 

@@ -46,16 +46,12 @@ class Sequential:
             raise ValueError("Sequential: expected at least one layer, got an empty list")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(
-                    f"Sequential: layers[{i}] must be a flexnet Layer, got {type(layer).__name__}"
-                )
-        if loss is None:
-            loss = SoftmaxCrossEntropy()
-        elif not isinstance(loss, Loss):
+                raise TypeError(f"Sequential: layers[{i}] must be a flexnet Layer, got {type(layer).__name__}")
+        loss = SoftmaxCrossEntropy() if loss is None else loss
+        if not isinstance(loss, Loss):
             raise TypeError(f"Sequential: loss must be a flexnet Loss, got {type(loss).__name__}")
-        if dtype is None:
-            dtypes = [getattr(layer, p).dtype for layer in layers for p in layer.params]
-            dtype = dtypes[0] if dtypes else "float32"
+        if dtype is None:  # the first parameter's
+            dtype = next((getattr(layer, p).dtype for layer in layers for p in layer.params), "float32")
         self.dtype = as_float_dtype(dtype, "Sequential(dtype)")
         self.rng = make_rng(seed)
         self.layers = layers
@@ -140,9 +136,7 @@ class Sequential:
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         """Yield ``(name, parameter, gradient)`` such as ``("layers.0.W", W, dW)``."""
         for layer in self.layers:
-            prefix = layer.name + "."
-            for attr, p, g in layer.named_parameters():
-                yield prefix + attr, p, g
+            yield from ((f"{layer.name}.{attr}", p, g) for attr, p, g in layer.named_parameters())
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Every trainable array by name (the arrays themselves, not copies)."""
@@ -163,28 +157,8 @@ class Sequential:
 
     @property
     def in_features(self) -> int | None:
-        for layer in self.layers:
-            if hasattr(layer, "in_features"):
-                return layer.in_features
-        return None
-
-    # -- description ---------------------------------------------------------
-
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts."""
-        rows = [("layer", "output", "params")]
-        width = self.in_features
-        for layer in self.layers:
-            if width is not None:
-                width = layer.output_size(width)
-            rows.append((f"{layer.name}: {layer!r}", f"(N, {width})", f"{layer.n_params():,}"))
-        rows.append((f"loss: {self.loss_fn!r}", "", ""))
-        rows.append((f"total ({self.dtype.name})", "", f"{self.n_params():,}"))
-        w = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.insert(len(lines) - 1, "-" * len(lines[0]))
-        return "\n".join(lines)
+        """The first layer's input width (None when no layer says)."""
+        return next((layer.in_features for layer in self.layers if hasattr(layer, "in_features")), None)
 
     def __repr__(self) -> str:
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
@@ -227,13 +201,11 @@ class Network(Sequential):
             Dropout(dropout)  # validates p with its own message
         if isinstance(loss, str):
             loss = get_loss(loss)()
-        init_given = init
-        if init is None:
-            init = initializers.default_for(act)
         rng = make_rng(seed)
+        init_used = initializers.default_for(act) if init is None else init
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng, init=init))
+            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng, init=init_used))
             if i == len(sizes) - 2:
                 break  # the output layer: raw outputs go to the loss
             if batchnorm:
@@ -248,7 +220,7 @@ class Network(Sequential):
         #: The builder's options as given, for repr and model files.
         self.options = {"activation": activation if isinstance(activation, str) else act.__name__,
                         "dropout": float(dropout), "batchnorm": bool(batchnorm),
-                        "layernorm": bool(layernorm), "init": init_given}
+                        "layernorm": bool(layernorm), "init": init}
 
     def __repr__(self) -> str:
         defaults = {"activation": ("relu", "ReLU"), "dropout": (0.0,), "batchnorm": (False,),

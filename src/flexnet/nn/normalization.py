@@ -8,19 +8,11 @@ PyTorch bridge reshapes.)
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 
 import numpy as np
 
-from .checks import as_float_dtype, check_float_input, check_positive_int
+from .checks import as_float_dtype, check_float_input, check_number, check_positive_int
 from .layers import Layer
-
-
-def _check_number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise TypeError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
 
 
 def _normalised_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axis: int) -> np.ndarray:
@@ -61,16 +53,9 @@ class BatchNorm1d(Layer):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, *, dtype="float32"):
         self.num_features = check_positive_int(num_features, "BatchNorm1d(num_features)")
-        self.eps = _check_number(eps, "BatchNorm1d(eps)")
-        if self.eps <= 0:
-            raise ValueError(f"BatchNorm1d(eps): expected a number > 0, got {eps}")
-        if momentum is None:
-            self.momentum = None
-        else:
-            self.momentum = _check_number(momentum, "BatchNorm1d(momentum)")
-            if not 0 <= self.momentum <= 1:
-                raise ValueError(
-                    f"BatchNorm1d(momentum): expected a number in [0, 1] or None, got {momentum}")
+        self.eps = check_number(eps, "BatchNorm1d(eps)", low_open=True)
+        self.momentum = None if momentum is None else check_number(
+            momentum, "BatchNorm1d(momentum) (or None)", high=1.0, high_open=False)
         self.affine = bool(affine)
         self.params = ("gamma", "beta") if self.affine else ()
         self.dtype = as_float_dtype(dtype, "BatchNorm1d(dtype)")
@@ -99,10 +84,8 @@ class BatchNorm1d(Layer):
         if training:
             n = len(x)
             if n < 2:
-                raise ValueError(
-                    f"{self._where()} needs at least 2 rows per batch when training, got {n}; "
-                    "a variance over one row is 0. Use a larger batch or drop the last one."
-                )
+                raise ValueError(f"{self.where()} needs at least 2 rows per batch when training, got {n}; "
+                                 "a variance over one row is 0. Use a larger batch or drop the last one.")
             mean = x.mean(axis=0, keepdims=True)  # (1, F)
             var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
             m = self.momentum
@@ -166,9 +149,7 @@ class LayerNorm(Layer):
 
     def __init__(self, num_features: int, eps: float = 1e-5, *, dtype="float32"):
         self.num_features = check_positive_int(num_features, "LayerNorm(num_features)")
-        self.eps = _check_number(eps, "LayerNorm(eps)")
-        if self.eps <= 0:
-            raise ValueError(f"LayerNorm(eps): expected a number > 0, got {eps}")
+        self.eps = check_number(eps, "LayerNorm(eps)", low_open=True)
         self.dtype = as_float_dtype(dtype, "LayerNorm(dtype)")
         self.gamma = np.ones((1, self.num_features), dtype=self.dtype)
         self.beta = np.zeros((1, self.num_features), dtype=self.dtype)

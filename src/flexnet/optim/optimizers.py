@@ -32,35 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..nn.checks import check_lr
-
-__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer", "make_optimizer"]
-
-
-# -- hyper-parameter checks --------------------------------------------------
-
-
-def _number(value, where: str, *, low: float = 0.0, high: float | None = None,
-            low_open: bool = False, high_open: bool = True) -> float:
-    """Return ``value`` as a float inside the given interval, or raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{where}: expected a number, got {value!r}")
-    v = float(value)
-    interval = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}"
-    interval += ")" if high is None or high_open else "]"
-    inside = math.isfinite(v) and (v > low if low_open else v >= low)
-    if high is not None:
-        inside = inside and (v < high if high_open else v <= high)
-    if not inside:
-        raise ValueError(f"{where}: expected a number in {interval}, got {v}")
-    return v
-
-
-def _flag(value, where: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: expected True or False, got {value!r}")
-    return bool(value)
-
+from ..nn.checks import check_flag, check_lr, check_number
 
 # -- the base class ----------------------------------------------------------
 
@@ -84,8 +56,8 @@ class Optimizer:
     def __init__(self, lr: float, *, weight_decay: float = 0.0, l1: float = 0.0):
         where = type(self).__name__
         self._lr = check_lr(lr, f"{where}(lr)")
-        self.weight_decay = _number(weight_decay, f"{where}(weight_decay)")
-        self.l1 = _number(l1, f"{where}(l1)")
+        self.weight_decay = check_number(weight_decay, f"{where}(weight_decay)")
+        self.l1 = check_number(l1, f"{where}(l1)")
         self.state: dict[str, dict[str, Any]] = {}
         self._checked: dict[str, tuple] = {}  # name -> (param, grad, state) last checked
 
@@ -96,7 +68,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _number(value, f"{type(self).__name__}.lr")
+        self._lr = check_number(value, f"{type(self).__name__}.lr")
 
     # -- the step ---------------------------------------------------------------
 
@@ -109,10 +81,8 @@ class Optimizer:
         """
         named = getattr(model, "named_parameters", None)
         if not callable(named):
-            raise TypeError(
-                f"{type(self).__name__}.step: expected a model with named_parameters() "
-                f"(a Sequential, Network or Layer), got {type(model).__name__}"
-            )
+            raise TypeError(f"{type(self).__name__}.step: expected a model with named_parameters() "
+                            f"(a Sequential, Network or Layer), got {type(model).__name__}")
         checked = self._checked
         for name, p, g in named():
             if g is None:
@@ -146,20 +116,14 @@ class Optimizer:
     def _check_pair(self, name: str, p, g) -> None:
         where = f"{type(self).__name__}.step"
         if not isinstance(p, np.ndarray) or not isinstance(g, np.ndarray):
-            raise TypeError(
-                f"{where}: parameter {name} and its gradient must be NumPy arrays, "
-                f"got {type(p).__name__} and {type(g).__name__}"
-            )
+            raise TypeError(f"{where}: parameter {name} and its gradient must be NumPy arrays, "
+                            f"got {type(p).__name__} and {type(g).__name__}")
         if g.shape != p.shape:
-            raise ValueError(
-                f"{where}: gradient of {name} has shape {g.shape}, "
-                f"but the parameter has shape {p.shape}"
-            )
+            raise ValueError(f"{where}: gradient of {name} has shape {g.shape}, "
+                             f"but the parameter has shape {p.shape}")
         if g.dtype != p.dtype:
-            raise TypeError(
-                f"{where}: gradient of {name} is {g.dtype}, but the parameter is {p.dtype}; "
-                "a layer's backward must keep the parameter's dtype"
-            )
+            raise TypeError(f"{where}: gradient of {name} is {g.dtype}, but the parameter is {p.dtype}; "
+                            "a layer's backward must keep the parameter's dtype")
 
     def _match_state(self, name: str, p: np.ndarray, state: dict) -> None:
         """Refuse state of another shape; cast state of another dtype (a loaded
@@ -168,11 +132,9 @@ class Optimizer:
             if not isinstance(value, np.ndarray):
                 continue
             if value.shape != p.shape:
-                raise ValueError(
-                    f"{type(self).__name__}.step: state {key!r} of {name} has shape "
-                    f"{value.shape}, but the parameter has shape {p.shape}; was this "
-                    "optimizer state saved for a different model?"
-                )
+                raise ValueError(f"{type(self).__name__}.step: state {key!r} of {name} has shape "
+                                 f"{value.shape}, but the parameter has shape {p.shape}; was this "
+                                 "optimizer state saved for a different model?")
             if value.dtype != p.dtype:
                 state[key] = value.astype(p.dtype)
 
@@ -227,10 +189,8 @@ class Optimizer:
             raise ValueError(f"{where}: expected a dict with keys 'type', 'config' and 'state' "
                              f"as made by state_dict()")
         if state_dict["type"] != kind:
-            raise ValueError(
-                f"{where}: this state was saved by {state_dict['type']}, not {kind}; "
-                f"build a {state_dict['type']} to load it"
-            )
+            raise ValueError(f"{where}: this state was saved by {state_dict['type']}, not {kind}; "
+                             f"build a {state_dict['type']} to load it")
         config = dict(state_dict["config"])
         unknown = set(config) - {"lr", *self.defaults}
         if unknown:
@@ -247,10 +207,8 @@ class Optimizer:
         expected = set(self.state_keys())
         if not isinstance(st, dict) or set(st) != expected:
             got = sorted(st) if isinstance(st, dict) else type(st).__name__
-            raise ValueError(
-                f"{where}: state of {name} should hold {sorted(expected)} for this "
-                f"configuration, got {got}"
-            )
+            raise ValueError(f"{where}: state of {name} should hold {sorted(expected)} for this "
+                             f"configuration, got {got}")
         out: dict[str, Any] = {}
         for key, value in st.items():
             if key == "step":
@@ -294,14 +252,12 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0, *, l1: float = 0.0):
         super().__init__(lr, weight_decay=weight_decay, l1=l1)
-        self.momentum = _number(momentum, "SGD(momentum)", high=1.0)
-        self.dampening = _number(dampening, "SGD(dampening)", high=1.0, high_open=False)
-        self.nesterov = _flag(nesterov, "SGD(nesterov)")
+        self.momentum = check_number(momentum, "SGD(momentum)", high=1.0)
+        self.dampening = check_number(dampening, "SGD(dampening)", high=1.0, high_open=False)
+        self.nesterov = check_flag(nesterov, "SGD(nesterov)")
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
-            raise ValueError(
-                f"SGD(nesterov=True): Nesterov momentum needs momentum > 0 and dampening = 0, "
-                f"got momentum={self.momentum}, dampening={self.dampening}"
-            )
+            raise ValueError(f"SGD(nesterov=True): Nesterov momentum needs momentum > 0 and dampening = 0, "
+                             f"got momentum={self.momentum}, dampening={self.dampening}")
 
     def state_keys(self):
         return ("momentum_buffer",) if self.momentum != 0 else ()
@@ -351,10 +307,10 @@ class Adam(Optimizer):
         name = type(self).__name__
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise TypeError(f"{name}(betas): expected two numbers such as (0.9, 0.999), got {betas!r}")
-        self.betas = (_number(betas[0], f"{name}(betas[0])", high=1.0),
-                      _number(betas[1], f"{name}(betas[1])", high=1.0))
-        self.eps = _number(eps, f"{name}(eps)")
-        self.amsgrad = _flag(amsgrad, f"{name}(amsgrad)")
+        self.betas = (check_number(betas[0], f"{name}(betas[0])", high=1.0),
+                      check_number(betas[1], f"{name}(betas[1])", high=1.0))
+        self.eps = check_number(eps, f"{name}(eps)")
+        self.amsgrad = check_flag(amsgrad, f"{name}(amsgrad)")
 
     def state_keys(self):
         return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
@@ -422,10 +378,10 @@ class RMSprop(Optimizer):
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
                  *, l1: float = 0.0):
         super().__init__(lr, weight_decay=weight_decay, l1=l1)
-        self.alpha = _number(alpha, "RMSprop(alpha)", high=1.0)
-        self.eps = _number(eps, "RMSprop(eps)")
-        self.momentum = _number(momentum, "RMSprop(momentum)", high=1.0)
-        self.centered = _flag(centered, "RMSprop(centered)")
+        self.alpha = check_number(alpha, "RMSprop(alpha)", high=1.0)
+        self.eps = check_number(eps, "RMSprop(eps)")
+        self.momentum = check_number(momentum, "RMSprop(momentum)", high=1.0)
+        self.centered = check_flag(centered, "RMSprop(centered)")
 
     def state_keys(self):
         keys = ("step", "square_avg")
@@ -476,10 +432,10 @@ class Adagrad(Optimizer):
     def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, l1: float = 0.0):
         super().__init__(lr, weight_decay=weight_decay, l1=l1)
-        self.lr_decay = _number(lr_decay, "Adagrad(lr_decay)")
-        self.initial_accumulator_value = _number(
+        self.lr_decay = check_number(lr_decay, "Adagrad(lr_decay)")
+        self.initial_accumulator_value = check_number(
             initial_accumulator_value, "Adagrad(initial_accumulator_value)")
-        self.eps = _number(eps, "Adagrad(eps)")
+        self.eps = check_number(eps, "Adagrad(eps)")
 
     def state_keys(self):
         return ("step", "sum")
@@ -496,20 +452,3 @@ class Adagrad(Optimizer):
         std = np.sqrt(s)
         std += self.eps
         p += -clr * g / std
-
-
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
-}
-
-
-def make_optimizer(name: str, **kwargs) -> Optimizer:
-    """Build an optimizer from its name (``"sgd"``, ``"adam"``, ...) and arguments.
-
-    Raises:
-        ValueError: unknown name (the message lists the valid ones).
-    """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in OPTIMIZERS:
-        raise ValueError(f"optimizer: unknown name {name!r}; expected one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key](**kwargs)

@@ -13,7 +13,7 @@ import math
 from numbers import Integral
 from typing import Any
 
-from .optimizers import _number
+from ..nn.checks import check_number
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineWarmup", "ReduceLROnPlateau",
            "make_scheduler"]
@@ -103,11 +103,11 @@ class LRScheduler:
                              f"got {sorted(config)}")
         self._configure(**config)
         self._restore_counters(state_dict, where)
-        self._last_lr = _number(state_dict["last_lr"], f"{where}(last_lr)")
+        self._last_lr = check_number(state_dict["last_lr"], f"{where}(last_lr)")
         self.optimizer.lr = self._last_lr
 
     def _restore_counters(self, state_dict, where: str) -> None:
-        self.base_lr = _number(state_dict["base_lr"], f"{where}(base_lr)")
+        self.base_lr = check_number(state_dict["base_lr"], f"{where}(base_lr)")
         self.last_epoch = _count(state_dict["last_epoch"], f"{where}(last_epoch)")
 
     def __repr__(self) -> str:
@@ -130,7 +130,7 @@ class StepLR(LRScheduler):
 
     def _configure(self, step_size, gamma):
         self.step_size = _count(step_size, "StepLR(step_size)", low=1)
-        self.gamma = _number(gamma, "StepLR(gamma)", low_open=True)
+        self.gamma = check_number(gamma, "StepLR(gamma)", low_open=True)
 
     def _compute_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -148,7 +148,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer)
 
     def _configure(self, gamma):
-        self.gamma = _number(gamma, "ExponentialLR(gamma)", low_open=True)
+        self.gamma = check_number(gamma, "ExponentialLR(gamma)", low_open=True)
 
     def _compute_lr(self):
         if self.last_epoch == 0:
@@ -187,7 +187,7 @@ class CosineWarmup(LRScheduler):
                 f"CosineWarmup: warmup_epochs ({self.warmup_epochs}) must be smaller than "
                 f"total_epochs ({self.total_epochs})"
             )
-        self.min_lr = _number(min_lr, "CosineWarmup(min_lr)")
+        self.min_lr = check_number(min_lr, "CosineWarmup(min_lr)")
 
     def factor(self, epoch: int) -> float:
         """The multiplier ``f(epoch)`` of ``base_lr`` (see the class docstring)."""
@@ -234,12 +234,12 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(
                 f"ReduceLROnPlateau(threshold_mode): expected 'rel' or 'abs', got {threshold_mode!r}")
         self.mode, self.threshold_mode = mode, threshold_mode
-        self.factor = _number(factor, "ReduceLROnPlateau(factor)", low_open=True, high=1.0)
+        self.factor = check_number(factor, "ReduceLROnPlateau(factor)", low_open=True, high=1.0)
         self.patience = _count(patience, "ReduceLROnPlateau(patience)")
-        self.threshold = _number(threshold, "ReduceLROnPlateau(threshold)")
+        self.threshold = check_number(threshold, "ReduceLROnPlateau(threshold)")
         self.cooldown = _count(cooldown, "ReduceLROnPlateau(cooldown)")
-        self.min_lr = _number(min_lr, "ReduceLROnPlateau(min_lr)")
-        self.eps = _number(eps, "ReduceLROnPlateau(eps)")
+        self.min_lr = check_number(min_lr, "ReduceLROnPlateau(min_lr)")
+        self.eps = check_number(eps, "ReduceLROnPlateau(eps)")
 
     def _compute_lr(self):
         return self.optimizer.lr

@@ -70,9 +70,9 @@ class SignalsToFlag:
         self.previous = {}
 
     def _handler(self, signum, frame):
-        if self.loop._interrupt:  # asked twice: stop now
+        if self.loop.interrupt_requested:  # asked twice: stop now
             raise KeyboardInterrupt
-        self.loop._interrupt = True
+        self.loop.interrupt_requested = True
 
     def __enter__(self):
         if self.loop is None or threading.current_thread() is not threading.main_thread():
@@ -206,15 +206,22 @@ def _check_position(loop, training: dict, problems: list) -> None:
         return
     fits = (isinstance(val_index, np.ndarray) and mine is not None and val_index.shape == mine.shape
             and val_index.dtype.kind in "iu" and val_index.min() >= 0
-            and val_index.max() < len(loop._full[0]) and len(np.unique(val_index)) == len(val_index))
+            and val_index.max() < len(loop.full_data[0]) and len(np.unique(val_index)) == len(val_index))
     if not fits:
         problems.append("training.val_index does not name the validation rows of this data")
+
+
+def _architecture(model: dict):
+    """Layers and loss by class name and config. Where a class lives does not
+    count: checkpoints of earlier releases name modules that have since moved."""
+    specs = list(model.get("layers") or []) + [model.get("loss")]
+    return [(s.get("class"), s.get("config")) if isinstance(s, dict) else s for s in specs]
 
 
 def _check_compatible(loop, model: dict, training: dict, arrays, problems: list) -> None:
     mine, my_arrays = model_state(loop.net)
     mine = json.loads(json.dumps(mine))  # compare as read back: tuples become lists
-    if model.get("layers") != mine["layers"] or model.get("loss") != mine["loss"]:
+    if _architecture(model) != _architecture(mine):
         problems.append("it was written for another architecture or loss; build the same network to resume")
     if model.get("dtype") != mine["dtype"]:
         problems.append(f"it holds {model.get('dtype')} weights but the network is {mine['dtype']}")

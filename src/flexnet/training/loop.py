@@ -87,7 +87,7 @@ def _prepare_xy(net, X, y, where: str):
         # Class ids: their check needs no (N, C) array of outputs, which would
         # be the largest temporary of a whole run; the loss's other checks
         # (class weights against the outputs) see the first rows.
-        check_labels(y, len(X), z_probe.shape[1], loss_fn._where())
+        check_labels(y, len(X), z_probe.shape[1], loss_fn.where())
         loss_fn.forward(np.zeros((min(len(X), EVAL_CHUNK),) + z_probe.shape[1:], net.dtype), y[:EVAL_CHUNK])
     else:
         loss_fn.forward(np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype), y)
@@ -119,11 +119,11 @@ def _check_batchnorm_batches(net, n: int, batch_size: int) -> None:
     for layer in net.layers:
         if isinstance(layer, BatchNorm1d):
             if n < 2:
-                raise ValueError(f"fit: {layer._where()} needs at least 2 training rows, got {n}")
+                raise ValueError(f"fit: {layer.where()} needs at least 2 training rows, got {n}")
             better = next(b for b in range(max(batch_size, 2), n + 2) if n % b != 1)
             raise ValueError(
                 f"fit: with {n} training rows and batch_size={batch_size} a batch holds a single "
-                f"row, but {layer._where()} needs at least 2 rows when training; choose a "
+                f"row, but {layer.where()} needs at least 2 rows when training; choose a "
                 f"batch_size that leaves a remainder other than 1 (e.g. {better})"
             )
 
@@ -151,7 +151,7 @@ def _make_optimizer(optimizer, lr, scheduler):
     if optimizer is None and scheduler is not None and getattr(scheduler, "optimizer", None) is not None:
         return scheduler.optimizer
     if optimizer is None or isinstance(optimizer, str):
-        from ..optim.optimizers import SGD, make_optimizer
+        from ..optim import SGD, make_optimizer
 
         lr = check_lr(lr, "fit(lr)")
         return SGD(lr=lr) if optimizer is None else make_optimizer(optimizer, lr=lr)
@@ -344,7 +344,7 @@ class FitLoop:
         if validation_data is not None and validation_split:
             raise ValueError("fit: pass validation_data or validation_split, not both")
         self.Xv = self.yv = self.yv_ids = None
-        self._full = (X, y, y_ids)
+        self.full_data = (X, y, y_ids)  # every row, before any validation split
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise TypeError("fit(validation_data): expected a pair (X_val, y_val)")
@@ -384,7 +384,7 @@ class FitLoop:
         self.perm: np.ndarray | None = None
         self.sums = {"loss": 0.0, "correct": 0, "count": 0, "time": 0.0}
         self.stop_training = False
-        self._interrupt = False
+        self.interrupt_requested = False  # set by Ctrl-C or SIGTERM (checkpoint.SignalsToFlag)
         self.resumed = False  # True once a checkpoint was loaded
         self._saved_mark = None  # (epoch, step, stop_training) of the last checkpoint written
         # Reused batch buffers: gathering by index never allocates per batch.
@@ -404,12 +404,12 @@ class FitLoop:
         """A checksum of the whole training data (X, y), so a resume with other data
         is refused. Computed only when a checkpoint is written or read: a pass
         over every byte is a noticeable part of a short run."""
-        return _fingerprint(*self._full[:2])
+        return _fingerprint(*self.full_data[:2])
 
     def use_split(self, val_index: np.ndarray):
         """Hold out rows ``val_index`` of the data for validation; returns the
         training part ``(X, y, y_ids)``."""
-        X, y, y_ids = self._full
+        X, y, y_ids = self.full_data
         train_idx = np.setdiff1d(np.arange(len(X)), val_index)
         self.val_index = val_index
         self.Xv, self.yv = X[val_index], y[val_index]
@@ -520,7 +520,7 @@ class FitLoop:
                     self.sums["time"] += time.perf_counter() - started
                     started = time.perf_counter()
                     self.save_checkpoint()
-                if self._interrupt:
+                if self.interrupt_requested:
                     self.sums["time"] += time.perf_counter() - started
                     raise self._interrupted(epoch)
             logs = self._running_logs()
@@ -542,7 +542,7 @@ class FitLoop:
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
         self.epoch, self.step, self.perm = epoch, 0, None
-        if self._interrupt:
+        if self.interrupt_requested:
             raise self._interrupted(epoch)
 
     def _running_logs(self) -> dict:

@@ -2,8 +2,8 @@
 
 :mod:`flexnet.nn` knows nothing of training loops or files, so its
 ``Sequential`` and ``Network`` have ``forward``, ``backward``, ``update`` and
-``train_step`` and stop there. The classes here add the two conveniences a
-user reaches for next, ``net.fit(X, y)`` and ``net.save(path)``, and
+``train_step`` and stop there. The classes here add the conveniences a user
+reaches for next, ``net.fit(X, y)``, ``net.save(path)`` and ``net.summary()``, and
 :func:`load` builds them back from a file. These are the classes exported as
 ``flexnet.Sequential`` and ``flexnet.Network``.
 """
@@ -28,6 +28,10 @@ class Sequential(plain.Sequential):
     def save(self, path) -> None:
         """Save to one safe ``.npz`` file with :func:`flexnet.save`; load with :func:`flexnet.load`."""
         model_file.save(self, path)
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        return model_file.summary(self)
 
 
 class Network(plain.Network, Sequential):

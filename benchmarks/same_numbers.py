@@ -12,7 +12,7 @@ then with the new one, never both at once, with one BLAS/OpenMP thread
 - ``edge``: ``flexnet compare``, the tutorial's experiment (three architectures on
   the edge patches). The command prints a table but does not save its networks, and
   ``compare()`` returns only their scores, so the command is run as
-  ``python -m flexnet compare`` with one hook: the sweep module's ``train_trial``
+  ``python -m flexnet compare`` with one hook: the function that trains each run
   (which trains every compare run in-process, in both trees) is wrapped so that
   each trained network is saved as ``edge-<sizes>-seed<seed>.npz``. The printed
   output must be identical too, except the numbers of the ``time (s)`` column.
@@ -59,30 +59,38 @@ COMPARE_COMMAND = "flexnet compare"
 #: The architectures ``flexnet compare`` trains by default, with its default seed.
 EDGE_MODELS = [f"edge-{sizes}-seed42.npz" for sizes in ("25-2", "25-8-2", "25-16-8-2")]
 
-#: ``python -m flexnet compare`` with every network trained by the sweep saved as a model file.
-#: ``flexnet.sweep`` is the sweep module's old path (an alias in the new layout).
+#: ``python -m flexnet compare`` with every network it trains saved as a model file. The
+#: layout by architecture trains each run with ``flexnet.experiments.trial.train``; the flat
+#: layout ran them as trials of the sweep module (``flexnet.sweep.train_trial``).
 EDGE_SCRIPT = """
 import importlib, runpy, sys
-for path in ("flexnet.experiments.sweep", "flexnet.sweep"):
-    try:
-        sweep = importlib.import_module(path)
-        break
-    except ImportError:
-        pass
-trained, train_trial = [], sweep.train_trial
+trained = []
+try:
+    trial = importlib.import_module("flexnet.experiments.trial")
+    train = trial.train
 
-def saving_train_trial(spec, *data):
-    net, history = train_trial(spec, *data)
-    trained.append((spec["config"], net))
-    return net, history
+    def saving_train(config, *data, **kwargs):
+        net, history = train(config, *data, **kwargs)
+        trained.append((config["arch"], kwargs["init_seed"], net))
+        return net, history
 
-sweep.train_trial = saving_train_trial
+    trial.train = saving_train
+except ImportError:
+    sweep = importlib.import_module("flexnet.sweep")
+    train_trial = sweep.train_trial
+
+    def saving_train_trial(spec, *data):
+        net, history = train_trial(spec, *data)
+        trained.append((spec["config"]["arch"], spec["config"]["seed"], net))
+        return net, history
+
+    sweep.train_trial = saving_train_trial
 sys.argv = ["flexnet", *sys.argv[1:]]
 try:
     runpy.run_module("flexnet", run_name="__main__", alter_sys=True)
 finally:
-    for config, net in trained:
-        net.save("edge-" + "-".join(map(str, config["arch"])) + f"-seed{config['seed']}.npz")
+    for arch, seed, net in trained:
+        net.save("edge-" + "-".join(map(str, arch)) + f"-seed{seed}.npz")
 """
 
 HEADER_MEMBER = "__header__.json"

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .fetch import download as fetch_file
-from .prepare import train_test_split
+from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import DataFileError, encode_labels, read_csv, read_idx, read_npz
 from ..nn.checks import as_float_dtype, check_positive_int
 from ..nn.checks import make_rng
@@ -369,3 +369,29 @@ def load(spec: str, *, label=-1, download: bool = True, progress=None) -> Datase
     input_shape = X.shape[1:] if X.ndim == 3 else None
     return Dataset(path.name, X, y, class_names=class_names, input_shape=input_shape,
                    default_scaler="minmax", per_feature=X.ndim == 2)
+
+
+def load_prepared(name, dtype, *, val_split: float = 0.0, seed: int = 0) -> tuple:
+    """A data set by name or path, split and scaled as ``flexnet train`` does it.
+
+    With ``val_split`` the held-out part is a stratified split of the
+    training part; without, it is the data set's test part (None for a
+    user's file). The scaler is fitted on the training rows only.
+
+    Returns:
+        ``(X_train, y_train, X_held, y_held, metadata)``.
+    """
+    ds = load(os.fspath(name))
+    if ds.y_train is None:
+        raise ValueError(f"data {os.fspath(name)!r}: no labels to train on")
+    X, y = flatten(ds.X_train), ds.y_train
+    if val_split:
+        X, X_held, y, y_held = train_test_split(X, y, float(val_split), seed=seed)
+    else:
+        X_held = None if ds.X_test is None else flatten(ds.X_test)
+        y_held = ds.y_test
+    kind = ds.default_scaler
+    scaler = Scaler(kind, per_feature=ds.per_feature or kind == "standard", dtype=dtype).fit(X)
+    metadata = make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names, dataset=ds.name)
+    X_held = None if X_held is None else scaler.transform(X_held)
+    return scaler.transform(X), y, X_held, y_held, metadata

@@ -1,20 +1,27 @@
 """The tutorial's experiment: train several architectures on the same data.
 
-A comparison is the small case of a sweep (:mod:`flexnet.sweep`): one trial
-per architecture and seed, trained by :func:`flexnet.fit` with the
+One run per architecture and seed, trained by :func:`flexnet.fit` with the
 tutorial's settings (batches in order, plain SGD), the seed used as the
 network's seed itself so that every architecture starts from the same
-generator, as the tutorial's ``np.random.seed(42)`` does.
+generator, as the tutorial's ``np.random.seed(42)`` does. Each run is a
+trial as a sweep trains it (:mod:`flexnet.experiments.trial`), so a
+comparison and the same grid swept give the same numbers; the runs go one
+after the other here, or to :func:`flexnet.sweep` when asked to run in
+parallel.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..nn.checks import check_layer_sizes, check_lr, check_positive_int
-from ..data.datasets import edges
+from ..data.datasets import edges, load_prepared
+from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
+from ..ops import threads
+from ..training.loop import TrainingDiverged
+from . import trial
 
 #: The tutorial's three architectures: no hidden layer, one, two.
 TUTORIAL_ARCHITECTURES = ([25, 2], [25, 8, 2], [25, 16, 8, 2])
@@ -41,9 +48,7 @@ def _test_data(data, dtype) -> tuple:
     if data is None:  # the tutorial's data: 200 training and 50 test patches
         return (*edges(200, seed=0, dtype=dtype), *edges(50, seed=1, dtype=dtype))
     if isinstance(data, str):
-        from .sweep import load_named
-
-        X_train, y_train, X_test, y_test, _ = load_named(data, dtype)
+        X_train, y_train, X_test, y_test, _ = load_prepared(data, dtype)
         if X_test is None:
             raise ValueError(f"compare(data={data!r}): the data has no test part; pass "
                              "(X_train, y_train, X_test, y_test)")
@@ -83,8 +88,6 @@ def compare(
     Raises:
         RuntimeError: a run diverged or failed (all runs are finished first).
     """
-    from .sweep import sweep
-
     archs = [check_layer_sizes(a) for a in architectures]
     if not archs:
         raise ValueError("compare: expected at least one architecture")
@@ -99,7 +102,39 @@ def compare(
                 f"compare: architecture {arch} takes {arch[0]} inputs, "
                 f"but the data has {n_features} features"
             )
-    grid = {"arch": archs, "seed": list(seeds), "lr": lr, "batch_size": batch_size, "optimizer": "sgd"}
+    if jobs is not None or scheduler is not None:
+        return _in_parallel(archs, data, list(seeds), epochs, batch_size, lr, dtype, jobs, scheduler)
+    dtype = as_float_dtype(dtype, "compare(dtype)")
+    X, X_test = np.ascontiguousarray(data[0], dtype=dtype), np.ascontiguousarray(data[2], dtype=dtype)
+    y, y_test = np.ascontiguousarray(data[1]), np.ascontiguousarray(data[3])
+    results, failed = [], []
+    with threads.limited(1):  # one BLAS thread, as every sweep trial: the same sums in the same order
+        for arch in archs:
+            for seed in seeds:
+                config = {"arch": arch, "activation": "relu", "dropout": 0.0, "epochs": epochs,
+                          "batch_size": batch_size, "optimizer": "sgd", "lr": lr}
+                start = time.perf_counter()
+                try:
+                    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says so itself
+                        net, history = trial.train(config, X, y, X_test, y_test, dtype=dtype.name, init_seed=seed,
+                                                   fit_seed=trial.fit_seed(seed), shuffle=False)
+                except TrainingDiverged as exc:
+                    failed.append(f"{arch} seed {seed}: {exc}")
+                except Exception as exc:  # the other runs still run, as in a sweep
+                    failed.append(f"{arch} seed {seed}: {type(exc).__name__}: {exc}")
+                else:
+                    results.append(CompareResult(arch, seed, net.n_params(), history["loss"],
+                                                 history["val_accuracy"][-1], time.perf_counter() - start))
+    if failed:
+        raise RuntimeError("; ".join(failed))
+    return results
+
+
+def _in_parallel(archs, data, seeds, epochs, batch_size, lr, dtype, jobs, scheduler) -> list[CompareResult]:
+    """The same runs as trials of :func:`flexnet.sweep`, on local processes or a Dask cluster."""
+    from .sweep import sweep
+
+    grid = {"arch": archs, "seed": seeds, "lr": lr, "batch_size": batch_size, "optimizer": "sgd"}
     result = sweep(data, grid, epochs=epochs, shuffle=False, derive_seeds=False, dtype=dtype, jobs=jobs,
                    scheduler=scheduler, save_best=False)
     if result.interrupted:

@@ -44,6 +44,8 @@ import numpy as np
 
 from ..ops import threads
 from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
+from ..data.datasets import load_prepared
+from . import trial
 from .results import (
     AXES,
     CURVES,
@@ -194,36 +196,6 @@ class SweepData:
         return h.hexdigest()[:16]
 
 
-def load_named(name, dtype, *, val_split: float = 0.0, seed: int = 0) -> tuple:
-    """A data set by name or path, split and scaled as ``flexnet train`` does it.
-
-    With ``val_split`` the held-out part is a stratified split of the
-    training part; without, it is the data set's test part (None for a
-    user's file). The scaler is fitted on the training rows only.
-
-    Returns:
-        ``(X_train, y_train, X_held, y_held, metadata)``.
-    """
-    from .. import data as _data
-    from ..data.datasets import load
-
-    ds = load(os.fspath(name))
-    if ds.y_train is None:
-        raise ValueError(f"data {os.fspath(name)!r}: no labels to train on")
-    X, y = _data.flatten(ds.X_train), ds.y_train
-    if val_split:
-        X, X_held, y, y_held = _data.train_test_split(X, y, float(val_split), seed=seed)
-    else:
-        X_held = None if ds.X_test is None else _data.flatten(ds.X_test)
-        y_held = ds.y_test
-    kind = ds.default_scaler
-    scaler = _data.Scaler(kind, per_feature=ds.per_feature or kind == "standard", dtype=dtype).fit(X)
-    metadata = _data.make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names,
-                                   dataset=ds.name)
-    X_held = None if X_held is None else scaler.transform(X_held)
-    return scaler.transform(X), y, X_held, y_held, metadata
-
-
 def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32") -> SweepData:
     """Turn what the user gave into training and validation arrays.
 
@@ -239,7 +211,7 @@ def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32"
     dtype = as_float_dtype(dtype, "sweep(dtype)")
     metadata: dict = {}
     if isinstance(data, (str, os.PathLike)):
-        X, y, X_val, y_val, metadata = load_named(data, dtype, val_split=val_split, seed=seed)
+        X, y, X_val, y_val, metadata = load_prepared(data, dtype, val_split=val_split, seed=seed)
         data = (X, y, X_val, y_val) if val_split else (X, y)
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 4):
         raise TypeError(
@@ -264,27 +236,10 @@ def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32"
 # -- one trial ---------------------------------------------------------------
 
 
-def build_network(config: dict, dtype, seed: int):
-    """The network a configuration describes."""
-    from ..training.network import Network
-
-    return Network(config["arch"], activation=config["activation"], dropout=config["dropout"],
-                   dtype=dtype, seed=seed)
-
-
 def train_trial(spec: dict, X, y, X_val, y_val):
     """Train one trial; returns ``(net, history)``. Raises what fit raises."""
-    from ..training.loop import fit
-
-    config = spec["config"]
-    net = build_network(config, spec["dtype"], spec["init_seed"])
-    history = fit(
-        net, X, y, epochs=config["epochs"], batch_size=config["batch_size"],
-        optimizer=config["optimizer"], lr=config["lr"],
-        validation_data=None if X_val is None else (X_val, y_val),
-        shuffle=spec["shuffle"], seed=spec["fit_seed"], progress=False,
-    )
-    return net, history
+    return trial.train(spec["config"], X, y, X_val, y_val, dtype=spec["dtype"], init_seed=spec["init_seed"],
+                       fit_seed=spec["fit_seed"], shuffle=spec["shuffle"])
 
 
 def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -> dict:
@@ -322,10 +277,8 @@ def _specs(configs: list[dict], *, derive_seeds: bool, shuffle: bool, dtype) -> 
     specs = []
     for i, config in enumerate(configs):
         base = trial_seed(config) if derive_seeds else config["seed"]
-        # Shuffling gets its own stream, so it is not the stream the weights were drawn from.
-        fit_seed = int(np.random.SeedSequence([base, 1]).generate_state(1, np.uint64)[0])
         specs.append({"index": i, "key": trial_key(config), "config": config, "init_seed": base,
-                      "fit_seed": fit_seed, "shuffle": shuffle, "dtype": dtype.name})
+                      "fit_seed": trial.fit_seed(base), "shuffle": shuffle, "dtype": dtype.name})
     return specs
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .checks import check_float_input, check_number
+from .checks import check_float_input, check_number, lookup
 from .layers import Layer, ReLU
 
 
@@ -186,9 +186,4 @@ def get(name) -> type[Layer]:
     """
     if isinstance(name, type) and issubclass(name, Layer):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"activation: expected a name or a Layer class, got {name!r}")
-    key = name.lower().replace("-", "_").replace("leakyrelu", "leaky_relu")
-    if key not in ACTIVATIONS:
-        raise ValueError(f"activation: unknown name {name!r}; expected one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[key]
+    return lookup(name, ACTIVATIONS, "activation", {"leakyrelu": "leaky_relu"}, "a name or a Layer class")

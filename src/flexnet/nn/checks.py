@@ -85,6 +85,18 @@ def check_layer_sizes(layer_sizes) -> list[int]:
     return [check_positive_int(s, f"layer_sizes[{i}] in {sizes}") for i, s in enumerate(sizes)]
 
 
+def lookup(name, table: dict, what: str, aliases: dict | None = None, kind: str = "a name", noun: str = "name"):
+    """``table[name]``, for a name in any case with ``-`` or ``_``, or one of its ``aliases``;
+    errors that list the names known. ``kind`` says what the caller accepts."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what}: expected {kind}, got {name!r}")
+    key = name.lower().replace("-", "_")
+    key = (aliases or {}).get(key, key)
+    if key not in table:
+        raise ValueError(f"{what}: unknown {noun} {name!r}; expected one of {sorted(table)}")
+    return table[key]
+
+
 def make_rng(seed) -> np.random.Generator:
     """A Generator from a seed, an existing Generator (returned as is) or None."""
     if isinstance(seed, np.random.RandomState):
@@ -149,9 +161,7 @@ def check_targets(y, shape: tuple, dtype: np.dtype, where: str) -> np.ndarray:
     if y.shape != shape:
         raise ValueError(f"{where}: expected targets of shape {shape}, got {y.shape}")
     y = y if y.dtype == dtype else y.astype(dtype)
-    if not np.isfinite(y).all():
-        bad = int(np.flatnonzero(~np.isfinite(y).all(axis=tuple(range(1, y.ndim))))[0])
-        raise ValueError(f"{where}: target row {bad} holds NaN or infinity")
+    check_finite_rows(y, f"{where}: target")  # "target: row 3 holds NaN or infinity"
     return y
 
 

@@ -49,16 +49,13 @@ def gradcheck(model, x, y=None, *, eps: float = 1e-6, max_checks: int = 64, seed
     rng = np.random.default_rng(seed)
     model = copy.deepcopy(model)
     x = np.array(x, dtype=np.float64)  # a private copy we may perturb
-    if isinstance(model, Sequential):
-        if y is None:
-            raise ValueError("gradcheck: a network needs targets y for its loss")
-        model.dtype = np.dtype(np.float64)
-        for layer in model.layers:
-            layer.astype(np.float64)
-    elif isinstance(model, Layer):
-        model.astype(np.float64)
-    else:
+    if not isinstance(model, (Sequential, Layer)):
         raise TypeError(f"gradcheck: expected a flexnet network or layer, got {type(model).__name__}")
+    if isinstance(model, Sequential) and y is None:
+        raise ValueError("gradcheck: a network needs targets y for its loss")
+    model.dtype = np.dtype(np.float64)
+    for layer in getattr(model, "layers", [model]):
+        layer.astype(np.float64)
 
     states = [(g, copy.deepcopy(g.bit_generator.state)) for g in _rngs(model)]
     probe = None

@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from .checks import lookup
+
 Initializer = Callable[[int, int, np.random.Generator, np.dtype], np.ndarray]
 
 
@@ -68,7 +70,8 @@ INITIALIZERS: dict[str, Initializer] = {
     "glorot_uniform": glorot_uniform, "lecun_normal": lecun_normal, "lecun_uniform": lecun_uniform,
 }
 # The other common spellings of the same two families.
-_ALIASES = {"kaiming": "he", "xavier": "glorot"}
+_ALIASES = {f"{alias}_{kind}": f"{family}_{kind}" for alias, family in (("kaiming", "he"), ("xavier", "glorot"))
+            for kind in ("normal", "uniform")}
 
 #: Activation class name -> the initialiser that suits it.
 DEFAULT_FOR_ACTIVATION = {
@@ -86,13 +89,7 @@ def get(name) -> Initializer:
     """
     if callable(name):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"init: expected a name such as 'he_normal' or a callable, got {name!r}")
-    family, _, kind = name.lower().partition("_")
-    key = f"{_ALIASES.get(family, family)}_{kind}"
-    if key not in INITIALIZERS:
-        raise ValueError(f"init: unknown initialiser {name!r}; expected one of {sorted(INITIALIZERS)}")
-    return INITIALIZERS[key]
+    return lookup(name, INITIALIZERS, "init", _ALIASES, "a name such as 'he_normal' or a callable", "initialiser")
 
 
 def default_for(activation) -> str:

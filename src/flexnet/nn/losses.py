@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .checks import check_labels, check_number, check_targets
+from .checks import check_labels, check_number, check_targets, lookup
 from .activations import sigmoid
 
 
@@ -118,21 +118,12 @@ class SoftmaxCrossEntropy(Loss):
         self.y = None  # targets as given: ids (N,) or distribution (N, C)
         self._scale = None  # weighted/smoothed case: what backward needs
 
-    def forward(self, z, y):
-        z = self._check_outputs(z)
-        n, c = z.shape
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape == (n, 1) and c > 1:
-            raise ValueError(f"{self.where()}: got labels of shape {y.shape} for {c} outputs; class ids "
-                             "belong in a 1-D array (y.ravel()), one-hot targets in shape "
-                             f"({n}, {c})")
-        if y.ndim == 2:
-            y = check_targets(y, z.shape, z.dtype, self.where())
-            if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
-                raise ValueError(f"{self.where()}: 2-D targets must be one-hot rows or "
-                                 "probabilities summing to 1; for class ids pass a 1-D array")
-        else:
-            y = check_labels(y, n, c, self.where())
+    def forward(self, z, y, *, checked: bool = False):
+        """The mean loss. ``checked=True`` says ``z`` is a float batch and ``y``
+        int64 class ids already checked against its classes: ``fit`` checks every
+        label once before its loop, so its batches skip the checks."""
+        if not checked:
+            z, y = self._check(z, y)
         self.y = y
         if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
             return self._ids_forward(z, y)
@@ -141,7 +132,22 @@ class SoftmaxCrossEntropy(Loss):
         if self.class_weights is not None or self.label_smoothing > 0:
             return self._weighted_forward(logp, y)
         self._scale = None
-        return float(-(y * logp).sum() / n)  # (N, C) targets
+        return float(-(y * logp).sum() / len(z))  # (N, C) targets
+
+    def _check(self, z, y) -> tuple[np.ndarray, np.ndarray]:
+        z = self._check_outputs(z)
+        n, c = z.shape
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape == (n, 1) and c > 1:
+            raise ValueError(f"{self.where()}: got labels of shape {y.shape} for {c} outputs; class ids belong "
+                             f"in a 1-D array (y.ravel()), one-hot targets in shape ({n}, {c})")
+        if y.ndim != 2:
+            return z, check_labels(y, n, c, self.where())
+        y = check_targets(y, z.shape, z.dtype, self.where())
+        if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError(f"{self.where()}: 2-D targets must be one-hot rows or probabilities summing to 1; "
+                             "for class ids pass a 1-D array")
+        return z, y
 
     def _ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
         """The common case, class ids without weights or smoothing: one exp and no
@@ -396,10 +402,4 @@ def get(name) -> type[Loss]:
     """
     if isinstance(name, type) and issubclass(name, Loss):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"loss: expected a name or a Loss class, got {name!r}")
-    key = name.lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in LOSSES:
-        raise ValueError(f"loss: unknown name {name!r}; expected one of {sorted(LOSSES)}")
-    return LOSSES[key]
+    return lookup(name, LOSSES, "loss", _ALIASES, "a name or a Loss class")

@@ -8,7 +8,6 @@ PyTorch bridge reshapes.)
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .checks import as_float_dtype, check_float_input, check_number, check_positive_int
@@ -27,7 +26,42 @@ def _normalised_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarra
     return inv_std * (dxhat - mean_d - xhat * mean_dx)
 
 
-class BatchNorm1d(Layer):
+class _Normalization(Layer):
+    """What both share: ``xhat = (x - mean) * inv_std``, then ``gamma * xhat + beta``."""
+
+    def __init__(self, num_features: int, eps: float, affine: bool, dtype):
+        where = type(self).__name__
+        self.num_features = check_positive_int(num_features, f"{where}(num_features)")
+        self.eps = check_number(eps, f"{where}(eps)", low_open=True)
+        self.dtype = as_float_dtype(dtype, f"{where}(dtype)")
+        self.affine = bool(affine)
+        self.params = ("gamma", "beta") if self.affine else ()
+        if self.affine:
+            self.gamma = np.ones((1, self.num_features), dtype=self.dtype)
+            self.beta = np.zeros((1, self.num_features), dtype=self.dtype)
+            self.dgamma = self.dbeta = None
+        self.xhat = self.inv_std = None
+
+    def _input(self, x) -> np.ndarray:
+        x = check_float_input(self, x, self.num_features)
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def _normalise(self, x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        self.inv_std = 1 / np.sqrt(var + self.eps)  # (1, F) or (N, 1)
+        self.xhat = (x - mean) * self.inv_std  # (N, F)
+        return self.xhat * self.gamma + self.beta if self.affine else self.xhat
+
+    def _affine_backward(self, grad: np.ndarray) -> np.ndarray:
+        """Store dgamma and dbeta; return dL/dxhat."""
+        self._check_grad(grad, self.xhat)
+        if not self.affine:
+            return grad
+        self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
+        self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
+        return grad * self.gamma
+
+
+class BatchNorm1d(_Normalization):
     """Normalise each feature over the batch, then scale and shift: ``gamma * xhat + beta``.
 
     Training (``forward(x, training=True)``) normalises with the batch mean and
@@ -52,68 +86,44 @@ class BatchNorm1d(Layer):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, *, dtype="float32"):
-        self.num_features = check_positive_int(num_features, "BatchNorm1d(num_features)")
-        self.eps = check_number(eps, "BatchNorm1d(eps)", low_open=True)
+        super().__init__(num_features, eps, affine, dtype)
         self.momentum = None if momentum is None else check_number(
             momentum, "BatchNorm1d(momentum) (or None)", high=1.0, high_open=False)
-        self.affine = bool(affine)
-        self.params = ("gamma", "beta") if self.affine else ()
-        self.dtype = as_float_dtype(dtype, "BatchNorm1d(dtype)")
-        shape = (1, self.num_features)
-        if self.affine:
-            self.gamma = np.ones(shape, dtype=self.dtype)
-            self.beta = np.zeros(shape, dtype=self.dtype)
-            self.dgamma = None
-            self.dbeta = None
-        self.running_mean = np.zeros(shape, dtype=self.dtype)
-        self.running_var = np.ones(shape, dtype=self.dtype)
+        self.running_mean = np.zeros((1, self.num_features), dtype=self.dtype)
+        self.running_var = np.ones((1, self.num_features), dtype=self.dtype)
         self.buffers = ("running_mean", "running_var")
         if self.momentum is None:
             # A count of batches, stored in the layer's float dtype like every
             # buffer (exact up to 2**24 batches in float32).
             self.num_batches_tracked = np.zeros((), dtype=self.dtype)
             self.buffers += ("num_batches_tracked",)
-        self.xhat = None
-        self.inv_std = None
         self.batch_stats = False  # whether the last forward used batch statistics
 
     def forward(self, x, training=False):
-        x = check_float_input(self, x, self.num_features)
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
-        if training:
-            n = len(x)
-            if n < 2:
-                raise ValueError(f"{self.where()} needs at least 2 rows per batch when training, got {n}; "
-                                 "a variance over one row is 0. Use a larger batch or drop the last one.")
-            mean = x.mean(axis=0, keepdims=True)  # (1, F)
-            var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
-            m = self.momentum
-            if m is None:  # cumulative average: the t-th batch weighs 1/t
-                self.num_batches_tracked += 1
-                m = 1.0 / float(self.num_batches_tracked)
-            # In place, so references to the buffers (optimizers, io) stay valid.
-            self.running_mean *= 1 - m
-            self.running_mean += m * mean
-            self.running_var *= 1 - m
-            self.running_var += m * var * (n / (n - 1))  # unbiased, as PyTorch keeps it
-        else:
-            mean, var = self.running_mean, self.running_var
-        self.batch_stats = bool(training)
-        self.inv_std = 1 / np.sqrt(var + self.eps)  # (1, F)
-        self.xhat = (x - mean) * self.inv_std  # (N, F)
-        if not self.affine:
-            return self.xhat
-        return self.xhat * self.gamma + self.beta
+        x = self._input(x)
+        self.batch_stats = False
+        if not training:
+            return self._normalise(x, self.running_mean, self.running_var)
+        n = len(x)
+        if n < 2:
+            raise ValueError(f"{self.where()} needs at least 2 rows per batch when training, got {n}; "
+                             "a variance over one row is 0. Use a larger batch or drop the last one.")
+        mean = x.mean(axis=0, keepdims=True)  # (1, F)
+        var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
+        m = self.momentum
+        if m is None:  # cumulative average: the t-th batch weighs 1/t
+            self.num_batches_tracked += 1
+            m = 1.0 / float(self.num_batches_tracked)
+        # In place, so references to the buffers (optimizers, io) stay valid.
+        self.running_mean *= 1 - m
+        self.running_mean += m * mean
+        self.running_var *= 1 - m
+        self.running_var += m * var * (n / (n - 1))  # unbiased, as PyTorch keeps it
+        self.batch_stats = True
+        return self._normalise(x, mean, var)
 
     def backward(self, grad, input_grad=True):
-        self._check_grad(grad, self.xhat)
-        if self.affine:
-            self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
-            self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
-            dxhat = grad * self.gamma
-        else:
-            dxhat = grad
+        dxhat = self._affine_backward(grad)
         if not input_grad:
             return None
         if not self.batch_stats:
@@ -121,15 +131,14 @@ class BatchNorm1d(Layer):
         return _normalised_backward(dxhat, self.xhat, self.inv_std, axis=0)
 
     def config(self):
-        return {"num_features": self.num_features, "eps": self.eps,
-                "momentum": self.momentum, "affine": self.affine}
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine}
 
     def __repr__(self):
-        extra = "" if self.affine else ", affine=False"
-        return f"BatchNorm1d({self.num_features}{extra})"
+        return f"BatchNorm1d({self.num_features}{'' if self.affine else ', affine=False'})"
 
 
-class LayerNorm(Layer):
+class LayerNorm(_Normalization):
     """Normalise each row over its features, then scale and shift: ``gamma * xhat + beta``.
 
     Unlike BatchNorm the statistics come from the row itself, so training and
@@ -145,36 +154,16 @@ class LayerNorm(Layer):
         x: (N, F) -> (N, F); gamma, beta: (1, F).
     """
 
-    params = ("gamma", "beta")
-
     def __init__(self, num_features: int, eps: float = 1e-5, *, dtype="float32"):
-        self.num_features = check_positive_int(num_features, "LayerNorm(num_features)")
-        self.eps = check_number(eps, "LayerNorm(eps)", low_open=True)
-        self.dtype = as_float_dtype(dtype, "LayerNorm(dtype)")
-        self.gamma = np.ones((1, self.num_features), dtype=self.dtype)
-        self.beta = np.zeros((1, self.num_features), dtype=self.dtype)
-        self.dgamma = None
-        self.dbeta = None
-        self.xhat = None
-        self.inv_std = None
+        super().__init__(num_features, eps, True, dtype)
 
     def forward(self, x, training=False):
-        x = check_float_input(self, x, self.num_features)
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
-        mean = x.mean(axis=1, keepdims=True)  # (N, 1)
-        var = x.var(axis=1, keepdims=True)  # (N, 1)
-        self.inv_std = 1 / np.sqrt(var + self.eps)  # (N, 1)
-        self.xhat = (x - mean) * self.inv_std  # (N, F)
-        return self.xhat * self.gamma + self.beta
+        x = self._input(x)
+        return self._normalise(x, x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True))  # (N, 1) each
 
     def backward(self, grad, input_grad=True):
-        self._check_grad(grad, self.xhat)
-        self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
-        self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
-        if not input_grad:
-            return None
-        return _normalised_backward(grad * self.gamma, self.xhat, self.inv_std, axis=1)
+        dxhat = self._affine_backward(grad)
+        return _normalised_backward(dxhat, self.xhat, self.inv_std, axis=1) if input_grad else None
 
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps}

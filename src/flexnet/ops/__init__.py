@@ -65,25 +65,52 @@ def _pieces(n: int) -> tuple[tuple[int, int], ...]:
     return tuple((start, min(CHUNK, n - start)) for start in range(0, n, CHUNK))
 
 
-def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
-    """``y += a * x`` in place, in one pass when SciPy's BLAS can take the arrays.
+def _kernel(x: np.ndarray, y: np.ndarray):
+    """SciPy's axpy for these arrays, or None where NumPy must do it: BLAS needs
+    both C-contiguous, aligned and writeable, of one shape and dtype."""
+    if x.flags.carray and y.flags.carray and x.shape == y.shape and x.dtype == y.dtype:
+        return _kernels().get(y.dtype)
+    return None
 
-    BLAS needs both C-contiguous, aligned and writeable, of one shape and
-    dtype; anything else, and ``a == 0`` (where BLAS would skip the work but
-    NumPy, like PyTorch, still spreads a NaN in ``x``), takes NumPy's two steps.
-    """
-    kernel = None
-    if a != 0 and x.flags.carray and y.flags.carray and x.shape == y.shape and x.dtype == y.dtype:
-        kernel = _kernels().get(y.dtype)
-    if kernel is None:
-        np.add(y, a * x, out=y)
-        return
-    xs, ys = x.reshape(-1), y.reshape(-1)  # views: both are contiguous
-    for start, count in _pieces(y.size):
+
+def _blas_axpy(kernel, xs: np.ndarray, ys: np.ndarray, a: float, pieces) -> None:
+    for start, count in pieces:
         # positional (x, y, n, a, offx, incx, offy, incy): keywords cost more than the work
         out = kernel(xs, ys, count, a, start, 1, start, 1)
         if out is not ys:  # the wrapper copied after all: write the result back
             np.copyto(ys, out)
+
+
+def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """``y += a * x`` in place, in one pass when SciPy's BLAS can take the arrays.
+
+    ``a == 0`` takes NumPy's two steps too: BLAS would skip the work, while
+    NumPy, like PyTorch, still spreads a NaN in ``x``.
+    """
+    kernel = _kernel(x, y)
+    if kernel is None or a == 0:
+        np.add(y, a * x, out=y)
+    else:
+        _blas_axpy(kernel, x.reshape(-1), y.reshape(-1), a, _pieces(y.size))  # flat views
+
+
+def prepare_axpy(x: np.ndarray, y: np.ndarray):
+    """``f(a)`` doing ``axpy(a, x, y)``, for a pair updated at every step: the
+    checks, the choice of kernel and the flat views are made once, not per call."""
+    kernel = _kernel(x, y)
+    if kernel is None:
+        return lambda a: np.add(y, a * x, out=y)
+    xs, ys, pieces = x.reshape(-1), y.reshape(-1), _pieces(y.size)
+
+    def update(a: float) -> None:
+        if a == 0 or not y.flags.writeable:  # a y frozen since must raise, not be written
+            np.add(y, a * x, out=y)
+            return
+        for start, count in pieces:  # _blas_axpy, inlined: this runs for every parameter at every step
+            out = kernel(xs, ys, count, a, start, 1, start, 1)
+            if out is not ys:
+                np.copyto(ys, out)
+    return update
 
 
 def _fits(out, shape: tuple, dtype) -> bool:

@@ -25,8 +25,7 @@ Learning-rate schedules live beside this module, in
 
 from __future__ import annotations
 
-import math
-from numbers import Real
+import functools
 from typing import Any
 
 import numpy as np
@@ -54,12 +53,11 @@ class Optimizer:
     """
 
     def __init__(self, lr: float, *, weight_decay: float = 0.0, l1: float = 0.0):
-        where = type(self).__name__
-        self._lr = check_lr(lr, f"{where}(lr)")
-        self.weight_decay = check_number(weight_decay, f"{where}(weight_decay)")
-        self.l1 = check_number(l1, f"{where}(l1)")
+        self._lr = check_lr(lr, f"{type(self).__name__}(lr)")
+        self.weight_decay = check_number(weight_decay, f"{type(self).__name__}(weight_decay)")
+        self.l1 = check_number(l1, f"{type(self).__name__}(l1)")
         self.state: dict[str, dict[str, Any]] = {}
-        self._checked: dict[str, tuple] = {}  # name -> (param, grad, state) last checked
+        self._prepared: dict[str, tuple] = {}  # name -> (param, grad, state, update), checked
 
     # The learning rate may reach 0 at the end of a schedule, never below.
     @property
@@ -83,27 +81,32 @@ class Optimizer:
         if not callable(named):
             raise TypeError(f"{type(self).__name__}.step: expected a model with named_parameters() "
                             f"(a Sequential, Network or Layer), got {type(model).__name__}")
-        checked = self._checked
+        prepared = self._prepared
         for name, p, g in named():
             if g is None:
                 continue
             state = self.state.get(name)
             # The same parameter, gradient and state arrays as at the last step
-            # (layers reuse their gradient arrays) were checked then, and cannot
-            # have changed shape or dtype since: check only what is new.
-            seen = checked.get(name)
+            # (layers reuse their gradient arrays) were checked then and cannot
+            # have changed shape or dtype since: check and prepare only what is new.
+            seen = prepared.get(name)
             if seen is None or seen[0] is not p or seen[1] is not g or seen[2] is not state:
                 self._check_pair(name, p, g)
                 if state is None:
                     state = self.state[name] = self._new_state(p)
                 else:
                     self._match_state(name, p, state)
-                checked[name] = (p, g, state)
-            self._update(p, g, state)
+                seen = prepared[name] = (p, g, state, self._prepare(p, g, state))
+            seen[3]()
+
+    def _prepare(self, p: np.ndarray, g: np.ndarray, state: dict):
+        """The update of one parameter as a call of no arguments, made once per
+        (parameter, gradient, state) and called at every step."""
+        return functools.partial(self._update, p, g, state)
 
     def __getstate__(self) -> dict:
-        # The cache holds the model's arrays: a copy or a pickle checks its own.
-        return {**self.__dict__, "_checked": {}}
+        # The cache holds the model's arrays: a copy or a pickle prepares its own.
+        return {**self.__dict__, "_prepared": {}}
 
     def _penalized(self, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
         """The gradient plus the L2 and L1 terms (a new array; ``g`` is untouched)."""
@@ -129,13 +132,11 @@ class Optimizer:
         """Refuse state of another shape; cast state of another dtype (a loaded
         float64 checkpoint driving a float32 model computes in float32)."""
         for key, value in state.items():
-            if not isinstance(value, np.ndarray):
-                continue
-            if value.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}.step: state {key!r} of {name} has shape "
-                                 f"{value.shape}, but the parameter has shape {p.shape}; was this "
-                                 "optimizer state saved for a different model?")
-            if value.dtype != p.dtype:
+            if isinstance(value, np.ndarray) and value.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}.step: state {key!r} of {name} has shape {value.shape}, "
+                                 f"but the parameter has shape {p.shape}; was this optimizer state saved "
+                                 "for a different model?")
+            if isinstance(value, np.ndarray) and value.dtype != p.dtype:
                 state[key] = value.astype(p.dtype)
 
     # -- what subclasses define ---------------------------------------------------
@@ -157,24 +158,16 @@ class Optimizer:
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (current lr included) that rebuild this optimizer."""
-        cfg = {"lr": self.lr}
-        for key in self.defaults:
-            value = getattr(self, key)
-            cfg[key] = list(value) if isinstance(value, tuple) else value
-        return cfg
+        values = {key: getattr(self, key) for key in self.defaults}
+        return {"lr": self.lr, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training exactly: type, hyper-parameters,
         per-parameter state. Values are JSON scalars, lists and NumPy arrays
         (copies: later steps do not change a saved dict)."""
-        return {
-            "type": type(self).__name__,
-            "config": self.config(),
-            "state": {
-                name: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
-                for name, st in self.state.items()
-            },
-        }
+        state = {name: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+                 for name, st in self.state.items()}
+        return {"type": type(self).__name__, "config": self.config(), "state": state}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyper-parameters and state from :meth:`state_dict`'s output.
@@ -192,13 +185,11 @@ class Optimizer:
             raise ValueError(f"{where}: this state was saved by {state_dict['type']}, not {kind}; "
                              f"build a {state_dict['type']} to load it")
         config = dict(state_dict["config"])
-        unknown = set(config) - {"lr", *self.defaults}
-        if unknown:
-            raise ValueError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
+        if set(config) - {"lr", *self.defaults}:
+            raise ValueError(f"{where}: unknown hyper-parameters {sorted(set(config) - {'lr', *self.defaults})}")
         fresh = type(self)(**config)  # validates every value
-        restored = {}
-        for name, st in dict(state_dict["state"]).items():
-            restored[str(name)] = fresh._checked_state(str(name), st, where)
+        restored = {str(name): fresh._checked_state(str(name), st, where)
+                    for name, st in dict(state_dict["state"]).items()}
         for key in ("_lr", "weight_decay", "l1", *self.defaults):
             setattr(self, key, getattr(fresh, key))
         self.state = restored
@@ -211,18 +202,15 @@ class Optimizer:
                              f"configuration, got {got}")
         out: dict[str, Any] = {}
         for key, value in st.items():
-            if key == "step":
-                whole = (not isinstance(value, (bool, np.bool_)) and isinstance(value, Real)
-                         and math.isfinite(value) and value >= 0 and value == int(value))
-                if not whole:
+            if key == "step":  # a whole number >= 0
+                out[key] = int(check_number(value, f"{where}: step of {name}"))
+                if out[key] != value:
                     raise ValueError(f"{where}: step of {name} must be a whole number >= 0, got {value!r}")
-                out[key] = int(value)
+            elif np.asarray(value).dtype.kind != "f":
+                raise TypeError(f"{where}: state {key!r} of {name} must be a float array, "
+                                f"got dtype {np.asarray(value).dtype}")
             else:
-                arr = np.asarray(value)
-                if arr.dtype.kind != "f":
-                    raise TypeError(f"{where}: state {key!r} of {name} must be a float array, "
-                                    f"got dtype {arr.dtype}")
-                out[key] = arr.copy()
+                out[key] = np.array(value)  # a copy
         return out
 
     def __repr__(self) -> str:
@@ -266,6 +254,19 @@ class SGD(Optimizer):
         # PyTorch starts the buffer at the first gradient, not at zero; the
         # buffer is filled in _update, where the penalised gradient is known.
         return {}
+
+    def _prepare(self, p, g, state):
+        general = super()._prepare(p, g, state)
+        if type(self) is not SGD:
+            return general  # a subclass's own rule (its _update, its lr) always runs
+        plain = ops.prepare_axpy(g, p)  # p += a * g, its checks and flat views made once
+
+        def update():
+            if self.momentum == 0 and self.weight_decay == 0 and self.l1 == 0:
+                plain(-self._lr)  # p -= lr * g: plain SGD, the common case
+            else:
+                general()
+        return update
 
     def _update(self, p, g, state):
         g = self._penalized(p, g, self.weight_decay)
@@ -433,8 +434,8 @@ class Adagrad(Optimizer):
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, l1: float = 0.0):
         super().__init__(lr, weight_decay=weight_decay, l1=l1)
         self.lr_decay = check_number(lr_decay, "Adagrad(lr_decay)")
-        self.initial_accumulator_value = check_number(
-            initial_accumulator_value, "Adagrad(initial_accumulator_value)")
+        self.initial_accumulator_value = check_number(initial_accumulator_value,
+                                                      "Adagrad(initial_accumulator_value)")
         self.eps = check_number(eps, "Adagrad(eps)")
 
     def state_keys(self):

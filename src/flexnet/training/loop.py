@@ -391,6 +391,9 @@ class FitLoop:
         bs = min(self.batch_size, self.n)
         self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
         self._ybuf = np.empty((bs,) + y.shape[1:], dtype=y.dtype)
+        # _prepare_xy checked every class id against the outputs: int64 ids
+        # (NumPy's default) need no check per batch; other dtypes take the full one
+        self.labels_checked = y.ndim == 1 and y.dtype == np.int64
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
@@ -436,7 +439,10 @@ class FitLoop:
         for layer in self.net.layers:
             z = layer.forward(z, True)
         loss_fn = self.net.loss_fn
-        loss = loss_fn.forward(z, yb)
+        if self.labels_checked and type(loss_fn) is SoftmaxCrossEntropy:
+            loss = loss_fn.forward(z, yb, checked=True)  # every label was checked before the loop
+        else:
+            loss = loss_fn.forward(z, yb)
         if not math.isfinite(loss):
             return loss
         if self.y_ids is not None:

@@ -15,9 +15,3 @@ from .layers import Layer, Linear, ReLU
 from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .network import Network, Sequential
 from .normalization import BatchNorm1d, LayerNorm
-
-__all__ = [
-    "BCEWithLogits", "BatchNorm1d", "Dropout", "GELU", "Huber", "L1", "Layer", "LayerNorm",
-    "LeakyReLU", "Linear", "Loss", "MSE", "Network", "ReLU", "Sequential", "Sigmoid", "Softmax",
-    "SoftmaxCrossEntropy", "Tanh", "gradcheck",
-]

@@ -66,6 +66,22 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` per row, exact for logits of any size.
+
+    Subtracting the row maximum first keeps ``exp`` in [0, 1], so nothing
+    overflows; the log is taken of a sum >= 1, so nothing underflows to -inf.
+    """
+    shifted = z - z.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for logits of any size."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 class Sigmoid(Layer):
     """``h = 1 / (1 + exp(-z))``; its derivative is ``h * (1 - h)``."""
 
@@ -160,9 +176,7 @@ class Softmax(Layer):
         self.out = None
 
     def forward(self, z, training=False):
-        z = check_float_input(self, z)
-        e = np.exp(z - z.max(axis=1, keepdims=True))  # (N, C), largest entry 1
-        self.out = e / e.sum(axis=1, keepdims=True)
+        self.out = softmax(check_float_input(self, z))  # (N, C)
         return self.out
 
     def backward(self, dp, input_grad=True):

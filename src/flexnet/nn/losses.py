@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import ops
 from .checks import check_labels, check_number, check_targets, lookup
-from .activations import sigmoid
+from .activations import log_softmax, sigmoid, softmax
 
 
 class Loss:
@@ -62,22 +62,6 @@ class Loss:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
-
-
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """``log(softmax(z))`` per row, exact for logits of any size.
-
-    Subtracting the row maximum first keeps ``exp`` in [0, 1], so nothing
-    overflows; the log is taken of a sum >= 1, so nothing underflows to -inf.
-    """
-    shifted = z - z.max(axis=1, keepdims=True)  # (N, C), max 0 per row
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for logits of any size."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class SoftmaxCrossEntropy(Loss):

@@ -9,7 +9,8 @@ run's whole state for exact resume; ``network.py`` gives the networks of
 
 from .callbacks import Callback, EarlyStopping, History, LRSchedulerCallback
 from .checkpoint import TrainingInterrupted
-from .loop import FitLoop, TrainingDiverged, evaluate, fit
+from .evaluation import evaluate
+from .loop import FitLoop, TrainingDiverged, fit
 from .network import Network, Sequential, load
 
 __all__ = [

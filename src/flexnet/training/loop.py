@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 
-from ..nn.checks import as_input, check_finite_rows, check_labels, check_lr, check_positive_int
+from ..nn.checks import check_lr, check_positive_int
 from .callbacks import (
     Callback,
     EarlyStopping,
@@ -27,7 +27,8 @@ from .callbacks import (
     uses_batch_hooks,
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
-from ..nn.layers import ReLU
+from .diagnostics import Diagnostics
+from .evaluation import evaluate, loss_and_accuracy, prepare_xy
 from ..nn.losses import SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d
 
@@ -43,10 +44,6 @@ __all__ = [
     "fit",
 ]
 
-#: Rows per forward pass when evaluating (bounds memory, not results).
-EVAL_CHUNK = 4096
-#: Rows used to measure the fraction of dead ReLUs (diagnostics=True).
-DIAG_ROWS = 512
 
 
 class TrainingDiverged(ArithmeticError):
@@ -61,53 +58,6 @@ class TrainingDiverged(ArithmeticError):
 
 
 # -- checks done once per fit ------------------------------------------------
-
-
-def _prepare_xy(net, X, y, where: str):
-    """Validate ``(X, y)`` for ``net`` once; returns arrays ready for the loop.
-
-    Returns ``(X, y, y_ids)``: X as a C-contiguous array of the network's
-    dtype, y as the loss wants it (class ids as int64, dense targets in the
-    network's dtype) and ``y_ids``, the class of each row comparable with
-    ``loss.predict`` (None for regression).
-    """
-    X = as_input(X, net.dtype, f"{where}(X)")
-    X = np.ascontiguousarray(X)
-    check_finite_rows(X, f"{where}(X)")
-    y = np.asarray(y)
-    if y.ndim == 0 or len(y) != len(X):
-        got = f"{len(y)} rows" if y.ndim else "a scalar"
-        raise ValueError(f"{where}: X has {len(X)} rows but y has {got}; they must match")
-    z_probe = net.forward(X[:2])  # shape errors name the layer
-    loss_fn = net.loss_fn
-    if y.dtype.kind == "f":
-        check_finite_rows(y, f"{where}(y)")
-    # The loss's own checks (label range, shapes), applied to every row at once.
-    if isinstance(loss_fn, SoftmaxCrossEntropy) and y.ndim == 1:
-        # Class ids: their check needs no (N, C) array of outputs, which would
-        # be the largest temporary of a whole run; the loss's other checks
-        # (class weights against the outputs) see the first rows.
-        check_labels(y, len(X), z_probe.shape[1], loss_fn.where())
-        loss_fn.forward(np.zeros((min(len(X), EVAL_CHUNK),) + z_probe.shape[1:], net.dtype), y[:EVAL_CHUNK])
-    else:
-        loss_fn.forward(np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype), y)
-    if loss_fn.is_classifier and y.ndim == 1 and z_probe.shape[1] > 1:  # class ids
-        if y.dtype.kind in "fb":
-            y = y.astype(np.int64)  # whole-number floats, as loaded from CSV
-    elif y.dtype != net.dtype:
-        y = y.astype(net.dtype)  # dense targets: converted once here, not in every batch
-    y = np.ascontiguousarray(y)
-    y_ids = None
-    if loss_fn.is_classifier:
-        pred = np.asarray(loss_fn.predict(z_probe))
-        if pred.ndim == 1:
-            if y.ndim == 1:
-                y_ids = y  # the same array: the loop then gathers labels once per batch
-            else:
-                y_ids = y.argmax(axis=1) if y.shape[1] > 1 else y.reshape(len(y))
-        else:
-            y_ids = y.reshape(len(y), -1)
-    return X, y, y_ids
 
 
 def _check_batchnorm_batches(net, n: int, batch_size: int) -> None:
@@ -205,121 +155,6 @@ def _progress_factory(progress):
     return tqdm
 
 
-# -- evaluation ----------------------------------------------------------------
-
-
-def _outputs(net, X: np.ndarray) -> np.ndarray:
-    """Inference-mode outputs for every row, computed in chunks."""
-    if len(X) <= EVAL_CHUNK:
-        return net.forward(X)
-    return np.concatenate([net.forward(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)])
-
-
-def _loss_and_accuracy(net, X, y, y_ids) -> tuple[float, float | None]:
-    z = _outputs(net, X)
-    loss = net.loss_fn.forward(z, y)
-    if y_ids is None:
-        return loss, None
-    pred = np.asarray(net.loss_fn.predict(z))
-    return loss, float(np.count_nonzero(pred == y_ids) / pred.size)
-
-
-def evaluate(net, X, y) -> dict:
-    """Score ``net`` on ``(X, y)`` in inference mode.
-
-    Returns a JSON-friendly dict. Classifiers: ``loss``, ``accuracy``,
-    per-class ``precision``, ``recall``, ``f1`` and ``support`` (lists indexed
-    by class id), their unweighted means ``macro_precision``/``macro_recall``/
-    ``macro_f1``, and ``confusion`` (rows: true class, columns: predicted).
-    A class never predicted gets precision 0. Regression: ``loss``, ``mae``
-    and ``rmse`` over every output.
-
-    Shapes:
-        X: (N, in_features); y: class ids (N,), one-hot (N, C) or targets.
-    """
-    X, y, y_ids = _prepare_xy(net, X, y, "evaluate")
-    z = _outputs(net, X)
-    result = {"loss": float(net.loss_fn.forward(z, y))}
-    if y_ids is None:
-        pred = np.asarray(net.loss_fn.predict(z), dtype=np.float64)
-        err = pred.reshape(len(pred), -1) - y.reshape(len(y), -1).astype(np.float64)
-        result["mae"] = float(np.abs(err).mean())
-        result["rmse"] = float(np.sqrt((err ** 2).mean()))
-        return result
-    pred = np.asarray(net.loss_fn.predict(z))
-    # One class per row from a softmax; otherwise each output is a yes/no answer.
-    n_classes = z.shape[1] if pred.ndim == 1 and z.shape[1] > 1 else 2
-    pred = pred.reshape(-1).astype(np.int64)
-    true = np.rint(np.asarray(y_ids)).reshape(-1).astype(np.int64)
-    confusion = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
-    confusion = confusion.reshape(n_classes, n_classes)  # (true, predicted)
-    tp = np.diag(confusion).astype(np.float64)
-    predicted = confusion.sum(axis=0)
-    support = confusion.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros(n_classes), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
-    result.update(
-        accuracy=float(tp.sum() / len(true)),
-        precision=precision.tolist(), recall=recall.tolist(), f1=f1.tolist(),
-        support=support.tolist(),
-        macro_precision=float(precision.mean()), macro_recall=float(recall.mean()),
-        macro_f1=float(f1.mean()),
-        confusion=confusion.tolist(),
-    )
-    return result
-
-
-# -- diagnostics ---------------------------------------------------------------
-
-
-class _Diagnostics:
-    """Per-layer gradient norms, update-to-weight ratios and dead ReLUs.
-
-    Gradient norms are averaged over the epoch's batches; the update ratio
-    ``||step|| / ||W||`` is measured on each epoch's last batch for weight
-    matrices; a ReLU unit is dead if it outputs 0 for every one of the first
-    ``DIAG_ROWS`` training rows.
-    """
-
-    def __init__(self, net):
-        self.net = net
-        self.grad_sums: dict[str, float] = {}
-        self.n = 0
-        self.before: dict[str, np.ndarray] = {}
-
-    def after_backward(self, last: bool) -> None:
-        for name, p, g in self.net.named_parameters():
-            self.grad_sums[name] = self.grad_sums.get(name, 0.0) + float(np.linalg.norm(g))
-            if last and p.ndim == 2 and p.shape[0] > 1:
-                self.before[name] = p.copy()
-        self.n += 1
-
-    def epoch_logs(self, X) -> dict:
-        logs = {f"grad_norm/{k}": v / max(self.n, 1) for k, v in self.grad_sums.items()}
-        params = self.net.parameters()
-        for name, old in self.before.items():
-            norm = float(np.linalg.norm(old))
-            step = float(np.linalg.norm(params[name] - old))
-            logs[f"update_ratio/{name}"] = step / norm if norm > 0 else 0.0
-        x = X[:DIAG_ROWS]
-        for layer in self.net.layers:
-            x = layer.forward(x, False)
-            if type(layer) is ReLU:  # LeakyReLU and friends cannot die
-                logs[f"dead_relu/{layer.name}"] = float(1.0 - (x > 0).any(axis=0).mean())
-        self.grad_sums, self.n, self.before = {}, 0, {}
-        return logs
-
-    def state_dict(self) -> dict:
-        return {"grad_sums": dict(self.grad_sums), "n": self.n, "before": dict(self.before)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.grad_sums = {k: float(v) for k, v in state["grad_sums"].items()}
-        self.n = int(state["n"])
-        self.before = {k: np.array(v) for k, v in state["before"].items()}
-
-
 # -- the loop ----------------------------------------------------------------
 
 
@@ -338,7 +173,7 @@ class FitLoop:
         self.epochs = check_positive_int(epochs, "fit(epochs)")
         self.batch_size = check_positive_int(batch_size, "fit(batch_size)")
         self.shuffle = bool(shuffle)
-        X, y, y_ids = _prepare_xy(net, X, y, "fit")
+        X, y, y_ids = prepare_xy(net, X, y, "fit")
         split_rng, self.shuffle_rng = _two_generators(seed)
         self.val_index = None
         if validation_data is not None and validation_split:
@@ -348,7 +183,7 @@ class FitLoop:
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise TypeError("fit(validation_data): expected a pair (X_val, y_val)")
-            self.Xv, self.yv, self.yv_ids = _prepare_xy(net, *validation_data, "fit(validation_data)")
+            self.Xv, self.yv, self.yv_ids = prepare_xy(net, *validation_data, "fit(validation_data)")
         elif validation_split:
             frac = float(validation_split)
             if not 0.0 < frac < 1.0:
@@ -370,7 +205,7 @@ class FitLoop:
             cb.set_context(net, self)
         self.batch_callbacks = [cb for cb in self.callbacks if uses_batch_hooks(cb)]
         self.progress = _progress_factory(progress)
-        self.diag = _Diagnostics(net) if diagnostics else None
+        self.diag = Diagnostics(net) if diagnostics else None
         self.checkpoint = checkpoint
         self.ckpt_epochs, self.ckpt_batches = _parse_every(checkpoint_every)
         self.history = History(params={
@@ -391,7 +226,7 @@ class FitLoop:
         bs = min(self.batch_size, self.n)
         self._xbuf = np.empty((bs,) + X.shape[1:], dtype=X.dtype)
         self._ybuf = np.empty((bs,) + y.shape[1:], dtype=y.dtype)
-        # _prepare_xy checked every class id against the outputs: int64 ids
+        # prepare_xy checked every class id against the outputs: int64 ids
         # (NumPy's default) need no check per batch; other dtypes take the full one
         self.labels_checked = y.ndim == 1 and y.dtype == np.int64
         self._idbuf = None
@@ -531,7 +366,7 @@ class FitLoop:
                     raise self._interrupted(epoch)
             logs = self._running_logs()
             if self.Xv is not None:
-                val_loss, val_acc = _loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids)
+                val_loss, val_acc = loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids)
                 logs["val_loss"] = val_loss
                 if val_acc is not None:
                     logs["val_accuracy"] = val_acc

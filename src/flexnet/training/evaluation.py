@@ -1,0 +1,126 @@
+"""Scoring a network on data, and the checks that data passes before fit or evaluate use it.
+
+``prepare_xy`` is the boundary where data comes into training: it checks the
+whole of ``X`` and ``y`` once (shapes, NaN and infinity, every class id
+against the network's outputs), so the loop's batches need no check of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.checks import as_input, check_finite_rows, check_labels
+from ..nn.losses import SoftmaxCrossEntropy
+
+#: Rows per forward pass when evaluating (bounds memory, not results).
+EVAL_CHUNK = 4096
+
+
+def prepare_xy(net, X, y, where: str):
+    """Validate ``(X, y)`` for ``net`` once; returns arrays ready for the loop.
+
+    Returns ``(X, y, y_ids)``: X as a C-contiguous array of the network's
+    dtype, y as the loss wants it (class ids as int64, dense targets in the
+    network's dtype) and ``y_ids``, the class of each row comparable with
+    ``loss.predict`` (None for regression).
+    """
+    X = as_input(X, net.dtype, f"{where}(X)")
+    X = np.ascontiguousarray(X)
+    check_finite_rows(X, f"{where}(X)")
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != len(X):
+        got = f"{len(y)} rows" if y.ndim else "a scalar"
+        raise ValueError(f"{where}: X has {len(X)} rows but y has {got}; they must match")
+    z_probe = net.forward(X[:2])  # shape errors name the layer
+    loss_fn = net.loss_fn
+    if y.dtype.kind == "f":
+        check_finite_rows(y, f"{where}(y)")
+    # The loss's own checks (label range, shapes), applied to every row at once.
+    if isinstance(loss_fn, SoftmaxCrossEntropy) and y.ndim == 1:
+        # Class ids: their check needs no (N, C) array of outputs, which would
+        # be the largest temporary of a whole run; the loss's other checks
+        # (class weights against the outputs) see the first rows.
+        check_labels(y, len(X), z_probe.shape[1], loss_fn.where())
+        loss_fn.forward(np.zeros((min(len(X), EVAL_CHUNK),) + z_probe.shape[1:], net.dtype), y[:EVAL_CHUNK])
+    else:
+        loss_fn.forward(np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype), y)
+    if loss_fn.is_classifier and y.ndim == 1 and z_probe.shape[1] > 1:  # class ids
+        if y.dtype.kind in "fb":
+            y = y.astype(np.int64)  # whole-number floats, as loaded from CSV
+    elif y.dtype != net.dtype:
+        y = y.astype(net.dtype)  # dense targets: converted once here, not in every batch
+    y = np.ascontiguousarray(y)
+    y_ids = None
+    if loss_fn.is_classifier:
+        pred = np.asarray(loss_fn.predict(z_probe))
+        if pred.ndim == 1:
+            if y.ndim == 1:
+                y_ids = y  # the same array: the loop then gathers labels once per batch
+            else:
+                y_ids = y.argmax(axis=1) if y.shape[1] > 1 else y.reshape(len(y))
+        else:
+            y_ids = y.reshape(len(y), -1)
+    return X, y, y_ids
+
+
+def outputs(net, X: np.ndarray) -> np.ndarray:
+    """Inference-mode outputs for every row, computed in chunks."""
+    if len(X) <= EVAL_CHUNK:
+        return net.forward(X)
+    return np.concatenate([net.forward(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)])
+
+
+def loss_and_accuracy(net, X, y, y_ids) -> tuple[float, float | None]:
+    z = outputs(net, X)
+    loss = net.loss_fn.forward(z, y)
+    if y_ids is None:
+        return loss, None
+    pred = np.asarray(net.loss_fn.predict(z))
+    return loss, float(np.count_nonzero(pred == y_ids) / pred.size)
+
+
+def evaluate(net, X, y) -> dict:
+    """Score ``net`` on ``(X, y)`` in inference mode.
+
+    Returns a JSON-friendly dict. Classifiers: ``loss``, ``accuracy``,
+    per-class ``precision``, ``recall``, ``f1`` and ``support`` (lists indexed
+    by class id), their unweighted means ``macro_precision``/``macro_recall``/
+    ``macro_f1``, and ``confusion`` (rows: true class, columns: predicted).
+    A class never predicted gets precision 0. Regression: ``loss``, ``mae``
+    and ``rmse`` over every output.
+
+    Shapes:
+        X: (N, in_features); y: class ids (N,), one-hot (N, C) or targets.
+    """
+    X, y, y_ids = prepare_xy(net, X, y, "evaluate")
+    z = outputs(net, X)
+    result = {"loss": float(net.loss_fn.forward(z, y))}
+    if y_ids is None:
+        pred = np.asarray(net.loss_fn.predict(z), dtype=np.float64)
+        err = pred.reshape(len(pred), -1) - y.reshape(len(y), -1).astype(np.float64)
+        result["mae"] = float(np.abs(err).mean())
+        result["rmse"] = float(np.sqrt((err ** 2).mean()))
+        return result
+    pred = np.asarray(net.loss_fn.predict(z))
+    # One class per row from a softmax; otherwise each output is a yes/no answer.
+    n_classes = z.shape[1] if pred.ndim == 1 and z.shape[1] > 1 else 2
+    pred = pred.reshape(-1).astype(np.int64)
+    true = np.rint(np.asarray(y_ids)).reshape(-1).astype(np.int64)
+    confusion = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
+    confusion = confusion.reshape(n_classes, n_classes)  # (true, predicted)
+    tp = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros(n_classes), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
+    result.update(
+        accuracy=float(tp.sum() / len(true)),
+        precision=precision.tolist(), recall=recall.tolist(), f1=f1.tolist(),
+        support=support.tolist(),
+        macro_precision=float(precision.mean()), macro_recall=float(recall.mean()),
+        macro_f1=float(f1.mean()),
+        confusion=confusion.tolist(),
+    )
+    return result

@@ -319,12 +319,16 @@ def test_the_network_parts_and_optimizers_need_nothing_above_them():
         " -> ".join(path) for _, path in sorted(extra.items()))
 
 
-def test_the_core_is_at_most_1200_lines():
+def test_the_core_does_not_grow_past_its_limit():
+    """The network's parts and the optimizers, with everything they import, stay readable in
+    one sitting. ``core_size.LIMIT`` holds the line at the size the core was cut down to; a
+    change that adds to the core raises it on purpose and says so."""
     sizes = core_size.core_sizes(_modules())
     assert "flexnet.nn.layers" in sizes and "flexnet.optim.optimizers" in sizes
     total = sum(sizes.values())
-    assert total <= 1200, (f"the core is {total} lines of code, {total - 1200} over 1200 "
-                           f"(python benchmarks/core_size.py):\n" + core_size.format_table(sizes, 1200))
+    assert total <= core_size.LIMIT, (
+        f"the core is {total} lines of code, {total - core_size.LIMIT} over {core_size.LIMIT} "
+        f"(python benchmarks/core_size.py):\n" + core_size.format_table(sizes))
 
 
 def test_lines_of_code_leave_out_blank_lines_comments_and_docstrings(tmp_path):

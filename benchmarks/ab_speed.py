@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from workers import Worker  # noqa: E402  (stdlib only: flexnet is never imported here)
 #: The files a run.py worker runs: the protocol, the workloads and implementations, the plain baseline.
 BENCHMARK_FILES = ("run.py", "impls.py", "plain.py")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -95,31 +98,6 @@ class Tree:
             return out.stdout.strip() if out.returncode == 0 else None
         status = git("status", "--porcelain", "--", "src")
         return {"commit": git("rev-parse", "--short", "HEAD"), "src_changed": bool(status)}
-
-
-class Worker:
-    """One implementation of one tree, served by that tree's ``run.py --worker``."""
-
-    def __init__(self, tree: Tree, impl: str, threads: int):
-        self.name = f"{tree.name} {impl}"
-        self.proc = subprocess.Popen(
-            [tree.python, str(tree.bench / "run.py"), "--worker", impl, "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=tree.env,
-        )
-
-    def ask(self, **cmd) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"benchmark worker {self.name!r} died (exit code {self.proc.wait()})")
-        return json.loads(line)
-
-    def close(self, kill: bool = False) -> None:
-        if kill:  # interrupted or failed: don't wait for a run in progress
-            self.proc.kill()
-        self.proc.stdin.close()
-        self.proc.wait()
 
 
 def compare_benchmark_code(old: Tree, new: Tree) -> dict:
@@ -226,7 +204,9 @@ def main(argv=None) -> int:
     print(f"# {args.threads} thread(s), {args.rounds} rounds, load average {meta['load_average']}", file=sys.stderr)
 
     started = time.perf_counter()
-    workers = {(t.name, impl): Worker(t, impl, args.threads) for impl in impls for t in trees.values()}
+    workers = {(t.name, impl): Worker(f"{t.name} {impl}", [t.python, str(t.bench / "run.py"), "--worker", impl,
+                                                          "--threads", str(args.threads)], t.env)
+               for impl in impls for t in trees.values()}
     rows, finished = [], False
     try:
         for w in loads:

@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -43,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from impls import IMPLS, WORKLOADS, make_data, workload  # noqa: E402
+from workers import Worker  # noqa: E402
 
 DEFAULT_IMPLS = list(IMPLS)
 #: The implementation the targets and the README quote.
@@ -119,29 +119,6 @@ def worker(name: str, threads: int) -> None:
             gc.collect()
         out.write(json.dumps(reply) + "\n")
         out.flush()
-
-
-class Worker:
-    def __init__(self, name: str, threads: int, env: dict):
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", name, "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )
-
-    def ask(self, **cmd) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"benchmark worker {self.name!r} died (exit code {self.proc.wait()})")
-        return json.loads(line)
-
-    def close(self, kill: bool = False) -> None:
-        if kill:  # interrupted: don't wait for a run in progress
-            self.proc.kill()
-        self.proc.stdin.close()
-        self.proc.wait()
 
 
 # -- the machine ------------------------------------------------------------------
@@ -303,7 +280,8 @@ def main(argv=None) -> int:
         print(f"# warning: load average {load} on {meta['cpus']} CPUs; other jobs will disturb the "
               "timings, multi-threaded BLAS most (consider --threads 1)", file=sys.stderr)
     started = time.perf_counter()
-    workers = {n: Worker(n, threads, env) for n in names}
+    workers = {n: Worker(n, [sys.executable, os.path.abspath(__file__), "--worker", n, "--threads", str(threads)], env)
+               for n in names}
     rows = []
     finished = False
     try:

@@ -1,0 +1,28 @@
+"""A benchmark worker process, driven one JSON line at a time (``run.py --worker``'s protocol)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+
+class Worker:
+    """One implementation served by a ``run.py --worker`` process started with ``command``."""
+
+    def __init__(self, name: str, command: list[str], env: dict):
+        self.name = name
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def ask(self, **cmd) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {self.name!r} died (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self, kill: bool = False) -> None:
+        if kill:  # interrupted or failed: don't wait for a run in progress
+            self.proc.kill()
+        self.proc.stdin.close()
+        self.proc.wait()

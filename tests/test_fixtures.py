@@ -163,3 +163,26 @@ def test_checkpoint_resumes_to_the_weights_of_the_whole_run(tmp_path, monkeypatc
     final = np.load(FIXTURES / "checkpoint_final_weights.npz")
     _assert_same_arrays(_state(net), {k: final[k] for k in final.files}, "weights after resuming")
     assert _sha256(committed) == before
+
+
+def test_objects_pickled_by_the_previous_release_load_and_keep_training():
+    """Pickles name classes by their old module paths (flexnet.network.Sequential, flexnet.optim.Adam,
+    flexnet.sklearn.FlexNetClassifier), and hold the attributes of 0.1's classes: a LayerNorm
+    without ``affine``, an optimizer's cache under its old name. They load, compute the same
+    outputs, and one more epoch (or partial_fit) gives the weights 0.1 gave."""
+    import pickle
+
+    with open(FIXTURES / "pickles.pkl", "rb") as f:
+        saved = pickle.load(f)  # our own fixture, written by tests/fixtures/make_files.py --pickles
+    net, opt, clf, X, y = saved["net"], saved["optimizer"], saved["classifier"], saved["X"], saved["y"]
+    assert isinstance(net, flexnet.Sequential) and isinstance(opt, flexnet.optim.Adam)
+    np.testing.assert_array_equal(net.forward(X), saved["net_outputs"])
+    np.testing.assert_array_equal(clf.predict_proba(X), saved["classifier_proba"])
+    assert net.layers[1].params == ("gamma", "beta") and net.n_params() == 12 * 10 + 10 + 20 + 10 * 8 + 8 + 16 + 8 * 3 + 3
+
+    flexnet.fit(net, X, y, epochs=1, batch_size=20, optimizer=opt, seed=9)
+    clf.partial_fit(X, y)
+    after = np.load(FIXTURES / "pickles_after.npz")
+    for name, value in {**net.parameters(), **dict(net.named_buffers())}.items():
+        np.testing.assert_array_equal(value, after[name], err_msg=name)
+    np.testing.assert_array_equal(clf.predict_proba(X), after["classifier_proba"])

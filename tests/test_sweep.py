@@ -17,6 +17,7 @@ from flexnet.experiments.compare import compare
 from flexnet.data.datasets import edges
 
 sw = importlib.import_module("flexnet.experiments.sweep")  # the module; flexnet.sweep is the function
+trial = importlib.import_module("flexnet.experiments.trial")
 
 # Dropout, shuffling and Adam: every source of randomness a trial has.
 GRID = {"arch": [[25, 2], [25, 8, 2]], "dropout": [0.0, 0.2], "optimizer": ["sgd", "adam"],
@@ -206,13 +207,13 @@ def test_failed_and_diverged_trials_are_reported_and_the_sweep_goes_on(tmp_path)
 
 def _counting(monkeypatch):
     calls = []
-    real = sw.train_trial
+    real = trial.train_trial
 
     def counted(spec, *arrays):
         calls.append(spec["key"])
         return real(spec, *arrays)
 
-    monkeypatch.setattr(sw, "train_trial", counted)
+    monkeypatch.setattr(trial, "train_trial", counted)  # run_trial's, in the serial sweep
     return calls
 
 

@@ -19,7 +19,7 @@ from .nn.gradcheck import gradcheck
 from .nn.layers import Layer, Linear, ReLU
 from .nn.losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .nn.normalization import BatchNorm1d, LayerNorm
-from .files.model_file import ModelFileError, save
+from .files.model_file import ModelFileError, load, save
 from .training import (
     EarlyStopping,
     History,
@@ -29,7 +29,6 @@ from .training import (
     TrainingInterrupted,
     evaluate,
     fit,
-    load,
 )
 from .experiments import SweepResult, sweep
 from .bridges import from_torch, to_onnx, to_torch  # each imports its library only when called

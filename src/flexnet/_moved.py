@@ -4,9 +4,8 @@ flexnet was once one flat folder (``flexnet.layers``, ``flexnet.train``,
 ``flexnet.io`` ...). Those paths still import, and give the very module that
 now holds the code, so ``from flexnet.callbacks import Callback`` and
 ``flexnet.torch_bridge.LAYERS`` keep working. A module that ``import flexnet``
-has already loaded is aliased at once; the others (scikit-learn's estimators,
-the command line) are aliased when first imported, so they cost nothing until
-then.
+has already loaded is aliased at once; the others (scikit-learn's estimators)
+are aliased when first imported, so they cost nothing until then.
 """
 
 from __future__ import annotations
@@ -76,4 +75,4 @@ def install() -> None:
             if not hasattr(package, old.rpartition(".")[2]):
                 setattr(package, old.rpartition(".")[2], sys.modules[new])
     if not any(isinstance(finder, _Alias) for finder in sys.meta_path):
-        sys.meta_path.append(_Alias())
+        sys.meta_path.insert(0, _Alias())  # first: a file left at an old path must not shadow the alias

@@ -248,7 +248,7 @@ def _arch_label(arch) -> str:
 def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str = "Sweep: accuracy against size"):
     """Mean validation accuracy of each configuration against its parameter count.
 
-    ``configs`` are the rows of :func:`flexnet.sweep.summarise` (best first);
+    ``configs`` are the rows of :func:`flexnet.experiments.results.summarise` (best first);
     the error bars span one standard deviation over seeds, the best
     configuration is ringed and labelled.
     """

@@ -3,7 +3,7 @@
 Each imports its library only when called, so ``import flexnet`` never pulls
 in torch, onnx or scikit-learn. ``estimators.py`` (FlexNetClassifier,
 FlexNetRegressor) imports scikit-learn when it is imported itself:
-``from flexnet.sklearn import FlexNetClassifier``.
+``from flexnet.bridges.estimators import FlexNetClassifier``.
 """
 
 from .onnx_export import to_onnx

@@ -34,7 +34,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import data as fdata
-    from ..training.network import load
+    from ..files.model_file import load
     from ..plots import confusion_figure, mistakes_figure, weights_figure
     from ..training.loop import evaluate
 

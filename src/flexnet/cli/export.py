@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..training.network import load
+    from ..files.model_file import load
 
     out = args.out or str(Path(args.model).with_suffix(".onnx" if args.format == "onnx" else ".pt"))
     if args.probabilities and args.format != "onnx":

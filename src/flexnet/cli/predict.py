@@ -43,7 +43,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import data as fdata
-    from ..training.network import load
+    from ..files.model_file import load
 
     net = load(args.model)
     suffixes = {os.path.splitext(p)[1].lower() for p in args.inputs}

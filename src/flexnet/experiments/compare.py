@@ -12,7 +12,6 @@ parallel.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +19,6 @@ import numpy as np
 from ..data.datasets import edges, load_prepared
 from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
 from ..ops import threads
-from ..training.loop import TrainingDiverged
 from . import trial
 
 #: The tutorial's three architectures: no hidden layer, one, two.
@@ -102,49 +100,29 @@ def compare(
                 f"compare: architecture {arch} takes {arch[0]} inputs, "
                 f"but the data has {n_features} features"
             )
-    if jobs is not None or scheduler is not None:
-        return _in_parallel(archs, data, list(seeds), epochs, batch_size, lr, dtype, jobs, scheduler)
-    dtype = as_float_dtype(dtype, "compare(dtype)")
-    X, X_test = np.ascontiguousarray(data[0], dtype=dtype), np.ascontiguousarray(data[2], dtype=dtype)
-    y, y_test = np.ascontiguousarray(data[1]), np.ascontiguousarray(data[3])
-    results, failed = [], []
-    with threads.limited(1):  # one BLAS thread, as every sweep trial: the same sums in the same order
-        for arch in archs:
-            for seed in seeds:
-                config = {"arch": arch, "activation": "relu", "dropout": 0.0, "epochs": epochs,
-                          "batch_size": batch_size, "optimizer": "sgd", "lr": lr}
-                start = time.perf_counter()
-                try:
-                    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says so itself
-                        net, history = trial.train(config, X, y, X_test, y_test, dtype=dtype.name, init_seed=seed,
-                                                   fit_seed=trial.fit_seed(seed), shuffle=False)
-                except TrainingDiverged as exc:
-                    failed.append(f"{arch} seed {seed}: {exc}")
-                except Exception as exc:  # the other runs still run, as in a sweep
-                    failed.append(f"{arch} seed {seed}: {type(exc).__name__}: {exc}")
-                else:
-                    results.append(CompareResult(arch, seed, net.n_params(), history["loss"],
-                                                 history["val_accuracy"][-1], time.perf_counter() - start))
-    if failed:
-        raise RuntimeError("; ".join(failed))
-    return results
+    grid = {"arch": archs, "seed": list(seeds), "lr": lr, "batch_size": batch_size, "optimizer": "sgd"}
+    if jobs is not None or scheduler is not None:  # the same trials, on local processes or a Dask cluster
+        from .sweep import sweep
 
-
-def _in_parallel(archs, data, seeds, epochs, batch_size, lr, dtype, jobs, scheduler) -> list[CompareResult]:
-    """The same runs as trials of :func:`flexnet.sweep`, on local processes or a Dask cluster."""
-    from .sweep import sweep
-
-    grid = {"arch": archs, "seed": seeds, "lr": lr, "batch_size": batch_size, "optimizer": "sgd"}
-    result = sweep(data, grid, epochs=epochs, shuffle=False, derive_seeds=False, dtype=dtype, jobs=jobs,
-                   scheduler=scheduler, save_best=False)
-    if result.interrupted:
-        raise KeyboardInterrupt
-    failed = [t for t in result.trials if t["status"] != "ok"]
+        result = sweep(data, grid, epochs=epochs, shuffle=False, derive_seeds=False, dtype=dtype, jobs=jobs,
+                       scheduler=scheduler, save_best=False)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        rows = result.trials
+    else:
+        dtype = as_float_dtype(dtype, "compare(dtype)")
+        specs = trial.make_specs(trial.expand_grid(grid, epochs=epochs), derive_seeds=False, shuffle=False,
+                                 dtype=dtype)
+        X, X_test = np.ascontiguousarray(data[0], dtype=dtype), np.ascontiguousarray(data[2], dtype=dtype)
+        y, y_test = np.ascontiguousarray(data[1]), np.ascontiguousarray(data[3])
+        with threads.limited(1):  # one BLAS thread, as in every sweep trial: the same sums in the same order
+            rows = [trial.run_trial(spec, X, y, X_test, y_test) for spec in specs]
+    failed = [t for t in rows if t["status"] != "ok"]
     if failed:
         raise RuntimeError("; ".join(f"{t['arch']} seed {t['seed']}: {t['error']}" for t in failed))
     return [
         CompareResult(t["arch"], t["seed"], t["n_params"], t["curves"]["loss"], t["val_accuracy"], t["seconds"])
-        for t in result.trials
+        for t in rows
     ]
 
 

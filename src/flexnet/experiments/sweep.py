@@ -26,14 +26,10 @@ sweep stopped by Ctrl-C, a crash or a lost worker resumes with
 from __future__ import annotations
 
 import hashlib
-import itertools
-import math
 import os
 import shutil
 import signal
-import socket
 import tempfile
-import time
 import warnings
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -43,128 +39,29 @@ from typing import Callable
 import numpy as np
 
 from ..ops import threads
-from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
+from ..nn.checks import as_float_dtype, check_positive_int
 from ..data.datasets import load_prepared
+from ..data.datasets import load_prepared as load_named  # noqa: F401  (its name before 0.2)
 from . import trial
+from .trial import (  # noqa: F401  (trial_key, trial_seed, build_network: found here by earlier callers)
+    MAX_TRIALS,
+    build_network,
+    expand_grid,
+    run_trial,
+    train_trial,
+    trial_key,
+    trial_seed,
+)
 from .results import (
     AXES,
-    CURVES,
     LOG_FORMAT,
     SweepResult,
     TrialLog,
     best_trial,
-    canonical_json,
     finite_or_none,
     summarise,
     write_outputs,
 )
-
-MAX_TRIALS = 1_000_000
-
-
-# -- configurations and their seeds ------------------------------------------
-
-
-def trial_key(config: dict) -> str:
-    """A short stable name of a configuration: 16 hex digits of its SHA-256."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
-
-
-def trial_seed(config: dict) -> int:
-    """The seed a configuration trains with: the first 8 bytes of its SHA-256.
-
-    Stable across processes, machines and Python versions (unlike ``hash()``).
-    """
-    digest = hashlib.sha256(canonical_json(config).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
-
-
-def _as_list(value, axis: str) -> list:
-    if axis == "arch":  # one architecture [25, 8, 2] or several [[25, 2], [25, 8, 2]]
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, np.integer)) for v in value):
-            return [value]
-    if isinstance(value, (list, tuple, range, np.ndarray)):
-        values = list(value)
-        if not values:
-            raise ValueError(f"sweep(grid): {axis!r} has no values; give at least one or leave it out")
-        return values
-    return [value]
-
-
-def _normalise(axis: str, value, where: str):
-    """One grid value in the type its canonical JSON uses (lr 1 -> 1.0)."""
-    if axis == "arch":
-        return check_layer_sizes(value)
-    if axis in ("batch_size", "epochs"):
-        return check_positive_int(value, where)
-    if axis == "seed":
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise TypeError(f"{where}: expected a non-negative integer seed, got {value!r}")
-        return int(value)
-    if axis == "lr":
-        return check_lr(value, where)
-    if axis == "dropout":
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-            raise TypeError(f"{where}: expected a probability in [0, 1), got {value!r}")
-        if not 0.0 <= float(value) < 1.0:
-            raise ValueError(f"{where}: expected a probability in [0, 1), got {value}")
-        return float(value)
-    if not isinstance(value, str):
-        raise TypeError(f"{where}: expected a name such as {AXES[axis]!r}, got {value!r}")
-    return value.lower()
-
-
-def expand_grid(grid, *, epochs: int, n_random: int | None = None, seed: int = 0) -> list[dict]:
-    """Every configuration of a grid, or ``n_random`` of them, times every seed.
-
-    Args:
-        grid: a dict from setting (see :data:`AXES`) to a value or a list of
-            values, or a list of such dicts (their union). ``arch`` is
-            required; the other settings default to :data:`AXES`.
-        epochs: the default of the ``epochs`` setting.
-        n_random: draw this many distinct configurations (without the seed
-            axis) uniformly, with ``seed``; every one is run with every seed.
-
-    Returns:
-        Configurations as dicts with every setting, configurations in grid
-        order, each followed by its seeds.
-    """
-    grids = [grid] if isinstance(grid, dict) else list(grid)
-    if not grids or not all(isinstance(g, dict) for g in grids):
-        raise TypeError(f"sweep(grid): expected a dict of settings or a list of dicts, got {grid!r}")
-    points, seed_lists = [], []
-    for g in grids:
-        unknown = sorted(set(g) - set(AXES))
-        if unknown:
-            raise ValueError(f"sweep(grid): unknown setting(s) {unknown}; expected some of {list(AXES)}")
-        if "arch" not in g:
-            raise ValueError("sweep(grid): 'arch' is required, e.g. {'arch': [[25, 8, 2], [25, 16, 2]]}")
-        values = {}
-        for axis, default in AXES.items():
-            raw = g.get(axis, epochs if axis == "epochs" else default)
-            values[axis] = [_normalise(axis, v, f"sweep(grid[{axis!r}])") for v in _as_list(raw, axis)]
-        seeds = values.pop("seed")
-        total = math.prod(len(v) for v in values.values()) * len(seeds)
-        if total > MAX_TRIALS:
-            raise ValueError(f"sweep(grid): {total:,} trials is more than {MAX_TRIALS:,}; use fewer values")
-        for combo in itertools.product(*values.values()):
-            points.append(dict(zip(values, combo)))
-            seed_lists.append(seeds)
-    chosen = range(len(points))
-    if n_random is not None:
-        n_random = check_positive_int(n_random, "sweep(n_random)")
-        rng = np.random.default_rng(seed)
-        chosen = sorted(rng.choice(len(points), size=min(n_random, len(points)), replace=False).tolist())
-    configs, seen = [], set()
-    for i in chosen:
-        for s in seed_lists[i]:
-            config = {**points[i], "seed": s}
-            text = canonical_json(config)
-            if text not in seen:  # the same point listed twice runs once
-                seen.add(text)
-                configs.append(config)
-    return configs
-
 
 # -- data --------------------------------------------------------------------
 
@@ -233,55 +130,6 @@ def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32"
     return SweepData(X, y, X_val, y_val, metadata)
 
 
-# -- one trial ---------------------------------------------------------------
-
-
-def train_trial(spec: dict, X, y, X_val, y_val):
-    """Train one trial; returns ``(net, history)``. Raises what fit raises."""
-    return trial.train(spec["config"], X, y, X_val, y_val, dtype=spec["dtype"], init_seed=spec["init_seed"],
-                       fit_seed=spec["fit_seed"], shuffle=spec["shuffle"])
-
-
-def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -> dict:
-    """Run one trial wherever it lands; returns its row. Never raises for a bad trial.
-
-    A diverged run (``TrainingDiverged``) or a bad setting (any other
-    Exception) becomes a row with ``status`` "diverged" or "failed" and the
-    error; Ctrl-C (KeyboardInterrupt) still stops the sweep.
-    """
-    from ..training.loop import TrainingDiverged
-
-    threads.limit(blas_threads)
-    row = {"index": spec["index"], "key": spec["key"], **spec["config"], "trial_seed": spec["init_seed"],
-           "status": "ok", "error": "", "n_params": None, "curves": {}}
-    start = time.perf_counter()
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says so in its row
-            net, history = train_trial(spec, X, y, X_val, y_val)
-        row["n_params"] = net.n_params()
-        row["curves"] = {k: [finite_or_none(v) for v in history.history[k]] for k in CURVES if k in history.history}
-    except TrainingDiverged as exc:
-        row["status"], row["error"] = "diverged", str(exc)
-    except Exception as exc:  # a bad setting must not stop the sweep
-        row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
-    row["seconds"] = time.perf_counter() - start
-    row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    row["blas_threads"] = threads.in_use()
-    for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        values = row["curves"].get(metric)
-        row[metric] = values[-1] if values else None
-    return row
-
-
-def _specs(configs: list[dict], *, derive_seeds: bool, shuffle: bool, dtype) -> list[dict]:
-    specs = []
-    for i, config in enumerate(configs):
-        base = trial_seed(config) if derive_seeds else config["seed"]
-        specs.append({"index": i, "key": trial_key(config), "config": config, "init_seed": base,
-                      "fit_seed": trial.fit_seed(base), "shuffle": shuffle, "dtype": dtype.name})
-    return specs
-
-
 # -- running many trials -----------------------------------------------------
 
 
@@ -337,7 +185,7 @@ def _execute(specs: list[dict], data: SweepData, *, jobs: int, scheduler, blas_t
     """Yield the row of every trial as it finishes (in any order)."""
     if scheduler is None and jobs == 1:
         for spec in specs:
-            yield run_trial(spec, *data.arrays)
+            yield trial.run_trial(spec, *data.arrays)
         return
     try:
         from joblib import Parallel, delayed, parallel_config
@@ -445,7 +293,7 @@ def sweep(
     if wrong:
         raise ValueError(f"sweep(grid['arch']): {', '.join(wrong)} take(s) a different number of inputs "
                          f"than the data's {n_features} features; start every architecture with {n_features}")
-    specs = _specs(configs, derive_seeds=derive_seeds, shuffle=bool(shuffle), dtype=dtype)
+    specs = trial.make_specs(configs, derive_seeds=derive_seeds, shuffle=bool(shuffle), dtype=dtype)
 
     log = None
     rows: dict[str, dict] = {}
@@ -496,7 +344,7 @@ def _retrain_best(result: SweepResult, shared: SweepData, dtype, specs: list[dic
     if best is None:
         return None
     spec = next(s for s in specs if s["key"] == best["key"])
-    net, history = train_trial(spec, *shared.arrays)
+    net, history = trial.train_trial(spec, *shared.arrays)
     again = [finite_or_none(history.history[k][-1]) for k in ("loss", "val_loss") if k in history.history]
     if again != [best[k] for k in ("loss", "val_loss") if best[k] is not None]:
         warnings.warn(

@@ -1,6 +1,6 @@
 """Model files: ``flexnet.save``, ``flexnet.load`` and ``flexnet info``.
 
-A model file is an archive written by :func:`flexnet.archive.write_archive`
+A model file is an archive written by :func:`flexnet.files.archive.write_archive`
 (one ``.npz``: the arrays by name plus a JSON header; atomic writes; reading
 never unpickles). Its header holds::
 
@@ -80,18 +80,20 @@ def save(net, path) -> None:
     write_archive(path, header, arrays)
 
 
-def load(path, *, sequential: type = Sequential, network: type = Network):
+#: The classes :func:`load` builds, by the name a file gives. flexnet.nn's plain ones
+#: until :mod:`flexnet.training.network` is imported (``import flexnet`` does it), which
+#: puts its own here: the same networks with ``fit``, ``save`` and ``summary``. Files sit
+#: below training, so they are told which classes to build rather than importing them.
+BUILDS: dict[str, type] = {"Sequential": Sequential, "Network": Network}
+
+
+def load(path):
     """Load a network saved by :func:`save` (or the model inside a checkpoint).
 
-    Args:
-        path: the file.
-        sequential, network: the classes to build, by default the plain ones
-            of :mod:`flexnet.nn`. :func:`flexnet.load` passes the trainable
-            ones, which add ``fit`` and ``save``.
-
     Returns:
-        A ``network`` when the file holds one built from layer sizes, else a
-        ``sequential``; predictions are identical to the saved network's.
+        A ``Network`` when the file holds one built from layer sizes, else a
+        ``Sequential`` (the classes of :data:`BUILDS`); predictions are
+        identical to the saved network's.
 
     Raises:
         ModelFileError: the file is missing, unreadable or not a flexnet file,
@@ -100,17 +102,17 @@ def load(path, *, sequential: type = Sequential, network: type = Network):
             names a layer class flexnet does not know. One error lists every
             problem; nothing is returned half-loaded.
     """
-    return _load(Path(os.fspath(path)), (sequential, network))[1]
+    return _load(Path(os.fspath(path)))[1]
 
 
-def _load(path: Path, classes=(Sequential, Network)):
+def _load(path: Path):
     """``(header, net, stored array names)``, or one ModelFileError listing every problem."""
     header, arrays, stored, problems = inspect_archive(path)
     net = None
     if header is not None:
         model = _model_header(header, problems)
         if model is not None:
-            net = _build_model(model, arrays, stored, problems, classes,
+            net = _build_model(model, arrays, stored, problems,
                                only_model_arrays=header.get("format") != MODEL_FORMAT)
     if problems:
         raise ModelFileError(path, problems)
@@ -152,15 +154,14 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
     return model, arrays
 
 
-def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model>",
-                     classes: tuple[type, type] = (Sequential, Network)):
+def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model>"):
     """Rebuild a network from :func:`model_state`'s pair (as read from a file).
 
     Raises:
         ModelFileError: naming ``path`` and listing every problem.
     """
     problems: list[str] = []
-    net = _build_model(model, arrays, set(arrays), problems, classes, only_model_arrays=True)
+    net = _build_model(model, arrays, set(arrays), problems, only_model_arrays=True)
     if problems:
         raise ModelFileError(path, problems)
     return net
@@ -188,14 +189,13 @@ def _model_header(header: dict, problems: list) -> dict | None:
     return model
 
 
-def _build_model(model: dict, arrays, stored, problems: list, classes, only_model_arrays: bool = False):
+def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays: bool = False):
     """Rebuild the network described by ``model`` and fill in its arrays.
 
     Every problem goes to ``problems``; returns None when there is any.
     ``only_model_arrays``: the file holds other arrays too (a checkpoint), so
     only ``layers.*`` and ``metadata/*`` names are checked for extras.
     """
-    sequential, network = classes  # (Sequential, Network) classes to build
     start = len(problems)
     dtype = model.get("dtype")
     if dtype not in ("float32", "float64"):
@@ -217,7 +217,7 @@ def _build_model(model: dict, arrays, stored, problems: list, classes, only_mode
     net = None
     if len(problems) == start:
         try:
-            net = sequential(layers, loss, dtype=dtype)
+            net = BUILDS["Sequential"](layers, loss, dtype=dtype)
         except Exception as exc:
             problems.append(f"cannot assemble the network: {describe_error(exc)}")
     if net is not None:
@@ -252,7 +252,7 @@ def _build_model(model: dict, arrays, stored, problems: list, classes, only_mode
             setattr(layer, "d" + attr, None)
     net.metadata = metadata
     if model.get("class") == "Network":
-        net = _as_network(net, model.get("layer_sizes"), model.get("options"), network)
+        net = _as_network(net, model.get("layer_sizes"), model.get("options"), BUILDS["Network"])
     return net
 
 

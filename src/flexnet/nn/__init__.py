@@ -8,10 +8,10 @@ update itself (``p -= lr * g``) is ``Layer.update``; richer rules live in
 files, bridges, experiments and the command line all build on this package.
 """
 
-from .activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
-from .dropout import Dropout
-from .gradcheck import gradcheck
-from .layers import Layer, Linear, ReLU
-from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
-from .network import Network, Sequential
-from .normalization import BatchNorm1d, LayerNorm
+from .activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh  # noqa: F401  (re-exported)
+from .dropout import Dropout  # noqa: F401  (re-exported)
+from .gradcheck import gradcheck  # noqa: F401  (re-exported)
+from .layers import Layer, Linear, ReLU  # noqa: F401  (re-exported)
+from .losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy  # noqa: F401  (re-exported)
+from .network import Network, Sequential  # noqa: F401  (re-exported)
+from .normalization import BatchNorm1d, LayerNorm  # noqa: F401  (re-exported)

@@ -2,7 +2,7 @@
 
 Each class keeps in ``forward`` exactly what its ``backward`` needs (usually
 its own output) and has no parameters. They follow the input's dtype, so a
-float32 network stays float32. ``ReLU`` lives in :mod:`flexnet.layers` with
+float32 network stays float32. ``ReLU`` lives in :mod:`flexnet.nn.layers` with
 ``Linear``; :func:`get` finds any activation by name, ReLU included.
 """
 

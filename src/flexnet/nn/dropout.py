@@ -30,7 +30,7 @@ class Dropout(Layer):
     uses_rng = True
 
     def __init__(self, p: float = 0.5, *, seed=None):
-        self.p = check_number(p, "Dropout(p) (p=1 would drop every unit)", high=1.0)
+        self.p = check_number(p, "Dropout(p)", high=1.0)  # p = 1 would drop every unit
         self.rng = make_rng(seed)
         self.mask = None  # kept units scaled by 1/(1-p); None when nothing was dropped
         self.shape = None  # shape of the last forward's input and output

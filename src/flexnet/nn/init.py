@@ -98,7 +98,7 @@ def default_for(activation) -> str:
     He for the ReLU family and GELU, Glorot for tanh, sigmoid and softmax;
     He for anything unknown, as the most common case.
     """
-    if isinstance(activation, str):  # "relu", "leaky_relu", "Leaky-ReLU" ...
-        return _BY_NAME.get(activation.lower().replace("_", "").replace("-", ""), "he_normal")
+    if isinstance(activation, str):  # "relu", "leaky_relu", "Leaky-ReLU" ...: flexnet's own activations
+        return lookup(activation.replace("_", "").replace("-", ""), _BY_NAME, "activation")
     cls = activation if isinstance(activation, type) else type(activation)
     return DEFAULT_FOR_ACTIVATION.get(cls.__name__, "he_normal")

@@ -99,6 +99,8 @@ class Layer:
         """How error messages name this layer: ``Linear(784 -> 128) at layers.0``."""
         return repr(self) + (f" at {self.name}" if self.name else "")
 
+    _where = where  # its name in 0.1, which custom layers may call
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"

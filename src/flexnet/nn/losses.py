@@ -42,7 +42,10 @@ class Loss:
         return {}
 
     def where(self) -> str:
+        """How error messages name this loss: ``SoftmaxCrossEntropy.forward``."""
         return f"{type(self).__name__}.forward"
+
+    _where = where  # its name in 0.1, which custom losses may call
 
     def _after_forward(self, cached) -> None:
         """Refuse a backward with nothing cached by a forward to go back from."""
@@ -103,11 +106,13 @@ class SoftmaxCrossEntropy(Loss):
         self._scale = None  # weighted/smoothed case: what backward needs
 
     def forward(self, z, y, *, checked: bool = False):
-        """The mean loss. ``checked=True`` says ``z`` is a float batch and ``y``
-        int64 class ids already checked against its classes: ``fit`` checks every
-        label once before its loop, so its batches skip the checks."""
+        """The mean loss. ``checked=True`` says ``y`` holds int64 class ids already
+        checked against the outputs' classes: ``fit`` checks every label once,
+        before its loop, so its batches skip that check. Wrong ids then give a
+        wrong loss, not an error: pass it only for ids checked so."""
+        z = self._check_outputs(z)  # cheap; the labels' check is the costly one
         if not checked:
-            z, y = self._check(z, y)
+            y = self._check_targets(z, y)
         self.y = y
         if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
             return self._ids_forward(z, y)
@@ -118,20 +123,19 @@ class SoftmaxCrossEntropy(Loss):
         self._scale = None
         return float(-(y * logp).sum() / len(z))  # (N, C) targets
 
-    def _check(self, z, y) -> tuple[np.ndarray, np.ndarray]:
-        z = self._check_outputs(z)
+    def _check_targets(self, z, y) -> np.ndarray:
         n, c = z.shape
         y = np.asarray(y)
         if y.ndim == 2 and y.shape == (n, 1) and c > 1:
             raise ValueError(f"{self.where()}: got labels of shape {y.shape} for {c} outputs; class ids belong "
                              f"in a 1-D array (y.ravel()), one-hot targets in shape ({n}, {c})")
         if y.ndim != 2:
-            return z, check_labels(y, n, c, self.where())
+            return check_labels(y, n, c, self.where())
         y = check_targets(y, z.shape, z.dtype, self.where())
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
             raise ValueError(f"{self.where()}: 2-D targets must be one-hot rows or probabilities summing to 1; "
                              "for class ids pass a 1-D array")
-        return z, y
+        return y
 
     def _ids_forward(self, z: np.ndarray, y: np.ndarray) -> float:
         """The common case, class ids without weights or smoothing: one exp and no

@@ -88,7 +88,7 @@ class BatchNorm1d(_Normalization):
                  affine: bool = True, *, dtype="float32"):
         super().__init__(num_features, eps, affine, dtype)
         self.momentum = None if momentum is None else check_number(
-            momentum, "BatchNorm1d(momentum) (or None)", high=1.0, high_open=False)
+            momentum, "BatchNorm1d(momentum)", high=1.0, high_open=False)
         self.running_mean = np.zeros((1, self.num_features), dtype=self.dtype)
         self.running_var = np.ones((1, self.num_features), dtype=self.dtype)
         self.buffers = ("running_mean", "running_var")
@@ -101,8 +101,8 @@ class BatchNorm1d(_Normalization):
 
     def forward(self, x, training=False):
         x = self._input(x)
-        self.batch_stats = False
         if not training:
+            self.batch_stats = False
             return self._normalise(x, self.running_mean, self.running_var)
         n = len(x)
         if n < 2:
@@ -153,6 +153,8 @@ class LayerNorm(_Normalization):
     Shapes:
         x: (N, F) -> (N, F); gamma, beta: (1, F).
     """
+
+    params, affine = ("gamma", "beta"), True  # always: also what a LayerNorm pickled by 0.1 lacks
 
     def __init__(self, num_features: int, eps: float = 1e-5, *, dtype="float32"):
         super().__init__(num_features, eps, True, dtype)

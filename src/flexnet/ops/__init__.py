@@ -12,10 +12,12 @@ reduction, they call one of these instead, with the formula beside the call::
     ops.pick(s, y)                  # s[arange(N), y]
     ops.pick_add(g, y, -1)          # g[arange(N), y] -= 1
 
-Each gives the same bits whichever path it takes inside, and which path it
-takes depends only on its arguments (their dtype, shape and layout) and on
-whether SciPy is installed, never on what ran before: a run is reproducible
-bit for bit within one installation. BLAS thread limits live beside this
+Which path an operation takes inside depends only on its arguments (their
+dtype, shape and layout) and on whether SciPy is installed, never on what ran
+before, so a run is reproducible bit for bit within one installation. The
+reuse of an array (``out=``) never changes a result's bits; BLAS's ``axpy``
+and NumPy's two steps may round differently, so the same run with and without
+SciPy can differ in the last bits. BLAS thread limits live beside this
 module, in :mod:`flexnet.ops.threads`.
 
 Why these are faster, measured on W's shapes (a (64, 10) batch of logits):
@@ -167,7 +169,8 @@ def pick(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def pick_add(a: np.ndarray, ids: np.ndarray, value: float) -> None:
-    """``a[arange(N), ids] += value`` in place (``a`` C-contiguous)."""
+    """``a[arange(N), ids] += value`` in place. ``a`` must be C-contiguous (a fresh
+    copy is): the flat view of any other layout is a copy, and would be written instead."""
     a.reshape(-1)[_row_starts(*a.shape) + ids] += value
 
 

@@ -108,6 +108,11 @@ class Optimizer:
         # The cache holds the model's arrays: a copy or a pickle prepares its own.
         return {**self.__dict__, "_prepared": {}}
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__.pop("_checked", None)  # the cache's name in a 0.1 pickle
+        self._prepared = {}
+
     def _penalized(self, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
         """The gradient plus the L2 and L1 terms (a new array; ``g`` is untouched)."""
         if weight_decay != 0:

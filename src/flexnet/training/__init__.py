@@ -11,9 +11,9 @@ from .callbacks import Callback, EarlyStopping, History, LRSchedulerCallback
 from .checkpoint import TrainingInterrupted
 from .evaluation import evaluate
 from .loop import FitLoop, TrainingDiverged, fit
-from .network import Network, Sequential, load
+from .network import Network, Sequential
 
 __all__ = [
     "Callback", "EarlyStopping", "FitLoop", "History", "LRSchedulerCallback", "Network",
-    "Sequential", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit", "load",
+    "Sequential", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit",
 ]

@@ -124,7 +124,7 @@ def _training_state(loop) -> dict:
 
 
 def save_checkpoint(loop, path) -> Path:
-    """Write the state of a running :class:`~flexnet.train.FitLoop` to ``path``, atomically."""
+    """Write the state of a running :class:`~flexnet.training.loop.FitLoop` to ``path``, atomically."""
     path = Path(os.fspath(path))
     model, arrays = model_state(loop.net)
     training_json, training_arrays = flatten_state(_training_state(loop), prefix="train")

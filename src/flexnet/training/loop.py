@@ -27,8 +27,8 @@ from .callbacks import (
     uses_batch_hooks,
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
-from .diagnostics import Diagnostics
-from .evaluation import evaluate, loss_and_accuracy, prepare_xy
+from .diagnostics import DIAG_ROWS, Diagnostics  # noqa: F401  (DIAG_ROWS: found here in 0.1)
+from .evaluation import EVAL_CHUNK, evaluate, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
 from ..nn.losses import SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d
 

@@ -4,7 +4,7 @@
 ``Sequential`` and ``Network`` have ``forward``, ``backward``, ``update`` and
 ``train_step`` and stop there. The classes here add the conveniences a user
 reaches for next, ``net.fit(X, y)``, ``net.save(path)`` and ``net.summary()``, and
-:func:`load` builds them back from a file. These are the classes exported as
+every model file loads as them (:data:`flexnet.files.model_file.BUILDS`). These are the classes exported as
 ``flexnet.Sequential`` and ``flexnet.Network``.
 """
 
@@ -15,7 +15,7 @@ from ..nn import network as plain
 from .callbacks import History
 from .loop import fit
 
-__all__ = ["Network", "Sequential", "load"]
+__all__ = ["Network", "Sequential"]
 
 
 class Sequential(plain.Sequential):
@@ -38,16 +38,5 @@ class Network(plain.Network, Sequential):
     __doc__ = plain.Network.__doc__
 
 
-def load(path) -> Sequential:
-    """Load a network saved by :func:`flexnet.save`, ready to predict, train and save again.
-
-    Returns:
-        A :class:`Network` when the file holds one built from layer sizes,
-        else a :class:`Sequential`; predictions are identical to the saved
-        network's.
-
-    Raises:
-        ModelFileError: the file is missing, unreadable, damaged or not a
-            flexnet model; one error lists every problem.
-    """
-    return model_file.load(path, sequential=Sequential, network=Network)
+# Every load builds these from now on (flexnet.load, flexnet.files.load, checkpoints).
+model_file.BUILDS.update(Sequential=Sequential, Network=Network)

@@ -1,0 +1,7 @@
+"""``python -m flexnet.cli``: the same as ``flexnet``."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

@@ -300,6 +300,18 @@ def test_compare_runs_the_tutorial_experiment_the_same_in_parallel():
     assert serial[2].losses == history.history["loss"]
 
 
+def test_compare_checks_its_runs_as_a_sweep_does():
+    """compare runs its trials itself, through the sweep's own trial functions: duplicate
+    runs are run once, bad seeds are refused before any training, numpy integers are fine."""
+    assert len(compare([[25, 2], [25, 2]], seeds=(1, 1), epochs=2)) == 1
+    assert compare([[25, 2]], seeds=(np.int64(3),), epochs=2)[0].seed == 3
+    for seeds, err in [((-1,), TypeError), ((1.5,), TypeError), ((), ValueError)]:
+        with pytest.raises(err, match="seed"):
+            compare([[25, 2]], seeds=seeds, epochs=2)
+    with pytest.raises(RuntimeError, match=r"\[25, 2\] seed 0: training diverged"):
+        compare([[25, 2]], seeds=(0,), epochs=5, lr=1e38)  # float32 overflows: the run says it diverged
+
+
 # -- the command line ----------------------------------------------------------------
 
 

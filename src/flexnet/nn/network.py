@@ -135,8 +135,10 @@ class Sequential:
 
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         """Yield ``(name, parameter, gradient)`` such as ``("layers.0.W", W, dW)``."""
-        for layer in self.layers:
-            yield from ((f"{layer.name}.{attr}", p, g) for attr, p, g in layer.named_parameters())
+        for layer in self.layers:  # a plain loop: the optimizer walks it at every step
+            prefix = layer.name + "."
+            for attr, p, g in layer.named_parameters():
+                yield prefix + attr, p, g
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Every trainable array by name (the arrays themselves, not copies)."""

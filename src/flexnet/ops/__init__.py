@@ -93,7 +93,7 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
     if kernel is None or a == 0:
         np.add(y, a * x, out=y)
     else:
-        _blas_axpy(kernel, x.reshape(-1), y.reshape(-1), a, _pieces(y.size))  # flat views
+        _blas_axpy(kernel, x.ravel(), y.ravel(), a, _pieces(y.size))  # flat views: both are contiguous
 
 
 def prepare_axpy(x: np.ndarray, y: np.ndarray):
@@ -115,15 +115,12 @@ def prepare_axpy(x: np.ndarray, y: np.ndarray):
     return update
 
 
-def _fits(out, shape: tuple, dtype) -> bool:
-    """Whether ``out`` can take a result of this shape and dtype in place."""
-    return out is not None and out.shape == shape and out.dtype == dtype and out.flags.writeable
-
-
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b``, written into ``out`` when it can hold the result, saving an
     allocation per step; else a new array. Returns the result."""
-    if a.dtype == b.dtype and _fits(out, (a.shape[0], b.shape[1]), a.dtype):
+    # out fits: same shape and dtype as the result, and writeable (inline: this runs per layer and step)
+    if out is not None and out.shape == (a.shape[0], b.shape[1]) and out.dtype == a.dtype == b.dtype \
+            and out.flags.writeable:
         return np.matmul(a, b, out=out)
     return a @ b
 
@@ -140,7 +137,7 @@ def sum_batch(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a.sum(axis=0, keepdims=True)``, (N, F) -> (1, F), as ``ones((1, N)) @ a``;
     into ``out`` when it can hold the result."""
     row = ones((1, len(a)), a.dtype)
-    if _fits(out, (1, a.shape[1]), a.dtype):
+    if out is not None and out.shape == (1, a.shape[1]) and out.dtype == a.dtype and out.flags.writeable:
         return np.dot(row, a, out=out)
     return np.dot(row, a)
 

@@ -31,16 +31,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ..nn import activations as _activations
-from ..training.callbacks import Callback, EarlyStopping
+from ..nn.checks import as_float_dtype
 from ..nn.dropout import Dropout
 from ..nn.init import default_for
-from ..nn.checks import as_float_dtype
 from ..nn.layers import Linear
 from ..nn.losses import L1, MSE, Huber, SoftmaxCrossEntropy
-from ..training.network import Sequential
 from ..nn.normalization import BatchNorm1d, LayerNorm
 from ..optim import make_optimizer
+from ..training.callbacks import Callback, EarlyStopping
 from ..training.loop import fit as _fit
+from ..training.network import Sequential
 
 __all__ = ["FlexNetClassifier", "FlexNetRegressor"]
 

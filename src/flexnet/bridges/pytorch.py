@@ -16,11 +16,11 @@ from typing import Callable
 
 import numpy as np
 
+from .. import nn
+from ..nn import network as plain
 from ..nn.checks import as_float_dtype
 from ..nn.layers import Layer
 from ..nn.losses import Loss
-from .. import nn
-from ..nn import network as plain
 from ..training.network import Sequential
 
 #: Format tag of the files written by :func:`save_torch`.

@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 

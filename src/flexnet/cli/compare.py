@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (EXIT_OK, UsageError, check_arch, check_output, load_data, parse_arch, parse_seeds,
-                     positive_float, positive_int)
+from .common import (
+    EXIT_OK,
+    UsageError,
+    check_arch,
+    check_output,
+    load_data,
+    parse_arch,
+    parse_seeds,
+    positive_float,
+    positive_int,
+)
 
 
 def add_parser(subparsers) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, UsageError, write_figure, load_data, text_table, with_suffix
+from .common import EXIT_OK, UsageError, load_data, text_table, with_suffix, write_figure
 
 
 def add_parser(subparsers) -> None:

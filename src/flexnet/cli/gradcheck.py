@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILURE, EXIT_OK, text_table, parse_arch, positive_float, positive_int
+from .common import EXIT_FAILURE, EXIT_OK, parse_arch, positive_float, positive_int, text_table
 
 
 def add_parser(subparsers) -> None:

@@ -8,7 +8,6 @@ import sys
 
 from .common import EXIT_OK, UsageError, label_arg
 
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 

@@ -51,8 +51,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.sweep import sweep
     from ..experiments.results import config_label
+    from ..experiments.sweep import sweep
 
     grid = {"arch": args.arch, "seed": args.seeds}
     for axis in ("activation", "lr", "batch_size", "dropout", "optimizer"):

@@ -7,8 +7,20 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import (EXIT_OK, UsageError, check_arch, check_output, write_figure, load_data,
-                     SigtermAsInterrupt, text_table, with_suffix, parse_arch, positive_float, positive_int)
+from .common import (
+    EXIT_OK,
+    SigtermAsInterrupt,
+    UsageError,
+    check_arch,
+    check_output,
+    load_data,
+    parse_arch,
+    positive_float,
+    positive_int,
+    text_table,
+    with_suffix,
+    write_figure,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -85,10 +97,10 @@ def _train(args, guard) -> int:
 
     from .. import data as fdata
     from ..files.model_file import save
-    from ..training.network import Network
     from ..optim import make_optimizer, make_scheduler
     from ..plots import training_curves
     from ..training.loop import TrainingInterrupted, evaluate, fit
+    from ..training.network import Network
 
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split: expected a fraction in [0, 1), got {args.val_split}")

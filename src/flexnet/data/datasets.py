@@ -14,11 +14,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..nn.checks import as_float_dtype, check_positive_int, make_rng
 from .fetch import download as fetch_file
 from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import DataFileError, encode_labels, read_csv, read_idx, read_npz
-from ..nn.checks import as_float_dtype, check_positive_int
-from ..nn.checks import make_rng
 
 #: Class names of :func:`edges`, by class id.
 EDGE_CLASSES = ("edge", "no edge")

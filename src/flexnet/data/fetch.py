@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Sequence
 
 
-
-
 class DownloadError(OSError):
     """No mirror delivered a file with the expected checksum."""
 

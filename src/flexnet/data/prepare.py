@@ -7,11 +7,9 @@ train/validation split keeps every class on both sides.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..nn.checks import as_float_dtype, make_rng
-
 
 # -- preprocessing -----------------------------------------------------------
 

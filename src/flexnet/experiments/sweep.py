@@ -38,20 +38,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..ops import threads
-from ..nn.checks import as_float_dtype, check_positive_int
 from ..data.datasets import load_prepared
 from ..data.datasets import load_prepared as load_named  # noqa: F401  (its name before 0.2)
+from ..nn.checks import as_float_dtype, check_positive_int
+from ..ops import threads
 from . import trial
-from .trial import (  # noqa: F401  (trial_key, trial_seed, build_network: found here by earlier callers)
-    MAX_TRIALS,
-    build_network,
-    expand_grid,
-    run_trial,
-    train_trial,
-    trial_key,
-    trial_seed,
-)
 from .results import (
     AXES,
     LOG_FORMAT,
@@ -61,6 +52,15 @@ from .results import (
     finite_or_none,
     summarise,
     write_outputs,
+)
+from .trial import (  # noqa: F401  (trial_key, trial_seed, build_network: found here by earlier callers)
+    MAX_TRIALS,
+    build_network,
+    expand_grid,
+    run_trial,
+    train_trial,
+    trial_key,
+    trial_seed,
 )
 
 # -- data --------------------------------------------------------------------

@@ -26,7 +26,6 @@ from ..training.loop import TrainingDiverged, fit
 from ..training.network import Network
 from .results import AXES, CURVES, canonical_json, finite_or_none
 
-
 MAX_TRIALS = 1_000_000
 
 

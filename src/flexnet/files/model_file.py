@@ -29,9 +29,9 @@ from typing import Mapping
 import numpy as np
 
 from ..nn.layers import Layer
-from ..version import __version__
 from ..nn.losses import Loss
 from ..nn.network import Network, Sequential
+from ..version import __version__
 from .archive import (
     ModelFileError,
     ModelFileNotFoundError,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
-from .checks import check_float_input, check_number
-from .checks import make_rng
+from .checks import check_float_input, check_number, make_rng
 from .layers import Layer
 
 

@@ -199,12 +199,8 @@ class ReLU(Layer):
         self.mask = None
 
     def forward(self, z, training=False):
-        # The mask never leaves the layer, so batches of the same shape reuse
-        # its array instead of allocating a new one.
         z = check_float_input(self, z)
-        if self.mask is None or self.mask.shape != z.shape or not self.mask.flags.writeable:
-            self.mask = np.empty(z.shape, dtype=bool)
-        np.greater(z, 0, out=self.mask)
+        self.mask = ops.positive(z, out=self.mask)  # mask = z > 0, into the last batch's array
         return np.maximum(z, 0)
 
     def backward(self, dh, input_grad=True):

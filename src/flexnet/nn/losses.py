@@ -11,12 +11,11 @@ Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .. import ops
-from .checks import check_labels, check_number, check_targets, lookup
 from .activations import log_softmax, sigmoid, softmax
+from .checks import check_labels, check_number, check_targets, lookup
 
 
 class Loss:

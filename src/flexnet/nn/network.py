@@ -12,13 +12,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .checks import as_float_dtype, as_input, check_finite_rows, check_layer_sizes, check_lr
-from .checks import make_rng
-from .layers import Layer, Linear
-from .losses import Loss, SoftmaxCrossEntropy
 from . import init as initializers
 from .activations import get as get_activation
+from .checks import as_float_dtype, as_input, check_finite_rows, check_layer_sizes, check_lr, make_rng
 from .dropout import Dropout
+from .layers import Layer, Linear
+from .losses import Loss, SoftmaxCrossEntropy
 from .losses import get as get_loss
 from .normalization import BatchNorm1d, LayerNorm
 

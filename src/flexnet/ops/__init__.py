@@ -8,6 +8,7 @@ reduction, they call one of these instead, with the formula beside the call::
     ops.matmul(x.T, dz, out=dW)     # dW = x.T @ dz, into last step's array
     ops.sum_batch(dz, out=db)       # db = dz.sum(axis=0, keepdims=True)
     ops.sum_features(p)             # p.sum(axis=1, keepdims=True)
+    ops.positive(z, out=mask)       # mask = z > 0, into last batch's array
     ops.row_max(z)                  # z.max(axis=1, keepdims=True)
     ops.pick(s, y)                  # s[arange(N), y]
     ops.pick_add(g, y, -1)          # g[arange(N), y] -= 1
@@ -123,6 +124,14 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
             and out.flags.writeable:
         return np.matmul(a, b, out=out)
     return a @ b
+
+
+def positive(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``z > 0``, written into ``out`` when it is a writeable bool array of z's shape.
+    A layer's mask never leaves the layer, so batches of one size reuse one array."""
+    if out is None or out.shape != z.shape or out.dtype != np.bool_ or not out.flags.writeable:
+        out = np.empty(z.shape, dtype=bool)
+    return np.greater(z, 0, out=out)
 
 
 @functools.lru_cache(maxsize=16)

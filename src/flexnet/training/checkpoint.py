@@ -29,18 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .callbacks import History, restore_state_arrays
 from ..files.model_file import (
     CHECKPOINT_FORMAT,
     MODEL_FORMAT_VERSION,
     ModelFileError,
-    flexnet_version,
     flatten_state,
+    flexnet_version,
     model_state,
     read_archive,
     unflatten_state,
     write_archive,
 )
+from .callbacks import History, restore_state_arrays
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -19,6 +19,8 @@ import zlib
 import numpy as np
 
 from ..nn.checks import check_lr, check_positive_int
+from ..nn.losses import SoftmaxCrossEntropy
+from ..nn.normalization import BatchNorm1d
 from .callbacks import (
     Callback,
     EarlyStopping,
@@ -29,8 +31,6 @@ from .callbacks import (
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .diagnostics import DIAG_ROWS, Diagnostics  # noqa: F401  (DIAG_ROWS: found here in 0.1)
 from .evaluation import EVAL_CHUNK, evaluate, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
-from ..nn.losses import SoftmaxCrossEntropy
-from ..nn.normalization import BatchNorm1d
 
 __all__ = [
     "Callback",

@@ -99,6 +99,34 @@ class FlexnetFit(Impl):
         self.net.predict_proba(self.X)
 
 
+class FlexnetFitThreads(FlexnetFit):
+    """``fit`` with a fixed BLAS thread count, ``fit(threads=N)``: the yardstick for
+    flexnet's own choice (``flexnet-fit@N`` on the command line)."""
+
+    threads = 1
+
+    def run(self):
+        if self.spec["name"] == "infer":
+            from flexnet.ops import threads
+
+            with threads.limited(self.threads):
+                return super().run()
+        flexnet.fit(self.net, self.X, self.y, epochs=self.spec["epochs"], batch_size=self.B,
+                    lr=LR, shuffle=True, seed=int(self.rng.integers(2**31)), progress=False,
+                    threads=self.threads)
+
+
+def make_impl(name: str) -> type:
+    """The implementation class for ``name``: a key of IMPLS, or ``flexnet-fit@N``."""
+    if name in IMPLS:
+        return IMPLS[name]
+    base, _, count = name.partition("@")
+    if base != "flexnet-fit" or not count.isdigit() or int(count) < 1:
+        raise KeyError(name)
+    return type(f"FlexnetFit{count}", (FlexnetFitThreads,),
+                {"threads": int(count), "label": f"flexnet fit(threads={count})"})
+
+
 class FlexnetStep(FlexnetFit):
     """The tutorial's training loop written by the user around ``train_step``."""
 

@@ -1,7 +1,15 @@
 """flexnet against PyTorch, scikit-learn, the plain tutorial code and the GEMM floor.
 
-    python benchmarks/run.py            # full suite, about 5-10 minutes on 2 cores
-    python benchmarks/run.py --quick    # smoke run on a sliver of the data, < 30 s
+    python benchmarks/run.py              # full suite, each library's default threads, 5-10 minutes
+    python benchmarks/run.py --threads 1  # one BLAS/OpenMP thread for every implementation
+    python benchmarks/run.py --busy       # while one unrelated process keeps a core busy
+    python benchmarks/run.py --quick      # smoke run on a sliver of the data, < 30 s
+
+Without ``--threads`` every implementation runs with its default settings:
+flexnet's ``fit`` chooses its own thread count, PyTorch uses its own, and
+``flexnet-fit@N`` rows (``fit(threads=N)`` for N = 1, 2, 4 ... up to the cores)
+show how far flexnet's choice is from its best fixed count. ``--busy`` starts
+a process that spins on the CPU before the workers start and stops it at the end.
 
 Every implementation runs in its own worker process, started once and kept
 for all workloads, so thread pools (OpenBLAS's, PyTorch's OpenMP) never fight
@@ -41,8 +49,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from impls import IMPLS, WORKLOADS, make_data, workload  # noqa: E402
-from workers import Worker  # noqa: E402
+from impls import IMPLS, WORKLOADS, make_data, make_impl, workload  # noqa: E402
+from workers import Spinner, Worker  # noqa: E402
 
 DEFAULT_IMPLS = list(IMPLS)
 #: The implementation the targets and the README quote.
@@ -78,12 +86,14 @@ def _reset_peak() -> bool:
         return False
 
 
-def worker(name: str, threads: int) -> None:
-    """Serve one implementation: JSON commands on stdin, JSON replies on stdout."""
+def worker(name: str, threads: int | None) -> None:
+    """Serve one implementation: JSON commands on stdin, JSON replies on stdout.
+
+    ``threads`` None: each library's default settings (PyTorch's own thread count)."""
     out = sys.stdout
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
-    impl = IMPLS[name]()
-    if name in ("torch", "floor-torch"):
+    impl = make_impl(name)()
+    if threads and name in ("torch", "floor-torch"):
         import torch
 
         torch.set_num_threads(threads)
@@ -115,7 +125,7 @@ def worker(name: str, threads: int) -> None:
             impl.run()
             reply["seconds"] = time.perf_counter() - t0
         elif cmd["cmd"] == "teardown":
-            impl = IMPLS[name]()
+            impl = make_impl(name)()
             gc.collect()
         out.write(json.dumps(reply) + "\n")
         out.flush()
@@ -188,10 +198,26 @@ def summarise(rows: list[dict]) -> None:
             r[key] = r["median"] / other["median"] if other and other["median"] else None
 
 
-def targets(rows: list[dict]) -> list[dict]:
+def targets(rows: list[dict], meta: dict | None = None) -> list[dict]:
     """The goals set for flexnet, checked on this run's numbers."""
     by = {(r["workload"], r["impl"]): r for r in rows}
     checks = []
+    meta = meta or {}
+    if meta.get("threads") == "default":  # every library's default settings
+        busy = bool(meta.get("busy"))
+        for w in ("W", "W-big"):
+            mine, torch = by.get((w, HEADLINE)), by.get((w, "torch"))
+            fixed = [r for (wl, impl), r in by.items() if wl == w and impl.startswith(HEADLINE + "@")]
+            if w == "W" and mine and torch:
+                checks.append(_check(f"W, default settings{', one core busy' if busy else ''}: "
+                                     "flexnet / PyTorch time", mine["median"] / torch["median"],
+                                     0.5 if busy else 0.6))
+            if mine and fixed:
+                best = min(fixed, key=lambda r: r["median"])
+                checks.append(_check(f"{w}, default settings{', one core busy' if busy else ''}: flexnet's "
+                                     f"choice / its best thread count ({best['impl'].split('@')[1]})",
+                                     mine["median"] / best["median"], 1.3 if busy else 1.15))
+        return checks
 
     def check(what: str, value, limit: float) -> None:
         if value is not None:
@@ -215,6 +241,10 @@ def targets(rows: list[dict]) -> list[dict]:
         if g32 and g64:  # context, not a target: the BLAS's own float64 / float32 ratio
             checks[-1]["gemm_floor_ratio"] = round(g64 / g32, 3)
     return checks
+
+
+def _check(what: str, value: float, limit: float) -> dict:
+    return {"target": what, "value": round(value, 3), "limit": limit, "met": value <= limit}
 
 
 def fmt(x, spec: str) -> str:
@@ -241,19 +271,28 @@ def main(argv=None) -> int:
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, from: " + ", ".join(WORKLOADS))
     p.add_argument("--impls", default=",".join(DEFAULT_IMPLS), help="comma-separated, from: " + ", ".join(IMPLS))
     p.add_argument("--threads", type=int, default=None,
-                   help="BLAS/OpenMP threads for every implementation (default: NumPy's BLAS default)")
+                   help="BLAS/OpenMP threads for every implementation (default: each library's own "
+                        "default, and flexnet's choice)")
+    p.add_argument("--busy", action="store_true",
+                   help="keep one core busy with an unrelated process during the run")
     p.add_argument("--json", default=os.path.join(HERE, "results.json"), help="where to write the results")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.threads or 1)
+        worker(args.worker, args.threads)
         return 0
 
     names = [s for s in args.impls.split(",") if s]
+    if args.threads is None and args.impls == p.get_default("impls"):
+        # flexnet's best fixed thread count, beside its own choice
+        counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= (os.cpu_count() or 1)]
+        names[1:1] = [f"flexnet-fit@{n}" for n in counts]
     loads = [s for s in args.workloads.split(",") if s]
     for s in names:
-        if s not in IMPLS:
-            p.error(f"--impls: unknown implementation {s!r}; choose from {', '.join(IMPLS)}")
+        try:
+            make_impl(s)
+        except KeyError:
+            p.error(f"--impls: unknown implementation {s!r}; choose from {', '.join(IMPLS)} or flexnet-fit@N")
     for s in loads:
         if s not in WORKLOADS:
             p.error(f"--workloads: unknown workload {s!r}; choose from {', '.join(WORKLOADS)}")
@@ -265,22 +304,26 @@ def main(argv=None) -> int:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(args.threads)
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(HERE, "..", "src"), HERE, env.get("PYTHONPATH", "")])
-    threads = args.threads or blas_threads()
+    threads = args.threads or "default"
     meta = machine()
-    for pool in meta["numpy_blas"] or []:
-        pool["num_threads"] = threads  # what the workers run with (env set above)
-    meta.update(threads=threads, reps=reps, quick=args.quick,
+    if args.threads:
+        for pool in meta["numpy_blas"] or []:
+            pool["num_threads"] = threads  # what the workers run with (env set above)
+    meta.update(threads=threads, busy=args.busy, reps=reps, quick=args.quick,
                 command="python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    print(f"# {meta['cpu']}, {meta['cpus']} CPUs, {threads} threads; numpy {meta['numpy']} "
+    print(f"# {meta['cpu']}, {meta['cpus']} CPUs, {threads} threads{', one core busy' if args.busy else ''}; "
+          f"numpy {meta['numpy']} "
           f"({(meta['numpy_blas'] or [{}])[0].get('internal_api')}), torch {meta['torch']}, "
           f"sklearn {meta['sklearn']}; {reps} timed runs each", file=sys.stderr)
 
     load = meta.get("load_average", [0])[0]
-    if load > 0.5 * (meta["cpus"] or 1):
+    if load > 0.5 * (meta["cpus"] or 1) and not args.busy:
         print(f"# warning: load average {load} on {meta['cpus']} CPUs; other jobs will disturb the "
               "timings, multi-threaded BLAS most (consider --threads 1)", file=sys.stderr)
     started = time.perf_counter()
-    workers = {n: Worker(n, [sys.executable, os.path.abspath(__file__), "--worker", n, "--threads", str(threads)], env)
+    spinner = Spinner() if args.busy else None
+    thread_args = ["--threads", str(args.threads)] if args.threads else []
+    workers = {n: Worker(n, [sys.executable, os.path.abspath(__file__), "--worker", n, *thread_args], env)
                for n in names}
     rows = []
     finished = False
@@ -298,7 +341,7 @@ def main(argv=None) -> int:
             for n in names:
                 med = statistics.median(times[n])
                 rows.append({
-                    "workload": w, "impl": n, "label": IMPLS[n].label, "seconds": times[n],
+                    "workload": w, "impl": n, "label": make_impl(n).label, "seconds": times[n],
                     "median": med, "min": min(times[n]), "max": max(times[n]),
                     "samples_per_s": per_run / med if med > 0 else None, **cold[n],
                 })
@@ -307,13 +350,15 @@ def main(argv=None) -> int:
     finally:
         for wk in workers.values():
             wk.close(kill=not finished)
+        if spinner is not None:
+            meta["busy_cpu_seconds"] = spinner.stop()
     summarise(rows)
     try:
         meta["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         pass
     result = {"meta": meta, "workloads": {w: workload(w, args.quick) for w in loads},
-              "results": rows, "targets": targets(rows)}
+              "results": rows, "targets": targets(rows, meta)}
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
     print(table(rows))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 
 class Worker:
@@ -26,3 +28,17 @@ class Worker:
             self.proc.kill()
         self.proc.stdin.close()
         self.proc.wait()
+
+
+class Spinner:
+    """An unrelated process that keeps one core busy until :meth:`stop` (a busy machine)."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+    def stop(self) -> float:
+        """Stop it; returns the CPU seconds it used (how busy it kept its core)."""
+        self.proc.kill()
+        _, _, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = -9
+        return round(usage.ru_utime + usage.ru_stime, 2)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..version import __version__
 from . import compare, datasets, evaluate, export, gradcheck, info, predict, sweep, train
-from .common import EXIT_FAILURE, EXIT_USAGE, UsageError
+from .common import EXIT_FAILURE, EXIT_USAGE, UsageError, restore_threads
 
 #: The commands, in the order ``flexnet --help`` lists them.
 COMMANDS = (compare, info, train, evaluate, predict, gradcheck, datasets, sweep, export)
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
         print(f"flexnet {args.command}: failed: {type(exc).__name__}: {_one_line(exc)} "
               "(run with --debug for details)", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        restore_threads()
 
 
 def _one_line(exc: BaseException) -> str:

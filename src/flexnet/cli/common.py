@@ -85,6 +85,32 @@ def probability(text: str) -> float:
     return value
 
 
+def add_threads_option(p, default: str = "chosen for the sizes at hand and the cores that are free") -> None:
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help=f"BLAS threads for the matrix products (default: {default})")
+
+
+_LIMITS: list = []  # thread limits a command set; main() restores them
+
+
+def limit_threads(args, net, rows: int) -> int:
+    """Limit this process's BLAS threads for a pass of ``net`` over ``rows`` rows
+    at a time: ``--threads``, or flexnet's choice. Returns the count; the
+    limit lasts until the command returns."""
+    from ..ops import threads
+    from ..training.evaluation import largest_product
+
+    count = args.threads or threads.choose(largest_product(net, rows))
+    _LIMITS.append(threads.limit(count))
+    return count
+
+
+def restore_threads() -> None:
+    """Undo the thread limits the command set (main() calls it as the command ends)."""
+    while _LIMITS:
+        _LIMITS.pop().restore_original_limits()
+
+
 def load_data(args):
     from ..data import datasets
 

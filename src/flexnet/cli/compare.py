@@ -8,6 +8,7 @@ import sys
 from .common import (
     EXIT_OK,
     UsageError,
+    add_threads_option,
     check_arch,
     check_output,
     load_data,
@@ -46,6 +47,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
     p.add_argument("--jobs", type=int, metavar="N", help="train the runs on N local processes (default 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="train the runs on this Dask scheduler")
+    add_threads_option(p, "1 per run: the tutorial's networks gain nothing from more")
     p.set_defaults(func=run)
 
 
@@ -65,7 +67,7 @@ def run(args) -> int:
     print(f"Training {len(archs)} architecture(s) x {len(args.seeds)} seed(s) on {where} "
           f"({args.epochs} epochs, batch {args.batch_size}, lr {args.lr})")
     results = compare(archs, data=data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, jobs=args.jobs, scheduler=args.scheduler)
+                      lr=args.lr, jobs=args.jobs, scheduler=args.scheduler, threads=args.threads or 1)
     print(format_table(results))
     if args.out != "-":
         try:

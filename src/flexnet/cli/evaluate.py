@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, UsageError, load_data, text_table, with_suffix, write_figure
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_threads_option,
+    limit_threads,
+    load_data,
+    text_table,
+    with_suffix,
+    write_figure,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -27,6 +36,7 @@ def add_parser(subparsers) -> None:
                    help="figure files PREFIX-confusion.png, PREFIX-mistakes.png, PREFIX-weights.png "
                    "(default: the model path without .npz; - for none)")
     p.add_argument("--show", action="store_true", help="also open the figures in windows")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -36,6 +46,7 @@ def run(args) -> int:
     from .. import data as fdata
     from ..files.model_file import load
     from ..plots import confusion_figure, mistakes_figure, weights_figure
+    from ..training.evaluation import EVAL_CHUNK
     from ..training.loop import evaluate
 
     net = load(args.model)
@@ -48,6 +59,7 @@ def run(args) -> int:
     X = fdata.prepare_input(X_raw, net.metadata)
     if net.in_features is not None and X.shape[1] != net.in_features:
         raise UsageError(f"{args.model} takes {net.in_features} input features, --data {args.data} has {X.shape[1]}")
+    limit_threads(args, net, min(len(X), EVAL_CHUNK))
     result = evaluate(net, X, y)
     part = "test split" if ds.X_test is not None else "whole file"
     print(f"{args.model} on {ds.name} ({part}, {len(X):,} rows)")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILURE, EXIT_OK, parse_arch, positive_float, positive_int, text_table
+from .common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    add_threads_option,
+    limit_threads,
+    parse_arch,
+    positive_float,
+    positive_int,
+    text_table,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +38,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     p.add_argument("--tolerance", type=positive_float, default=1e-5,
                    help="largest relative error accepted (default 1e-5)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -43,6 +53,7 @@ def run(args) -> int:
     rng = np.random.default_rng(args.seed)
     X = rng.normal(size=(args.batch, args.arch[0]))
     y = rng.integers(0, args.arch[-1], size=args.batch)
+    limit_threads(args, net, args.batch)
     report = gradcheck(net, X, y)
     rows = [(name, f"{err:.2e}", "ok" if err <= args.tolerance else "FAIL") for name, err in report.items()]
     print(f"Gradient check of {net!r} on a random batch of {args.batch} (float64, central differences)")

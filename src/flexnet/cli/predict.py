@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .common import EXIT_OK, UsageError, label_arg
+from .common import EXIT_OK, UsageError, add_threads_option, label_arg, limit_threads
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -32,6 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", choices=("csv", "json"), default=None,
                    help="output format (default: json for a .json --output, else csv)")
     p.add_argument("--output", default=None, metavar="PATH", help="output file (default: standard output)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -63,6 +64,7 @@ def run(args) -> int:
     X = fdata.prepare_input(raw, net.metadata)
     if net.in_features is not None and X.shape[1] != net.in_features:
         raise UsageError(f"{args.model} takes {net.in_features} input features, the input has {X.shape[1]}")
+    limit_threads(args, net, len(X))
     records = []
     if net.loss_fn.is_classifier:
         proba = net.predict_proba(X)

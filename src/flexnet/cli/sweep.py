@@ -47,6 +47,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished trials")
     p.add_argument("--top", type=positive_int, default=10, help="configurations shown in the table (default 10)")
     p.add_argument("--quiet", action="store_true", help="no line per finished trial")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="BLAS threads per trial, the same wherever it runs (default 1)")
     p.set_defaults(func=run)
 
 
@@ -68,7 +70,8 @@ def run(args) -> int:
         print(f"[{done}/{total}] {config} seed={row['seed']}: {outcome} ({row['seconds']:.2f} s)", flush=True)
 
     result = sweep(args.data, grid, n_random=args.random, epochs=args.epochs, val_split=args.val_split,
-                   jobs=args.jobs, scheduler=args.scheduler, out=args.out, resume=args.resume, on_trial=report)
+                   jobs=args.jobs, scheduler=args.scheduler, out=args.out, resume=args.resume, on_trial=report,
+                   blas_threads=args.threads)
     print(result.format_table(top=args.top))
     for kind, path in result.files.items():
         print(f"{kind.replace('_', ' ')}: {path}")

@@ -11,6 +11,7 @@ from .common import (
     EXIT_OK,
     SigtermAsInterrupt,
     UsageError,
+    add_threads_option,
     check_arch,
     check_output,
     load_data,
@@ -70,6 +71,8 @@ def add_parser(subparsers) -> None:
                    help="training-curve figure (default: next to --out, *-curves.png; - for none)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(p, "chosen for the network's sizes and the cores that are free; a resumed run "
+                          "keeps the count it was started with")
     p.set_defaults(func=run)
 
 
@@ -144,7 +147,7 @@ def _train(args, guard) -> int:
         history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                       validation_data=validation, scheduler=scheduler, seed=args.seed,
                       progress=None if not args.quiet else False, checkpoint=checkpoint,
-                      resume=args.resume)
+                      resume=args.resume, threads=args.threads)
     except TrainingInterrupted as exc:
         done = f"{exc.epoch} epoch(s)" + (f" and {exc.step} batch(es)" if exc.step else "")
         print(f"flexnet train: interrupted after {done}; checkpoint written to {exc.path}\n"
@@ -171,6 +174,7 @@ def _train(args, guard) -> int:
             rows.append(("test accuracy", f"{100 * result['accuracy']:.2f}% on {len(ds.X_test):,} rows"))
     total = sum(h.get("time") or [seconds])
     rows.append(("time", f"{total:.1f} s" + (f" ({seconds:.1f} s in this run)" if args.resume else "")))
+    rows.append(("BLAS threads", str(history.params.get("threads") or "the BLAS library's default")))
     rows.append(("model", args.out))
     rows.append(("checkpoint", checkpoint))
     figure = write_figure(figure, training_curves, history, show=args.show, title=f"{ds.name}: {arch}")

@@ -7,7 +7,6 @@ holds the built-in data sets (the tutorial's edges, digits, MNIST,
 Fashion-MNIST). Everything is re-exported here, as ``flexnet.data.read_csv``.
 """
 
-from .fetch import DownloadError, download, sha256_of
 from .prepare import Scaler, flatten, make_metadata, prepare_input, train_test_split
 from .readers import (
     IDX_DTYPES,
@@ -25,3 +24,14 @@ __all__ = [
     "flatten", "make_metadata", "prepare_input", "read_csv", "read_idx", "read_images", "read_npz",
     "sha256_of", "train_test_split", "write_idx",
 ]
+
+
+def __getattr__(name):
+    # The downloader imports Python's HTTP stack, a third of flexnet's import
+    # time: it is imported when first used, not with flexnet.
+    if name in ("DownloadError", "download", "sha256_of", "fetch"):
+        import importlib
+
+        fetch = importlib.import_module(__name__ + ".fetch")
+        return fetch if name == "fetch" else getattr(fetch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,6 +7,7 @@ IDX files, found on disk or downloaded and checked against their SHA-256.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,6 @@ from typing import Callable
 import numpy as np
 
 from ..nn.checks import as_float_dtype, check_positive_int, make_rng
-from .fetch import download as fetch_file
 from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import DataFileError, encode_labels, read_csv, read_idx, read_npz
 
@@ -157,6 +157,8 @@ def idx_files(name: str, *, download: bool = True, progress=None, mirrors=None) 
                     f"{name}: {filename} not found in " + ", ".join(map(str, search_dirs(name)))
                 )
             urls = [m + filename for m in (mirrors or MIRRORS[name])]
+            from .fetch import download as fetch_file  # Python's HTTP stack: only when downloading
+
             found = fetch_file(urls, target / filename, digest, progress=progress)
         paths[filename] = found
     return paths
@@ -305,9 +307,9 @@ class DatasetInfo:
             what = "not present" if missing == len(found) else f"{missing} of {len(found)} files missing"
             return f"{what}; downloaded on first use to {idx_target(self.name)}"
         if self.requires:
-            try:
-                __import__(self.requires)
-            except ImportError:
+            # Found, not imported: importing scikit-learn takes a second or more.
+            spec = importlib.util.find_spec(self.requires)
+            if spec is None:
                 return f"needs {self.requires}: pip install 'flexnet[{_EXTRAS.get(self.requires, self.requires)}]'"
         return "built in" if self.requires is None else f"bundled with {self.requires}"
 

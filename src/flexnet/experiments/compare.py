@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.datasets import edges, load_prepared
 from ..nn.checks import as_float_dtype, check_layer_sizes, check_lr, check_positive_int
-from ..ops import threads
+from ..ops import threads as blas_threads
 from . import trial
 
 #: The tutorial's three architectures: no hidden layer, one, two.
@@ -68,6 +68,7 @@ def compare(
     dtype="float32",
     jobs: int | None = None,
     scheduler=None,
+    threads: int = 1,
 ) -> list[CompareResult]:
     """Train every architecture with every seed on the same data.
 
@@ -79,6 +80,9 @@ def compare(
         epochs, batch_size, lr: the tutorial's defaults are 200, 16 and 0.1.
         jobs, scheduler: run the trials in parallel, as :func:`flexnet.sweep`
             does (default: one after the other in this process).
+        threads: BLAS threads per run (default 1, as in a sweep: the
+            tutorial's networks are far too small to gain from more, and the
+            same count gives the same numbers wherever a run is done).
 
     Returns:
         One :class:`CompareResult` per (architecture, seed), in that order.
@@ -92,6 +96,7 @@ def compare(
     epochs = check_positive_int(epochs, "compare(epochs)")
     batch_size = check_positive_int(batch_size, "compare(batch_size)")
     lr = check_lr(lr, "compare(lr)")
+    threads_n = check_positive_int(threads, "compare(threads)")
     data = _test_data(data, dtype)
     n_features = np.shape(data[0])[1]
     for arch in archs:
@@ -105,7 +110,7 @@ def compare(
         from .sweep import sweep
 
         result = sweep(data, grid, epochs=epochs, shuffle=False, derive_seeds=False, dtype=dtype, jobs=jobs,
-                       scheduler=scheduler, save_best=False)
+                       scheduler=scheduler, save_best=False, blas_threads=threads_n)
         if result.interrupted:
             raise KeyboardInterrupt
         rows = result.trials
@@ -115,7 +120,7 @@ def compare(
                                  dtype=dtype)
         X, X_test = np.ascontiguousarray(data[0], dtype=dtype), np.ascontiguousarray(data[2], dtype=dtype)
         y, y_test = np.ascontiguousarray(data[1]), np.ascontiguousarray(data[3])
-        with threads.limited(1):  # one BLAS thread, as in every sweep trial: the same sums in the same order
+        with blas_threads.limited(threads_n):  # as in a sweep trial: the same sums in the same order
             rows = [trial.run_trial(spec, X, y, X_test, y_test) for spec in specs]
     failed = [t for t in rows if t["status"] != "ok"]
     if failed:

@@ -145,22 +145,23 @@ def build_network(config: dict, dtype, seed: int) -> Network:
                    dtype=dtype, seed=seed)
 
 
-def train(config: dict, X, y, X_val, y_val, *, dtype, init_seed: int, fit_seed: int, shuffle: bool):
+def train(config: dict, X, y, X_val, y_val, *, dtype, init_seed: int, fit_seed: int, shuffle: bool,
+          threads: int | None = None):
     """Train one configuration; returns ``(net, history)``. Raises what fit raises."""
     net = build_network(config, dtype, init_seed)
     history = fit(
         net, X, y, epochs=config["epochs"], batch_size=config["batch_size"],
         optimizer=config["optimizer"], lr=config["lr"],
         validation_data=None if X_val is None else (X_val, y_val),
-        shuffle=shuffle, seed=fit_seed, progress=False,
+        shuffle=shuffle, seed=fit_seed, progress=False, threads=threads,
     )
     return net, history
 
 
-def train_trial(spec: dict, X, y, X_val, y_val):
+def train_trial(spec: dict, X, y, X_val, y_val, threads: int | None = None):
     """Train one trial; returns ``(net, history)``. Raises what fit raises."""
     return train(spec["config"], X, y, X_val, y_val, dtype=spec["dtype"], init_seed=spec["init_seed"],
-                       fit_seed=spec["fit_seed"], shuffle=spec["shuffle"])
+                 fit_seed=spec["fit_seed"], shuffle=spec["shuffle"], threads=threads)
 
 
 def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -> dict:
@@ -177,7 +178,7 @@ def run_trial(spec: dict, X, y, X_val, y_val, blas_threads: int | None = None) -
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says so in its row
-            net, history = train_trial(spec, X, y, X_val, y_val)
+            net, history = train_trial(spec, X, y, X_val, y_val, blas_threads or threads.in_use())
         row["n_params"] = net.n_params()
         row["curves"] = {k: [finite_or_none(v) for v in history.history[k]] for k in CURVES if k in history.history}
     except TrainingDiverged as exc:

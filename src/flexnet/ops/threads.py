@@ -1,53 +1,142 @@
-"""BLAS thread limits: how many threads the matrix products of a piece of work may use.
+"""BLAS threads: how many a piece of work gets, and the limits that enforce it.
 
-threadpoolctl does the work (it comes with the ``sweep`` extra); without it
-these do nothing. Only libraries already loaded are limited, so SciPy's BLAS
-(the updates' axpy, :func:`flexnet.ops.load`) is loaded first.
+flexnet decides the thread count itself instead of inheriting what the BLAS
+library starts with (one thread per core). More threads pay only when each
+matrix product is big enough to split, and only while the cores are free:
+
+- a product smaller than :data:`WORK_PER_THREAD` multiply-adds runs on one
+  thread (W's largest, 64 x 784 x 128 = 6.4 million, gains nothing from a
+  second thread; W-big's 256 x 784 x 512 = 103 million runs 1.7x faster);
+- a core that another process keeps busy is not counted: an OpenBLAS product
+  split over two threads waits for the slower one, so with one of two cores
+  busy W's epoch took 4.5x as long on two threads as on one;
+- ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, when
+  set, cap the count: they are the user's word.
+
+:func:`choose` makes that decision, :func:`limited` applies it to a block of
+code. threadpoolctl does the limiting; it is imported on first use, not with
+flexnet. Only libraries already loaded are limited, so SciPy's BLAS (the
+updates' axpy, :func:`flexnet.ops.load`) is loaded first.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
+import time
 from contextlib import contextmanager
 
 from . import load
 
+#: Multiply-adds of the largest matrix product per thread: below this, one thread.
+WORK_PER_THREAD = 20_000_000
+#: How long :func:`busy_cores` watches the machine (seconds).
+WATCH = 0.02
+_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-def limit(n: int | None) -> None:
-    """Limit BLAS threads in this process for the rest of its life (None: leave them).
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def env_cap() -> int | None:
+    """The smallest thread count set in the BLAS/OpenMP environment variables, or None."""
+    caps = []
+    for var in _ENV:
+        text = os.environ.get(var, "").strip()
+        if text.isdigit() and int(text) > 0:
+            caps.append(int(text))
+    return min(caps) if caps else None
+
+
+def _busy_jiffies() -> tuple[float, float] | None:
+    """(busy, all) CPU time of the whole machine so far, from /proc/stat (None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+_seen = {"at": -math.inf, "busy": 0.0}
+
+
+def busy_cores(watch: float = WATCH) -> float:
+    """How many cores other processes keep busy, watched for ``watch`` seconds.
+
+    This process sleeps meanwhile, so whatever the machine does is someone
+    else's work. 0.0 where the OS does not say (not Linux). A look less than a
+    second old is reused, so that many short fits in a row do not each wait.
+    """
+    if time.monotonic() - _seen["at"] < 1.0:
+        return _seen["busy"]
+    before = _busy_jiffies()
+    if before is None:
+        return 0.0
+    time.sleep(watch)
+    after = _busy_jiffies()
+    busy = 0.0
+    if after is not None and after[1] > before[1]:
+        share = (after[0] - before[0]) / (after[1] - before[1])  # busy share of all cores
+        busy = share * (os.cpu_count() or 1)
+    _seen.update(at=time.monotonic(), busy=busy)
+    return busy
+
+
+def choose(work: int) -> int:
+    """The BLAS thread count for matrix products of at most ``work`` multiply-adds.
+
+    One thread per :data:`WORK_PER_THREAD` multiply-adds, at most one per free
+    core (cores less those other processes keep busy) and at most the
+    environment's cap. Small work returns 1 at once, without watching the machine.
+    """
+    most = min(cores(), env_cap() or cores(), max(1, int(work // WORK_PER_THREAD)))
+    if most <= 1:
+        return 1
+    free = cores() - busy_cores()
+    return max(1, min(most, math.floor(free + 0.2)))  # a core busy 80% of the time is taken
+
+
+@functools.cache
+def _controller():
+    from threadpoolctl import ThreadpoolController
+
+    load()  # SciPy's BLAS too, so that it is limited with NumPy's
+    return ThreadpoolController()
+
+
+def limit(n: int | None):
+    """Limit BLAS threads in this process until told otherwise (None: leave them).
 
     A sweep worker calls this once: not restored on purpose, since with
     threaded Dask workers a trial that restored the limit would change it
-    under a trial still running.
+    under a trial still running. Returns threadpoolctl's limiter, whose
+    ``restore_original_limits()`` undoes it (None when ``n`` is None).
     """
-    if n is None:
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
-        return
-    load()
-    threadpool_limits(limits=n)
+    if n is not None:
+        return _controller().limit(limits=n, user_api="blas")
+    return None
 
 
 @contextmanager
-def limited(n: int):
-    """BLAS threads limited to ``n`` inside the ``with`` block, restored after it."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a plain install runs compare without it
+def limited(n: int | None):
+    """BLAS threads limited to ``n`` inside the ``with`` block, restored after it (None: as they are)."""
+    if n is None:
         yield
         return
-    load()
-    with threadpool_limits(limits=n):
+    with _controller().limit(limits=n, user_api="blas"):
         yield
 
 
 def in_use() -> int | None:
-    """The BLAS thread count in force (None without threadpoolctl). A result's
-    rounding depends on it, so sweep rows record it."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the sweep extra
-        return None
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    """The BLAS thread count in force (None when no BLAS library is seen).
+    A result's rounding may depend on it, so History and sweep rows record it."""
+    counts = [lib.num_threads for lib in _controller().lib_controllers if lib.user_api == "blas"]
     return max(counts) if counts else None

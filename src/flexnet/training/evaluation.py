@@ -16,6 +16,12 @@ from ..nn.losses import SoftmaxCrossEntropy
 EVAL_CHUNK = 4096
 
 
+
+def largest_product(net, rows: int) -> int:
+    """Multiply-adds of the largest matrix product a pass over ``rows`` rows makes
+    (rows x the size of each 2-D weight): what the BLAS thread count depends on."""
+    return max((rows * p.size for p in net.parameters().values() if p.ndim == 2), default=0)
+
 def prepare_xy(net, X, y, where: str):
     """Validate ``(X, y)`` for ``net`` once; returns arrays ready for the loop.
 

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 from ..nn.checks import check_lr, check_positive_int
+from ..ops import threads as blas_threads
 from ..nn.losses import SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d
 from .callbacks import (
@@ -30,7 +31,7 @@ from .callbacks import (
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .diagnostics import DIAG_ROWS, Diagnostics  # noqa: F401  (DIAG_ROWS: found here in 0.1)
-from .evaluation import EVAL_CHUNK, evaluate, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
+from .evaluation import EVAL_CHUNK, evaluate, largest_product, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
 
 __all__ = [
     "Callback",
@@ -168,8 +169,9 @@ class FitLoop:
 
     def __init__(self, net, X, y, *, epochs, batch_size, optimizer, lr, validation_data,
                  validation_split, shuffle, callbacks, scheduler, seed, progress,
-                 diagnostics, checkpoint, checkpoint_every):
+                 diagnostics, checkpoint, checkpoint_every, threads=None):
         self.net = net
+        self.threads = None if threads is None else check_positive_int(threads, "fit(threads)")
         self.epochs = check_positive_int(epochs, "fit(epochs)")
         self.batch_size = check_positive_int(batch_size, "fit(batch_size)")
         self.shuffle = bool(shuffle)
@@ -314,7 +316,24 @@ class FitLoop:
 
     # -- epochs --------------------------------------------------------------------
 
+    def thread_count(self) -> int | None:
+        """The BLAS threads this run trains with: ``fit(threads=)``; else, on
+        resume, the count the run was written with (None for a checkpoint of
+        0.1, which left the BLAS library's default); else
+        :func:`flexnet.ops.threads.choose` for the largest matrix product of a step."""
+        if self.threads is not None:
+            return self.threads
+        if self.resumed:
+            return self.history.params.get("threads")
+        return blas_threads.choose(largest_product(self.net, min(self.batch_size, self.n)))
+
     def run(self) -> History:
+        count = self.thread_count()
+        self.history.params["threads"] = count
+        with blas_threads.limited(count):
+            return self._run()
+
+    def _run(self) -> History:
         for cb in self.callbacks:
             cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
         with SignalsToFlag(self if self.checkpoint is not None else None):
@@ -430,7 +449,7 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
 def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr: float = 0.01,
         validation_data=None, validation_split: float = 0.0, shuffle: bool = True, callbacks=(),
         scheduler=None, seed=None, progress: bool | None = None, diagnostics: bool = False,
-        checkpoint=None, checkpoint_every=1, resume=None) -> History:
+        checkpoint=None, checkpoint_every=1, resume=None, threads=None) -> History:
     """Train ``net`` on ``(X, y)`` with mini-batches; returns a :class:`History`.
 
     Args:
@@ -459,6 +478,11 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
         checkpoint_every: epochs (int or ``"2 epochs"``) or ``"100 batches"``.
         resume: a checkpoint path to continue from; the same data and settings
             give weights bit-identical to a run that was never stopped.
+        threads: BLAS threads for the matrix products, or None to let flexnet
+            choose (:func:`flexnet.ops.threads.choose`: one thread for the
+            products of typical MLPs, more for big ones while cores are free;
+            a resumed run keeps its count). The count used is in
+            ``history.params["threads"]``; the same count gives the same bits.
 
     Raises:
         ValueError/TypeError: bad data or settings, before any training.
@@ -473,7 +497,7 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
                    validation_data=validation_data, validation_split=validation_split,
                    shuffle=shuffle, callbacks=callbacks, scheduler=scheduler, seed=seed,
                    progress=progress, diagnostics=diagnostics, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every)
+                   checkpoint_every=checkpoint_every, threads=threads)
     if resume is not None:
         loop.load_checkpoint(resume)
     return loop.run()

@@ -287,3 +287,20 @@ def test_a_blas_default_of_one_thread_in_the_environment_is_kept_by_a_subprocess
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(("cpu_max", "expected"), [("max 100000\n", None), ("100000 100000\n", 1),
+                                                    ("150000 100000\n", 2), ("garbage", None)])
+def test_a_containers_cpu_quota_caps_the_cores(monkeypatch, cpu_max, expected):
+    import io
+
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) == "/sys/fs/cgroup/cpu.max":
+            return io.StringIO(cpu_max)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(threads, "open", fake_open, raising=False)
+    assert threads.cores() == (8 if expected is None else expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, UsageError, load_data, text_table, with_suffix, write_figure
+from .common import EXIT_OK, UsageError, check_figures, load_data, text_table, with_suffix, write_figure
 
 
 def add_parser(subparsers) -> None:
@@ -38,6 +38,7 @@ def run(args) -> int:
     from ..plots import confusion_figure, mistakes_figure, weights_figure
     from ..training.loop import evaluate
 
+    check_figures(args.figures != "-" and (args.figures is not None or args.show))  # asked for by name
     net = load(args.model)
     if args.data is None:
         args.data = net.metadata.get("dataset", "edges")

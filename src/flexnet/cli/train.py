@@ -12,6 +12,7 @@ from .common import (
     SigtermAsInterrupt,
     UsageError,
     check_arch,
+    check_figures,
     check_output,
     load_data,
     parse_arch,
@@ -117,6 +118,7 @@ def _train(args, guard, resumed) -> int:
     figure = args.figure or with_suffix(args.out, "-curves.png")
     for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
         check_output(path, option)
+    check_figures(args.figure != "-" and (args.figure is not None or args.show))  # asked for by name
     ds = load_data(args)
     if ds.y_train is None:
         raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")

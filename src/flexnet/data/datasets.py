@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..nn.checks import as_float_dtype, check_positive_int, make_rng
+from .extras import optional
 from .fetch import download as fetch_file
 from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import DataFileError, encode_labels, read_csv, read_idx, read_npz
@@ -217,11 +218,7 @@ def digits(*, raw: bool = False, test_size: float = 0.2, seed: int = 0):
         ``(X_train, y_train), (X_test, y_test)``; X float32 rows of 64
         values in [0, 1] (pixels divided by 16), y int64 class ids 0..9.
     """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise ImportError("the digits data set comes with scikit-learn: pip install 'flexnet[sklearn]'") from exc
-    bunch = load_digits()
+    bunch = optional("sklearn.datasets", "the digits data set").load_digits()
     X = bunch.images.astype(np.float32)  # (1797, 8, 8), values 0..16
     if not raw:
         X = X.reshape(len(X), -1) / np.float32(16)

@@ -193,11 +193,11 @@ def _merge(args, given: dict, resumed: Resumed) -> None:
         _check_type(key, value, default, resumed.path)
         if key not in given:
             setattr(args, key, value)
+        elif _same(key, value, given[key]):
+            pass
         elif key == "data" and os.path.isabs(value) and not os.path.exists(value):
             resumed.notes.append(f"--data {given[key]}: applied in place of the checkpoint's {value}, which "
                                  "is gone (the data must be the run's: its checksum is compared)")
-        elif _same(key, value, given[key]):
-            pass
         elif key in MAY_CHANGE:
             if key == "epochs" and saved.get("schedule") == "cosine":
                 conflicts.append(f"{_show(key, given[key])} differs from the checkpoint's {_show(key, value)} "
@@ -245,8 +245,10 @@ def _check_type(key: str, value, default, path) -> None:
 
 def _same(key: str, saved, given) -> bool:
     """Whether a given option means what the checkpoint's value means."""
-    if key == "data":
-        return os.path.realpath(data_key(given)) == os.path.realpath(saved) if isinstance(saved, str) else False
+    if key == "data":  # a data set by its name, a file by where it is (links followed)
+        mine = data_key(given)
+        return mine == saved or (isinstance(saved, str) and os.path.isabs(mine) and os.path.isabs(saved)
+                                 and os.path.realpath(mine) == os.path.realpath(saved))
     if key == "label":
         return label_arg(None if saved is None else str(saved)) == label_arg(None if given is None else str(given))
     if key in PATHS and saved not in (None, "-") and given not in (None, "-"):

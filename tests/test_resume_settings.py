@@ -9,7 +9,13 @@ import flexnet
 from flexnet.files.archive import read_archive
 from flexnet.files.model_file import ModelFileError
 from flexnet.optim import SGD, Adagrad, Adam, AdamW, RMSprop
-from flexnet.optim.schedules import CosineWarmup, ExponentialLR, LRScheduler, StepLR
+from flexnet.optim.schedules import (
+    CosineWarmup,
+    ExponentialLR,
+    LRScheduler,
+    ReduceLROnPlateau,
+    StepLR,
+)
 from flexnet.training.callbacks import Callback
 
 
@@ -48,6 +54,9 @@ SCHEDULES = {
     "cosine-warmup": lambda opt: CosineWarmup(opt, 3, warmup_epochs=1),
     "exponential-underflow": lambda opt: ExponentialLR(opt, gamma=1e-200),
     "step-underflow": lambda opt: StepLR(opt, step_size=1, gamma=1e-300),
+    # the first epoch is the best (max mode, a threshold no later epoch beats): two drops
+    "plateau-underflow": lambda opt: ReduceLROnPlateau(opt, mode="max", factor=1e-200, patience=0,
+                                                       threshold=1e10, eps=0.0),
 }
 
 

@@ -148,9 +148,8 @@ def _train(args, guard, resumed) -> int:
     # The run's options travel in its checkpoints, unless it continues one that keeps none.
     keep = resumed is None or resumed.options is not None
     callbacks = [TrainOptions(recorded(args, arch=arch, scale=scale))] if keep else []
-    if resumed is not None and resumed.finished(args.epochs):
-        pass  # settle() said so: nothing left to train
-    elif not args.quiet:
+    finished = resumed is not None and resumed.finished(args.epochs)  # nothing left to train: said so
+    if not args.quiet and not finished:
         start = "Training" if resumed is None else f"Resuming after epoch {resumed.epochs_done}:"
         print(f"{start} {net!r} on {ds.name}: {len(X):,} rows"
               + (f", {len(validation[0]):,} for validation" if validation else "")

@@ -71,4 +71,4 @@ def test_datasets_finds_the_digits_without_importing_scikit_learn(monkeypatch):
     info = datasets.REGISTRY["digits"]
     assert info.where() == "bundled with sklearn"
     monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
-    assert info.where() == "needs sklearn: pip install 'flexnet[sklearn]'"
+    assert info.where() == 'needs sklearn: pip install "flexnet[sklearn]"'

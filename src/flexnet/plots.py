@@ -1,23 +1,18 @@
-"""Figures, drawn with matplotlib (an optional extra: ``pip install flexnet[plot]``)."""
+"""Figures, drawn with matplotlib (an optional extra: ``pip install "flexnet[plot]"``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .data.extras import optional
+
 
 def _pyplot(show: bool = False):
     """Import pyplot, on a file-only backend unless a window is wanted."""
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise ImportError(
-            "figures need matplotlib: pip install 'flexnet[plot]' (or pip install matplotlib)"
-        ) from exc
+    matplotlib = optional("matplotlib", "drawing figures")
     if not show:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return optional("matplotlib.pyplot", "drawing figures")
 
 
 def _finish(fig, plt, path, show: bool):

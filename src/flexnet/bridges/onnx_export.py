@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..data.extras import optional
 from ..nn.network import Sequential
 from .pytorch import flexnet_class
 
@@ -27,12 +28,7 @@ IR_VERSION = 8
 
 
 def _onnx():
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError("ONNX export needs the onnx package; install it with: "
-                          "pip install 'flexnet[onnx]'") from exc
-    return onnx
+    return optional("onnx", "ONNX export")
 
 
 class _Graph:

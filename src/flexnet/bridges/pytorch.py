@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .. import nn
+from ..data.extras import optional
 from ..nn import network as plain
 from ..nn.checks import as_float_dtype
 from ..nn.layers import Layer
@@ -28,13 +29,7 @@ EXPORT_FORMAT = "flexnet-torch-v1"
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(
-            "the PyTorch bridge needs PyTorch; install it with: pip install 'flexnet[torch]'"
-        ) from exc
-    return torch
+    return optional("torch", "the PyTorch bridge")
 
 
 def flexnet_class(name: str) -> type:

@@ -2,8 +2,10 @@
 
 Each command lives in a module of its own beside this one, with
 ``add_parser(subparsers)`` for its options and ``run(args) -> int``. ``main``
-turns a user's mistake into one line on stderr and exit code 2, a failure
-while running into exit code 1, and shows a traceback only with ``--debug``.
+turns a user's mistake into one line on stderr and exit code 2 (a missing
+optional package is one: the line says which ``pip install "flexnet[...]"``
+brings it), a failure while running into exit code 1, and shows a traceback
+only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 
 import numpy as np
 
+from ..data.extras import as_missing_extra
 from ..version import __version__
 from . import compare, datasets, evaluate, export, gradcheck, info, predict, sweep, train
 from .common import EXIT_FAILURE, EXIT_USAGE, UsageError, restore_threads
@@ -74,14 +77,27 @@ def main(argv=None) -> int:
             raise
         print(f"flexnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except ImportError as exc:  # an optional package is missing: what to install, exit 2
+        if debug:
+            raise
+        missing = as_missing_extra(exc, "this command")
+        if missing is not None:
+            print(f"flexnet {args.command}: error: {_one_line(missing)}", file=sys.stderr)
+            return EXIT_USAGE
+        print(_failure(args, exc), file=sys.stderr)  # an import of flexnet's own failed: a bug
+        return EXIT_FAILURE
     except Exception as exc:  # a failure while running
         if debug:
             raise
-        print(f"flexnet {args.command}: failed: {type(exc).__name__}: {_one_line(exc)} "
-              "(run with --debug for details)", file=sys.stderr)
+        print(_failure(args, exc), file=sys.stderr)
         return EXIT_FAILURE
     finally:
         restore_threads()
+
+
+def _failure(args, exc: BaseException) -> str:
+    return (f"flexnet {args.command}: failed: {type(exc).__name__}: {_one_line(exc)} "
+            "(run with --debug for details)")
 
 
 def _one_line(exc: BaseException) -> str:

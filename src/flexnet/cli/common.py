@@ -125,8 +125,18 @@ def label_arg(text):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+def check_figures(asked: bool) -> None:
+    """Figures the user asked for (a path given, or --show) need matplotlib: without it,
+    refuse before any work (exit 2 and what to install). Figures written only by
+    default are skipped with a note instead (:func:`write_figure`)."""
+    if asked:
+        from ..data.extras import optional
+
+        optional("matplotlib", "drawing figures")
+
+
 def write_figure(path, draw, *args, **kwargs):
-    """Draw one figure; a missing matplotlib costs the figure, not the run."""
+    """Draw one figure; a missing matplotlib costs a figure written by default, not the run."""
     if path in (None, "-"):
         return None
     try:

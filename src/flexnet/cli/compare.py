@@ -10,6 +10,7 @@ from .common import (
     UsageError,
     add_threads_option,
     check_arch,
+    check_figures,
     check_output,
     load_data,
     parse_arch,
@@ -40,7 +41,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--seeds", type=parse_seeds, default=[42], metavar="SEEDS",
                    help="initialisation seeds: 42, 0-4 or 1,5,9 (default 42)")
-    p.add_argument("--out", default="compare.png", help="figure path, or - for none (default compare.png)")
+    p.add_argument("--out", default=None, help="figure path, or - for none (default compare.png)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
                    help="data set name or .csv/.npz file (default edges, the tutorial's experiment)")
@@ -54,6 +55,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..experiments.compare import TUTORIAL_ARCHITECTURES, compare, format_table
 
+    check_figures(args.out not in (None, "-") or (args.show and args.out != "-"))  # asked for by name
+    args.out = args.out or "compare.png"
     check_output(args.out, "--out")
     data, where = None, "the edge patches"
     archs = args.arch or [list(a) for a in TUTORIAL_ARCHITECTURES]

@@ -8,6 +8,7 @@ from .common import (
     EXIT_OK,
     UsageError,
     add_threads_option,
+    check_figures,
     limit_threads,
     load_data,
     text_table,
@@ -49,6 +50,7 @@ def run(args) -> int:
     from ..training.evaluation import EVAL_CHUNK
     from ..training.loop import evaluate
 
+    check_figures(args.figures != "-" and (args.figures is not None or args.show))  # asked for by name
     net = load(args.model)
     if args.data is None:
         args.data = net.metadata.get("dataset", "edges")

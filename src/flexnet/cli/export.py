@@ -30,23 +30,23 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..data.extras import optional
     from ..files.model_file import load
 
     out = args.out or str(Path(args.model).with_suffix(".onnx" if args.format == "onnx" else ".pt"))
     if args.probabilities and args.format != "onnx":
         raise UsageError("--probabilities applies to --format onnx only")
     check_output(out, "--out")
+    # The package it exports with, before any work (a missing one: exit 2 and what to install).
+    optional(*(("onnx", "ONNX export") if args.format == "onnx" else ("torch", "the PyTorch bridge")))
     net = load(args.model)
-    try:
-        if args.format == "onnx":
-            from ..bridges.onnx_export import to_onnx
+    if args.format == "onnx":
+        from ..bridges.onnx_export import to_onnx
 
-            to_onnx(net, out, probabilities=args.probabilities)
-        else:
-            from ..bridges.pytorch import save_torch
+        to_onnx(net, out, probabilities=args.probabilities)
+    else:
+        from ..bridges.pytorch import save_torch
 
-            save_torch(net, out)
-    except ImportError as exc:  # the optional package is not installed
-        raise UsageError(str(exc)) from exc
+        save_torch(net, out)
     print(f"Wrote {out} ({args.format}, {len(net.layers)} layers, {net.dtype.name})")
     return EXIT_OK

@@ -13,6 +13,7 @@ from .common import (
     UsageError,
     add_threads_option,
     check_arch,
+    check_figures,
     check_output,
     load_data,
     parse_arch,
@@ -22,6 +23,7 @@ from .common import (
     with_suffix,
     write_figure,
 )
+from .resume import TrainOptions, recorded, report, settle, track_given
 
 
 def add_parser(subparsers) -> None:
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> None:
         "  flexnet train --data fashion-mnist --arch 784,256,128,10 --epochs 20 --optimizer adam \\\n"
         "      --lr 0.001 --batch-size 128 --dropout 0.2 --out fashion.npz\n"
         "  flexnet train --data iris.csv --label species --arch 4,16,3 --epochs 100 --out iris.npz\n"
-        "  flexnet train ... --resume fashion.ckpt.npz   # continue an interrupted run",
+        "  flexnet train --resume fashion.ckpt.npz   # continue an interrupted run with its options",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
@@ -66,7 +68,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="checkpoint file written every epoch (default: next to --out, *.ckpt.npz)")
-    p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
+    p.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue the run of this checkpoint, with the options it keeps: an option left "
+                   "out takes the checkpoint's value; --epochs (the total wanted, not fewer than done; "
+                   "fixed with --schedule cosine), --out, --checkpoint and --figure may change, with a line "
+                   "saying so; any other option that differs from the checkpoint's is refused. --quiet and "
+                   "--show are free. The last checkpoint of a finished run writes its model")
     p.add_argument("--figure", default=None, metavar="PATH",
                    help="training-curve figure (default: next to --out, *-curves.png; - for none)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
@@ -74,13 +81,16 @@ def add_parser(subparsers) -> None:
     add_threads_option(p, "chosen for the network's sizes and the cores that are free; a resumed run "
                           "keeps the count it was started with")
     p.set_defaults(func=run)
+    track_given(p)  # last: it makes every option above left out unless given
 
 
 def run(args) -> int:
+    resumed = settle(args)  # every option: given, else the checkpoint's, else the default
+    report(resumed)
     guard = SigtermAsInterrupt()
     try:
         with guard:
-            return _train(args, guard)
+            return _train(args, guard, resumed)
     except KeyboardInterrupt:
         # A second Ctrl-C, or one outside fit (the final evaluation, saving).
         ckpt = guard.checkpoint
@@ -95,7 +105,7 @@ def run(args) -> int:
         return guard.exit_code()
 
 
-def _train(args, guard) -> int:
+def _train(args, guard, resumed) -> int:
     import time
 
     from .. import data as fdata
@@ -111,6 +121,7 @@ def _train(args, guard) -> int:
     figure = args.figure or with_suffix(args.out, "-curves.png")
     for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
         check_output(path, option)
+    check_figures(args.figure != "-" and (args.figure is not None or args.show))  # asked for by name
     ds = load_data(args)
     if ds.y_train is None:
         raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")
@@ -137,8 +148,13 @@ def _train(args, guard) -> int:
         scheduler = make_scheduler("step", optimizer, step_size=max(1, args.epochs // 3), gamma=0.1)
     elif args.schedule == "plateau":
         scheduler = make_scheduler("plateau", optimizer, factor=0.5, patience=3)
-    if not args.quiet:
-        print(f"Training {net!r} on {ds.name}: {len(X):,} rows"
+    # The run's options travel in its checkpoints, unless it continues one that keeps none.
+    keep = resumed is None or resumed.options is not None
+    callbacks = [TrainOptions(recorded(args, arch=arch, scale=scale))] if keep else []
+    finished = resumed is not None and resumed.finished(args.epochs)  # nothing left to train: said so
+    if not args.quiet and not finished:
+        start = "Training" if resumed is None else f"Resuming after epoch {resumed.epochs_done}:"
+        print(f"{start} {net!r} on {ds.name}: {len(X):,} rows"
               + (f", {len(validation[0]):,} for validation" if validation else "")
               + f"; {args.optimizer} lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs")
     started = time.perf_counter()
@@ -147,7 +163,7 @@ def _train(args, guard) -> int:
         history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                       validation_data=validation, scheduler=scheduler, seed=args.seed,
                       progress=None if not args.quiet else False, checkpoint=checkpoint,
-                      resume=args.resume, threads=args.threads)
+                      resume=args.resume, callbacks=callbacks, threads=args.threads)
     except TrainingInterrupted as exc:
         done = f"{exc.epoch} epoch(s)" + (f" and {exc.step} batch(es)" if exc.step else "")
         print(f"flexnet train: interrupted after {done}; checkpoint written to {exc.path}\n"

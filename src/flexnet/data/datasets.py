@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..nn.checks import as_float_dtype, check_positive_int, make_rng
+from .extras import optional
 from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import DataFileError, encode_labels, read_csv, read_idx, read_npz
 
@@ -219,11 +220,7 @@ def digits(*, raw: bool = False, test_size: float = 0.2, seed: int = 0):
         ``(X_train, y_train), (X_test, y_test)``; X float32 rows of 64
         values in [0, 1] (pixels divided by 16), y int64 class ids 0..9.
     """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise ImportError("the digits data set comes with scikit-learn: pip install 'flexnet[sklearn]'") from exc
-    bunch = load_digits()
+    bunch = optional("sklearn.datasets", "the digits data set").load_digits()
     X = bunch.images.astype(np.float32)  # (1797, 8, 8), values 0..16
     if not raw:
         X = X.reshape(len(X), -1) / np.float32(16)
@@ -308,9 +305,12 @@ class DatasetInfo:
             return f"{what}; downloaded on first use to {idx_target(self.name)}"
         if self.requires:
             # Found, not imported: importing scikit-learn takes a second or more.
-            spec = importlib.util.find_spec(self.requires)
+            try:
+                spec = importlib.util.find_spec(self.requires)
+            except (ImportError, ValueError):  # a finder that refuses it, a broken install
+                spec = None
             if spec is None:
-                return f"needs {self.requires}: pip install 'flexnet[{_EXTRAS.get(self.requires, self.requires)}]'"
+                return f'needs {self.requires}: pip install "flexnet[{_EXTRAS.get(self.requires, self.requires)}]"'
         return "built in" if self.requires is None else f"bundled with {self.requires}"
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..nn.checks import as_float_dtype, check_finite_rows
+from .extras import optional
 
 
 class DataFileError(ValueError):
@@ -294,10 +295,8 @@ def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, inver
     Returns:
         float32 array of shape (len(paths), H, W).
     """
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as exc:
-        raise ImportError("reading images needs Pillow: pip install 'flexnet[images]'") from exc
+    Image = optional("PIL.Image", "reading images")
+    UnidentifiedImageError = Image.UnidentifiedImageError
     if input_shape is None or len(input_shape) != 2:
         raise ValueError(
             f"read_images: the model must have been trained on 2-D images (input_shape H, W), "

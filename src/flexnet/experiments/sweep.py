@@ -40,6 +40,7 @@ import numpy as np
 
 from ..data.datasets import load_prepared
 from ..data.datasets import load_prepared as load_named  # noqa: F401  (its name before 0.2)
+from ..data.extras import optional
 from ..nn.checks import as_float_dtype, check_positive_int
 from ..ops import threads
 from . import trial
@@ -158,10 +159,7 @@ def _memmapped(arrays):
 
 def _dask_client(scheduler):
     """A ``distributed.Client`` for an address, or the Client the user gave."""
-    try:
-        from dask.distributed import Client
-    except ImportError as exc:
-        raise ImportError("a Dask cluster needs dask.distributed: pip install 'flexnet[sweep]'") from exc
+    Client = optional("dask.distributed", "a Dask cluster").Client
     if isinstance(scheduler, Client):
         return scheduler, nullcontext()
     if not isinstance(scheduler, str):
@@ -169,6 +167,15 @@ def _dask_client(scheduler):
                         f"dask.distributed.Client, got {type(scheduler).__name__}")
     client = Client(scheduler, set_as_default=False)
     return client, client
+
+
+def _check_packages(jobs: int, scheduler) -> None:
+    """Refuse, before any work, a parallel sweep whose packages are missing
+    (:class:`~flexnet.data.extras.MissingExtra`, as :func:`_execute` would raise later)."""
+    if scheduler is not None or jobs != 1:
+        optional("joblib", "parallel training (jobs > 1, or a Dask cluster)")
+    if isinstance(scheduler, str):
+        optional("dask.distributed", "a Dask cluster")
 
 
 def _ignore_sigint() -> None:
@@ -187,10 +194,8 @@ def _execute(specs: list[dict], data: SweepData, *, jobs: int, scheduler, blas_t
         for spec in specs:
             yield trial.run_trial(spec, *data.arrays)
         return
-    try:
-        from joblib import Parallel, delayed, parallel_config
-    except ImportError as exc:
-        raise ImportError("parallel sweeps need joblib: pip install 'flexnet[sweep]'") from exc
+    joblib = optional("joblib", "parallel training (jobs > 1, or a Dask cluster)")
+    Parallel, delayed, parallel_config = joblib.Parallel, joblib.delayed, joblib.parallel_config
     if scheduler is None:
         with _memmapped(data.arrays) as shared, parallel_config(
             backend="loky", n_jobs=jobs, inner_max_num_threads=blas_threads,
@@ -287,6 +292,7 @@ def sweep(
     blas_threads = check_positive_int(blas_threads, "sweep(blas_threads)")
     if resume and out is None:
         raise ValueError("sweep(resume=True): resuming needs the output folder of the sweep (out=...)")
+    _check_packages(jobs, scheduler)
     shared = prepare_data(data, val_split=val_split, seed=seed, dtype=dtype)
     n_features = shared.X.shape[1]
     wrong = sorted({str(c["arch"]) for c in configs if c["arch"][0] != n_features})

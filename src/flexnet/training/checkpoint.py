@@ -120,6 +120,7 @@ def _training_state(loop) -> dict:
         "optimizer": loop.optimizer.state_dict(),
         "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()} for cb in _stateful(loop)],
         "diagnostics": None if loop.diag is None else loop.diag.state_dict(),
+        "arguments": dict(loop.arguments),
     }
 
 
@@ -250,12 +251,59 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
     if type(loop.optimizer).__name__ != training["optimizer"].get("type"):
         problems.append(f"it holds {training['optimizer'].get('type')} state but the optimizer is "
                         f"{type(loop.optimizer).__name__}")
+    else:
+        _check_hyperparameters(loop, training, problems)
+    if saved_cbs == my_cbs:
+        _check_schedules(loop, training["callbacks"], problems)
     rngs = training["rng"]
     for name in _rng_states(loop.net):
         if name not in rngs:
             problems.append(f"it holds no generator state for {name}")
     if (training["diagnostics"] is None) != (loop.diag is None):
         problems.append("diagnostics= differs from the run that wrote it")
+
+
+def _differs(saved, mine) -> bool:
+    """Whether two settings differ once both are as JSON reads them back (tuples as lists)."""
+    return json.loads(json.dumps(saved)) != json.loads(json.dumps(mine))
+
+
+def _check_hyperparameters(loop, training: dict, problems: list) -> None:
+    """The optimizer's settings, the learning rate, the seed and the split fraction
+    must be the run's: the checkpoint's would replace them without a word."""
+    saved_config = training["optimizer"].get("config") or {}
+    config = getattr(loop.optimizer, "config", None)
+    mine = config() if callable(config) else {}
+    for key in sorted(set(saved_config) & set(mine) - {"lr"}):  # the lr changes as a schedule goes
+        if _differs(saved_config[key], mine[key]):
+            problems.append(f"the optimizer's {key} differs from the run that wrote it "
+                            f"({saved_config[key]!r} then, {mine[key]!r} now); resume with the same settings")
+    arguments = training.get("arguments")
+    if arguments is None:  # written before checkpoints kept them: what the state itself tells
+        schedules = [cb["state"] for cb in training["callbacks"]
+                     if isinstance(cb.get("state"), dict) and "last_lr" in cb["state"]]
+        arguments = {"lr": schedules[0].get("base_lr") if schedules else saved_config.get("lr")}
+    labels = {"lr": "the learning rate (lr, or the schedule's base_lr)", "seed": "seed",
+              "validation_split": "validation_split"}
+    for key, label in labels.items():
+        then, now = arguments.get(key), loop.arguments.get(key)
+        if then is not None and now is not None and then != now:
+            problems.append(f"{label} differs from the run that wrote it ({then!r} then, {now!r} now); "
+                            "resume with the same settings")
+
+
+def _check_schedules(loop, saved_callbacks: list, problems: list) -> None:
+    """A schedule's settings (any stateful callback's ``config``) must be the run's:
+    loading its state would put the saved ones in place of those given."""
+    for cb, saved in zip(_stateful(loop), saved_callbacks):
+        then = saved.get("state")
+        now = cb.state_dict()
+        if not (isinstance(then, dict) and isinstance(now, dict)):
+            continue
+        if "config" in then and "config" in now and _differs(then["config"], now["config"]):
+            name = then.get("type") or saved["class"]
+            problems.append(f"the settings of {name} differ from the run that wrote it "
+                            f"({then['config']!r} then, {now['config']!r} now); resume with the same settings")
 
 
 def _snapshot(loop) -> dict:
@@ -267,9 +315,29 @@ def _snapshot(loop) -> dict:
     return {**_training_state(loop), "arrays": arrays}
 
 
+def _load_optimizer(optimizer, state) -> None:
+    """``optimizer.load_state_dict(state)``, for any learning rate a run can reach.
+
+    A schedule may bring the learning rate to 0 by its last epoch (cosine
+    annealing to ``min_lr=0``, a decay that underflows), so the last checkpoint
+    of a finished run holds ``lr`` 0. An optimizer's constructor refuses 0, as
+    it should for a new run, and ``load_state_dict`` validates through it; so
+    such a state is loaded with a stand-in lr, and the saved 0 is then set
+    through ``optimizer.lr``, which accepts any finite value >= 0. Every other
+    value, a negative or non-finite one included, is loaded and checked as is.
+    """
+    config = state.get("config") if isinstance(state, dict) else None
+    lr = config.get("lr") if isinstance(config, dict) else None
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr == 0):
+        optimizer.load_state_dict(state)
+        return
+    optimizer.load_state_dict({**state, "config": {**config, "lr": 1.0}})
+    optimizer.lr = lr
+
+
 def _apply(loop, training: dict, arrays) -> None:
     net = loop.net
-    loop.optimizer.load_state_dict(training["optimizer"])
+    _load_optimizer(loop.optimizer, training["optimizer"])
     for cb, saved in zip(_stateful(loop), training["callbacks"]):
         cb.load_state_dict(saved["state"])
     if loop.diag is not None:
@@ -286,6 +354,8 @@ def _apply(loop, training: dict, arrays) -> None:
     if val_index is not None and not np.array_equal(val_index, loop.val_index):
         loop.use_split(np.asarray(val_index, dtype=np.intp))
     loop.history = History.from_dict(training["history"])
+    saved = training.get("arguments") or {}  # keep what the run was given where this call said nothing
+    loop.arguments = {**loop.arguments, **{k: v for k, v in saved.items() if v is not None}}
     loop.epoch = int(training["epoch"])
     loop.step = int(training["step"])
     loop.global_step = int(training["global_step"])

@@ -129,6 +129,19 @@ def _two_generators(seed) -> tuple[np.random.Generator, np.random.Generator]:
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
 
 
+def _arguments(optimizer, scheduler, seed, validation_split) -> dict:
+    """What a fit was given that its checkpoints keep, so a resume given other
+    values is refused (see :mod:`flexnet.training.checkpoint`). ``lr`` is the
+    rate the run started from: the schedule's ``base_lr``, since a schedule
+    changes the optimizer's own as it goes. None where there is nothing to
+    compare (a Generator for a seed, no split, an optimizer without ``lr``)."""
+    lr = getattr(scheduler, "base_lr", None) if scheduler is not None else getattr(optimizer, "lr", None)
+    whole = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+    return {"lr": float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None,
+            "seed": int(seed) if whole else None,
+            "validation_split": float(validation_split) if validation_split else None}
+
+
 def _parse_every(every) -> tuple[int, int]:
     """``checkpoint_every`` -> ``(epochs, batches)``, one of them 0."""
     if isinstance(every, str):
@@ -197,6 +210,7 @@ class FitLoop:
         self.n_batches = -(-self.n // self.batch_size)
         _check_batchnorm_batches(net, self.n, self.batch_size)
         self.optimizer = _make_optimizer(optimizer, lr, scheduler)
+        self.arguments = _arguments(self.optimizer, scheduler, seed, validation_split)
         self.callbacks = list(callbacks or ())
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
@@ -477,7 +491,17 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
             model files), atomically, every ``checkpoint_every`` and at the end.
         checkpoint_every: epochs (int or ``"2 epochs"``) or ``"100 batches"``.
         resume: a checkpoint path to continue from; the same data and settings
-            give weights bit-identical to a run that was never stopped.
+            give weights bit-identical to a run that was never stopped. The
+            checkpoint's weights, optimizer state, schedule, generators and
+            history replace this call's; a setting given here that differs
+            from the run's (data, ``batch_size``, ``shuffle``, ``seed``, the
+            validation, the network, the optimizer and its hyper-parameters,
+            ``lr``, the schedule and its settings, the stateful callbacks) is
+            refused with every difference listed. ``epochs`` may differ (the
+            total you want now, not fewer than done), as may ``checkpoint``,
+            ``checkpoint_every``, ``progress`` and the callbacks' own options.
+            The last checkpoint of a finished run resumes too (nothing is left
+            to train; a schedule may have brought the lr to 0).
         threads: BLAS threads for the matrix products, or None to let flexnet
             choose (:func:`flexnet.ops.threads.choose`: one thread for the
             products of typical MLPs, more for big ones while cores are free;

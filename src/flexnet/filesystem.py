@@ -431,17 +431,17 @@ def check_writable(path) -> None:
         (``EROFS``, ``EACCES``, ``ENAMETOOLONG``...): each naming ``path``.
     """
     path = Path(os.fspath(path))
-    problem = _target_problem(path)
-    if problem is not None:
-        raise problem
     folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: the folder {folder} does not exist")
-    limit = _name_max(folder)
+    limit = _name_max(folder) if folder.is_dir() else 255
     if len(os.fsencode(path.name)) > limit:
         raise OSError(errno.ENAMETOOLONG, f"cannot write {path}: the file name is "
                                           f"{len(os.fsencode(path.name))} bytes long, the file system "
                                           f"allows {limit}")
+    problem = _target_problem(path)
+    if problem is not None:
+        raise problem
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: the folder {folder} does not exist")
     try:
         fd, tmp = _create_temporary(path)
     except OSError as exc:

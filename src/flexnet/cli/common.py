@@ -127,7 +127,8 @@ def check_output(path, option: str, hint: str = "") -> None:
     try:
         check_writable(path)
     except OSError as exc:  # NotARegularFileError is one too
-        raise UsageError(f"{option}: {exc}{hint}") from None
+        text = exc.strerror if exc.errno is not None and exc.strerror else str(exc)  # no "[Errno 30]"
+        raise UsageError(f"{option}: {text}{hint}") from None
 
 
 def check_output_folder(folder, option: str, names=()) -> None:

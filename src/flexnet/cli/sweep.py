@@ -54,7 +54,7 @@ def run(args) -> int:
     from ..experiments.results import OUTPUT_FILES, config_label
     from ..experiments.sweep import sweep
 
-    check_output_folder(args.out, "--out", OUTPUT_FILES)
+    check_output_folder(args.out, "--out", OUTPUT_FILES.values())
 
     grid = {"arch": args.arch, "seed": args.seeds}
     for axis in ("activation", "lr", "batch_size", "dropout", "optimizer"):

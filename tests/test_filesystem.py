@@ -36,7 +36,14 @@ import flexnet
 from flexnet import filesystem
 from flexnet.cli import main
 from flexnet.data import datasets
-from flexnet.data.readers import DataFileError, read_csv, read_idx, read_images, read_npz, write_idx
+from flexnet.data.readers import (
+    DataFileError,
+    read_csv,
+    read_idx,
+    read_images,
+    read_npz,
+    write_idx,
+)
 from flexnet.files.archive import ModelFileError, read_archive, write_archive
 from flexnet.files.model_file import describe
 from flexnet.filesystem import NotARegularFileError
@@ -348,7 +355,7 @@ def test_train_refuses_a_special_output_before_training(tmp_path, capsys, monkey
     monkeypatch.setattr("flexnet.training.loop.fit", _no_training)
     special = make_special(tmp_path / "special", kind)
     argv = ["train", "--data", "edges", "--epochs", "1", "--quiet", "--out", tmp_path / "m.npz", option, special]
-    code, out, err = run(argv, capsys)
+    code, _, err = run(argv, capsys)
     assert_refused(code, err, option, WORDS[kind])
     assert is_still(special, kind) and not (tmp_path / "m.npz").exists()
 
@@ -409,6 +416,34 @@ def test_a_symlink_to_a_special_file_is_refused_and_kept(tmp_path, kind):
     assert link.is_symlink() and is_still(special, kind) and leftovers(tmp_path) == []
 
 
+def test_a_link_into_proc_like_dev_stdout_is_never_replaced(tmp_path, model, capsys):
+    """/dev/stdout is a link to /proc/self/fd/1; when standard output is a file, that is a link
+    to a regular file. Replacing it would turn a system link into a file: refused. (The same
+    kind of link is made here, in a folder of the test's own.)"""
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        f.write("kept")
+        f.flush()
+        stdout = tmp_path / "stdout"
+        stdout.symlink_to(f"/proc/self/fd/{f.fileno()}")
+        for writer in ("flexnet.save", "figure", "write_text"):
+            with pytest.raises(NotARegularFileError, match="link into the kernel's proc file system"):
+                WRITERS[writer](stdout)
+        model_path, _, inputs = model
+        code, _, err = run(["predict", model_path, inputs, "--output", stdout], capsys)
+        assert_refused(code, err, "--output", "link into the kernel's proc file system")
+        assert stdout.is_symlink() and log.read_text() == "kept" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("system_file", ["/proc/self/status", "/proc/self/mounts"])  # files no write can change
+def test_kernel_files_are_never_replaced(system_file):
+    with pytest.raises(NotARegularFileError, match="proc pseudo-file"):
+        filesystem.check_writable(system_file)
+    with pytest.raises(NotARegularFileError, match="proc pseudo-file"):
+        filesystem.write_text(system_file, "x")
+    assert stat.S_ISREG(os.lstat(system_file).st_mode)
+
+
 # -- names as long as the file system allows -----------------------------------------------
 
 
@@ -431,7 +466,7 @@ def test_a_name_of_250_characters_round_trips(tmp_path):
 
 @pytest.mark.parametrize("length", [250, 255])
 def test_commands_write_long_names(tmp_path, model, capsys, length):
-    model_path, table, inputs = model
+    _, table, inputs = model
     out = tmp_path / ("m" * (length - 4) + ".npz")
     code, _, err = run(["train", "--data", table, "--arch", "4,8,2", "--epochs", "1", "--quiet", "--out", out],
                        capsys)

@@ -17,10 +17,11 @@ it was and removes the temporary file. What is replaced:
 - nothing, or a regular file: the new file takes its place (and its permissions);
 - a symbolic link: the link itself is replaced by the new file and the file it
   pointed to is left untouched, as ``os.replace`` does (a link to a folder, a
-  device or a pipe is refused);
-- a folder, a device, a named pipe or a socket: refused, nothing is changed
-  (``flexnet.save(net, "/dev/null")`` run as root must not turn the device into
-  a file).
+  device or a pipe is refused, and so is a link into ``/proc``: ``/dev/stdout``
+  is one, and root must not turn it into a file);
+- a folder, a device, a named pipe, a socket or a ``/proc`` or ``/sys`` file:
+  refused, nothing is changed (``flexnet.save(net, "/dev/null")`` run as root
+  must not turn the device into a file).
 
 Temporary names are short and of fixed length,
 ``.<hash of the target's name>.<pid>.<random>.flexnet-tmp``, so a target whose
@@ -165,6 +166,22 @@ def open_regular(path, mode: str = "rb", **kwargs) -> IO:
 # -- writing -----------------------------------------------------------------------
 
 
+def _pseudo_on_the_way(path) -> str | None:
+    """The kernel pseudo file system that ``path`` or a link it leads through lies on
+    (``/dev/stdout`` is a link to ``/proc/self/fd/1``), or None."""
+    p = os.fspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        try:
+            st = os.lstat(p)
+        except OSError:
+            return None
+        fs_type = pseudo_file_system(st)
+        if fs_type is not None or not stat.S_ISLNK(st.st_mode):
+            return fs_type
+        p = os.path.join(os.path.dirname(p), os.readlink(p))
+    return None
+
+
 def _target_problem(path: Path) -> OSError | None:
     """Why ``path`` must not be replaced by a new file, or None when it may be."""
     try:
@@ -173,7 +190,13 @@ def _target_problem(path: Path) -> OSError | None:
         return None
     except OSError as exc:
         return OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
-    if stat.S_ISLNK(st.st_mode):  # the link is replaced; what it points to must be a file or nothing
+    link = stat.S_ISLNK(st.st_mode)
+    fs_type = _pseudo_on_the_way(path)
+    if fs_type is not None:  # /proc/..., /sys/..., or /dev/stdout: never replaced, even by root
+        kind = (f"a link into the kernel's {fs_type} file system (an open file of a process, like /dev/stdout)" if link
+                else f"a {fs_type} pseudo-file")
+        return NotARegularFileError(path, kind, "write")
+    if link:  # the link is replaced; what it points to must be a file or nothing
         try:
             st = os.stat(path)
         except OSError:

@@ -35,7 +35,7 @@ import pytest
 import flexnet
 from flexnet import filesystem
 from flexnet.cli import main
-from flexnet.data import datasets
+from flexnet.data import datasets, sha256_of
 from flexnet.data.readers import (
     DataFileError,
     read_csv,
@@ -157,6 +157,7 @@ READERS = {
     "read_images": (lambda p: read_images([p], (8, 8)), DataFileError),
     "datasets.load": (lambda p: datasets.load(str(p)), DataFileError),
     "load_torch": (_load_torch, NotARegularFileError),
+    "sha256_of": (sha256_of, NotARegularFileError),
 }
 
 

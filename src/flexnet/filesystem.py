@@ -37,7 +37,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,7 +93,9 @@ def pseudo_file_system(st: os.stat_result) -> str | None:
     Read from ``/proc/self/mountinfo`` by the file's device number; None where
     that table cannot be read (not Linux).
     """
-    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    if not hasattr(os, "major") or os.major(st.st_dev) != 0:  # pseudo file systems have anonymous
+        return None                                           # device numbers (0:N), disks do not
+    dev = f"0:{os.minor(st.st_dev)}"
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -230,7 +231,7 @@ def _tag(name: str) -> str:
 def temporary_name(target_name: str, pid: int | None = None) -> str:
     """A fresh temporary file name for writing ``target_name``: 41 characters at most."""
     pid = os.getpid() if pid is None else pid
-    return f".{_tag(target_name)}.{pid}.{secrets.token_hex(3)}{TEMP_SUFFIX}"
+    return f".{_tag(target_name)}.{pid}.{os.urandom(3).hex()}{TEMP_SUFFIX}"
 
 
 def _writer_pid(entry_name: str, tag: str) -> int | None:

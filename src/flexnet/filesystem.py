@@ -194,8 +194,10 @@ def _target_problem(path: Path) -> OSError | None:
     link = stat.S_ISLNK(st.st_mode)
     fs_type = _pseudo_on_the_way(path)
     if fs_type is not None:  # /proc/..., /sys/..., or /dev/stdout: never replaced, even by root
-        kind = (f"a link into the kernel's {fs_type} file system (an open file of a process, like /dev/stdout)" if link
-                else f"a {fs_type} pseudo-file")
+        if link:
+            kind = f"a link into the kernel's {fs_type} file system (an open file of a process, like /dev/stdout)"
+        else:
+            kind = f"a {fs_type} pseudo-file"
         return NotARegularFileError(path, kind, "write")
     if link:  # the link is replaced; what it points to must be a file or nothing
         try:

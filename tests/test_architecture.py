@@ -26,16 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {
     "ops":         set(),  # the speed seam: no other flexnet module
     "version":     set(),
+    "filesystem":  set(),  # reading only regular files, writing whole files or none
     "nn":          {"ops", "version"},  # the network's parts
     "optim":       {"ops", "nn"},
-    "files":       {"ops", "version", "nn"},
-    "data":        {"ops", "nn"},
-    "training":    {"ops", "version", "nn", "optim", "files", "data"},
-    "plots":       {"ops", "version", "nn", "optim", "files", "data", "training"},
-    "bridges":     {"ops", "version", "nn", "optim", "files", "data", "training", "plots"},
-    "experiments": {"ops", "version", "nn", "optim", "files", "data", "training", "plots", "bridges"},
-    "cli":         {"ops", "version", "nn", "optim", "files", "data", "training", "plots", "bridges",
-                    "experiments"},
+    "files":       {"ops", "version", "filesystem", "nn"},
+    "data":        {"ops", "filesystem", "nn"},
+    "training":    {"ops", "version", "filesystem", "nn", "optim", "files", "data"},
+    "plots":       {"ops", "version", "filesystem", "nn", "optim", "files", "data", "training"},
+    "bridges":     {"ops", "version", "filesystem", "nn", "optim", "files", "data", "training", "plots"},
+    "experiments": {"ops", "version", "filesystem", "nn", "optim", "files", "data", "training", "plots",
+                    "bridges"},
+    "cli":         {"ops", "version", "filesystem", "nn", "optim", "files", "data", "training", "plots",
+                    "bridges", "experiments"},
 }
 # On top of everything, exempt from the table: the public API, ``python -m
 # flexnet`` and the aliases of old module paths. No module of a part may import

@@ -20,6 +20,7 @@ from .nn.layers import Layer, Linear, ReLU
 from .nn.losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .nn.normalization import BatchNorm1d, LayerNorm
 from .files.model_file import ModelFileError, load, save
+from .filesystem import NotARegularFileError
 from .training import (
     EarlyStopping,
     History,
@@ -54,6 +55,7 @@ __all__ = [
     "MSE",
     "ModelFileError",
     "Network",
+    "NotARegularFileError",
     "ReLU",
     "Sequential",
     "Sigmoid",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .data.extras import optional
+from .filesystem import atomic_write
 
 
 def _pyplot(show: bool = False):
@@ -16,8 +19,17 @@ def _pyplot(show: bool = False):
 
 
 def _finish(fig, plt, path, show: bool):
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+    """Save (whole or not at all: a full disk leaves the previous figure), show, close."""
+    try:
+        if hasattr(path, "write"):  # an open file or buffer of the caller's
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+        elif path is not None:
+            suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+            with atomic_write(path) as f:  # the format from the name, as savefig(path) would take it
+                fig.savefig(f, dpi=120, bbox_inches="tight", format=suffix or None)
+    except BaseException:
+        plt.close(fig)
+        raise
     if show:
         plt.show()
     plt.close(fig)

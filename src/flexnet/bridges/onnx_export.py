@@ -13,12 +13,12 @@ entry. ``onnx`` is imported only when :func:`to_onnx` is called.
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable
 
 import numpy as np
 
 from ..data.extras import optional
+from ..filesystem import write_bytes
 from ..nn.network import Sequential
 from .pytorch import flexnet_class
 
@@ -200,12 +200,4 @@ def to_onnx(net: Sequential, path, *, probabilities: bool = False, in_features: 
         ValueError: for a layer with no ONNX exporter (named with its index).
     """
     model = build_onnx(net, probabilities=probabilities, in_features=in_features)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_bytes(path, model.SerializeToString())

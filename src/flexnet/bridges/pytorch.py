@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import nn
 from ..data.extras import optional
+from ..filesystem import atomic_write, open_regular
 from ..nn import network as plain
 from ..nn.checks import as_float_dtype
 from ..nn.layers import Layer
@@ -360,7 +361,8 @@ def save_torch(net: Sequential, path) -> None:
         "dtype": net.dtype.name,
         "metadata": _plain(getattr(net, "metadata", {})),
     }
-    torch.save(payload, str(path))
+    with atomic_write(path) as f:  # whole or not at all
+        torch.save(payload, f)
 
 
 def load_torch(path):
@@ -373,7 +375,8 @@ def load_torch(path):
         m.to(getattr(torch, d["dtype"])).load_state_dict(d["state_dict"])
     """
     torch = _torch()
-    d = torch.load(str(path), weights_only=True)
+    with open_regular(path) as f:  # a pipe or a device is refused, not waited on
+        d = torch.load(f, weights_only=True)
     if not isinstance(d, dict) or d.get("format") != EXPORT_FORMAT:
         raise ValueError(f"load_torch: {path} is not a flexnet PyTorch export (format {EXPORT_FORMAT})")
     modules = []

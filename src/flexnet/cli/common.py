@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -147,21 +148,68 @@ def write_figure(path, draw, *args, **kwargs):
     return path
 
 
-def check_output(path, option: str) -> None:
-    """Refuse, before any work, an output path that cannot be written."""
+def check_output(path, option: str, hint: str = "") -> None:
+    """Refuse, before any work, an output path that cannot be written.
+
+    What :func:`flexnet.filesystem.check_writable` refuses: a folder, a device,
+    a named pipe or a socket in the file's place, a missing folder, a name too
+    long for the file system, a folder where no file can be created (read-only
+    file system, no permission). A run that would fail at its end fails here.
+    """
     if path in (None, "-"):
         return
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{option} {path}: is a folder; give a file name, such as {p / 'model.npz'}")
-    if not p.parent.is_dir():
-        raise UsageError(f"{option} {path}: the folder {p.parent} does not exist")
+    from ..filesystem import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as exc:  # NotARegularFileError is one too
+        text = exc.strerror if exc.errno is not None and exc.strerror else str(exc)  # no "[Errno 30]"
+        raise UsageError(f"{option}: {text}{hint}") from None
+
+
+def check_output_folder(folder, option: str, names=()) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written,
+    or whose files ``names`` could not be replaced (one of them a pipe or a folder)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: is not a folder; give a folder for the output files")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:  # mkdir makes the rest
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {folder}: {existing} is not a folder")
+    if existing == folder and names:
+        for name in names:
+            check_output(folder / name, option)
+        return
+    from ..filesystem import check_writable
+
+    try:  # a name of our own: can a file be created there at all?
+        check_writable(existing / ".flexnet-write-check")
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise UsageError(f"{option} {folder}: no file can be created in {existing}: {reason}") from None
+
+
+#: The longest file name most file systems allow, in bytes.
+NAME_MAX = 255
 
 
 def with_suffix(path: str, tail: str) -> str:
-    """``model.npz`` + ``-curves.png`` -> ``model-curves.png``."""
+    """``model.npz`` + ``-curves.png`` -> ``model-curves.png``.
+
+    A name that would grow past :data:`NAME_MAX` bytes is cut and ends in a short
+    hash of the whole name, so any model name that can be saved also gets its
+    figures and checkpoints, and different long names keep different files.
+    """
     root, _ = os.path.splitext(path)
-    return root + tail
+    folder, stem = os.path.split(root)
+    if len(os.fsencode(stem + tail)) <= NAME_MAX:
+        return root + tail
+    digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    keep = NAME_MAX - len(os.fsencode(tail)) - len(digest) - 1
+    stem = os.fsencode(stem)[:keep].decode("utf-8", errors="ignore")  # never half a character
+    return os.path.join(folder, f"{stem}-{digest}{tail}")
 
 
 def text_table(rows, header, left: int = 1) -> str:

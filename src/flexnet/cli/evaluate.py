@@ -9,6 +9,7 @@ from .common import (
     UsageError,
     add_threads_option,
     check_figures,
+    check_output,
     limit_threads,
     load_data,
     text_table,
@@ -52,6 +53,14 @@ def run(args) -> int:
 
     check_figures(args.figures != "-" and (args.figures is not None or args.show))  # asked for by name
     net = load(args.model)
+
+    def figure(tail):
+        return args.figures + tail if args.figures else with_suffix(args.model, tail)
+
+    if args.figures != "-":  # every figure this run would write, checked before the data is read
+        shape = net.metadata.get("input_shape")
+        for tail in ("-confusion.png",) + (("-mistakes.png", "-weights.png") if shape and len(shape) == 2 else ()):
+            check_output(figure(tail), "--figures", " (--figures - writes none)")
     if args.data is None:
         args.data = net.metadata.get("dataset", "edges")
     ds = load_data(args)
@@ -80,8 +89,7 @@ def run(args) -> int:
     print(text_table(rows, ("class", "precision", "recall", "f1", "support")))
     if args.figures == "-":
         return EXIT_OK
-    prefix = args.figures or with_suffix(args.model, "")
-    written = [write_figure(prefix + "-confusion.png", confusion_figure, np.array(result["confusion"]), names,
+    written = [write_figure(figure("-confusion.png"), confusion_figure, np.array(result["confusion"]), names,
                        show=args.show, title=f"Confusion matrix: {ds.name}")]
     shape = net.metadata.get("input_shape")
     if shape and len(shape) == 2:
@@ -89,11 +97,11 @@ def run(args) -> int:
         pred = proba.argmax(axis=1)
         wrong = np.flatnonzero(pred != np.asarray(y))
         images = np.asarray(X_raw).reshape(len(X_raw), *shape)[wrong]
-        written.append(write_figure(prefix + "-mistakes.png", mistakes_figure, images, np.asarray(y)[wrong],
+        written.append(write_figure(figure("-mistakes.png"), mistakes_figure, images, np.asarray(y)[wrong],
                                pred[wrong], proba[wrong, pred[wrong]], names, show=args.show))
         first = next((layer for layer in net.layers if "W" in layer.params), None)
         if first is not None:
-            written.append(write_figure(prefix + "-weights.png", weights_figure, first.W, shape, show=args.show))
+            written.append(write_figure(figure("-weights.png"), weights_figure, first.W, shape, show=args.show))
     for path in filter(None, written):
         print(f"Figure written to {path}")
     return EXIT_OK

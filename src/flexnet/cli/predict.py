@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 
-from .common import EXIT_OK, UsageError, add_threads_option, label_arg, limit_threads
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_threads_option,
+    check_output,
+    label_arg,
+    limit_threads,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -44,7 +52,9 @@ def run(args) -> int:
 
     from .. import data as fdata
     from ..files.model_file import load
+    from ..filesystem import atomic_write
 
+    check_output(args.output, "--output")
     net = load(args.model)
     suffixes = {os.path.splitext(p)[1].lower() for p in args.inputs}
     if suffixes <= set(IMAGE_SUFFIXES):
@@ -84,8 +94,10 @@ def run(args) -> int:
             rec.update({f"output_{k}": float(v) for k, v in enumerate(row)})
             records.append(rec)
     fmt = args.format or ("json" if args.output and args.output.lower().endswith(".json") else "csv")
-    stream = open(args.output, "w", newline="") if args.output else sys.stdout
-    try:
+    # A file is written whole or not at all: a full disk leaves the previous one as it was.
+    output = (atomic_write(args.output, "w", encoding="utf-8", newline="") if args.output
+              else nullcontext(sys.stdout))
+    with output as stream:
         if fmt == "json":
             json.dump(records, stream, indent=1)
             stream.write("\n")
@@ -93,9 +105,6 @@ def run(args) -> int:
             writer = csv.DictWriter(stream, fieldnames=list(records[0]))
             writer.writeheader()
             writer.writerows(records)
-    finally:
-        if args.output:
-            stream.close()
     if args.output:
         print(f"{len(records)} prediction(s) written to {args.output}", file=sys.stderr)
     return EXIT_OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, comma_list, parse_arch, parse_seeds, positive_float, positive_int, probability
+from .common import EXIT_OK, check_output_folder, comma_list, parse_arch, parse_seeds, positive_float, positive_int, probability
 
 
 def add_parser(subparsers) -> None:
@@ -53,8 +53,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.results import config_label
+    from ..experiments.results import OUTPUT_FILES, config_label
     from ..experiments.sweep import sweep
+
+    check_output_folder(args.out, "--out", OUTPUT_FILES.values())
 
     grid = {"arch": args.arch, "seed": args.seeds}
     for axis in ("activation", "lr", "batch_size", "dropout", "optimizer"):

@@ -135,7 +135,7 @@ def _find(name: str, filename: str) -> Path | None:
     """The first copy of ``filename`` (gzip or raw) in the search folders."""
     for d in search_dirs(name):
         for candidate in (d / filename, d / filename[:-3]):
-            if candidate.is_file():
+            if candidate.exists():  # a pipe or a folder there is refused by the reader, not replaced
                 return candidate
     return None
 
@@ -351,7 +351,7 @@ def load(spec: str, *, label=-1, download: bool = True, progress=None) -> Datase
         raise ValueError(
             f"--data {spec!r}: expected a data set name ({', '.join(REGISTRY)}) or a .csv or .npz file"
         )
-    if not path.is_file():
+    if not path.exists():  # what exists but is no regular file, the reader refuses by name
         raise FileNotFoundError(f"--data {spec!r}: no such file")
     if suffix == ".csv":
         X, y = read_csv(path, label)

@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
+from ..filesystem import open_regular
+
 
 class DownloadError(OSError):
     """No mirror delivered a file with the expected checksum."""
@@ -19,7 +21,7 @@ class DownloadError(OSError):
 
 def sha256_of(path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # a pipe or a device is refused, not read forever
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

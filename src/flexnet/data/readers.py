@@ -16,12 +16,22 @@ from typing import Sequence
 
 import numpy as np
 
+from ..filesystem import NotARegularFileError, atomic_write, open_regular
 from ..nn.checks import as_float_dtype, check_finite_rows
 from .extras import optional
 
 
 class DataFileError(ValueError):
     """A data file that cannot be read as what it claims to be."""
+
+
+def _open(path, mode: str = "rb", **kwargs):
+    """Open a data file, refusing at once what is not a regular file (a named pipe,
+    a device, a folder, ``/proc``: see :func:`flexnet.filesystem.open_regular`)."""
+    try:
+        return open_regular(path, mode, **kwargs)
+    except NotARegularFileError as exc:
+        raise DataFileError(str(exc)) from None
 
 
 # -- CSV ---------------------------------------------------------------------
@@ -62,10 +72,10 @@ def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ","
     """
     path = Path(path)
     dtype = as_float_dtype(dtype, "read_csv(dtype)")
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"read_csv: no such file: {path}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with _open(path, "r", newline="", encoding="utf-8-sig") as f:
             rows = [(i, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter), start=1)
                     if row and any(cell.strip() for cell in row)]
     except UnicodeDecodeError as exc:
@@ -166,10 +176,10 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
         ``(X, y)`` as stored (no conversion); y is None if the file has no ``y``.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"read_npz: no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with _open(path) as raw, np.load(raw, allow_pickle=False) as f:
             keys = list(f.keys())
             if x_key not in keys:
                 raise DataFileError(
@@ -206,7 +216,7 @@ IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
-    with open(path, "rb") as f:
+    with _open(path) as f:
         raw = f.read()
     if raw[:2] != b"\x1f\x8b":
         return raw
@@ -234,7 +244,7 @@ def read_idx(path, *, ndim: int | None = None) -> np.ndarray:
             dimensions, or a data size that does not match the header.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"read_idx: no such file: {path}")
     data = _read_maybe_gzip(path)
     if len(data) < 4:
@@ -279,8 +289,9 @@ def write_idx(path, array: np.ndarray) -> None:
         raise TypeError(f"write_idx: no IDX type code for dtype {array.dtype}")
     header = bytes([0, 0, code, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
     payload = header + array.astype(IDX_DTYPES[code]).tobytes()
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as f:
+    if str(path).endswith(".gz"):
+        payload = gzip.compress(payload, mtime=0)
+    with atomic_write(path) as f:
         f.write(payload)
 
 
@@ -306,7 +317,7 @@ def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, inver
     out = np.empty((len(paths), h, w), dtype=np.float32)
     for i, p in enumerate(paths):
         try:
-            with Image.open(p) as im:
+            with _open(p) as f, Image.open(f) as im:
                 out[i] = np.asarray(im.convert("L").resize((w, h), Image.BILINEAR), dtype=np.float32)
         except UnidentifiedImageError:
             raise DataFileError(f"{p}: not an image file Pillow can read") from None

@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..filesystem import atomic_write, check_writable, open_regular, write_text
 
 #: The settings a grid may vary, and their defaults (``epochs`` defaults to
 #: the ``epochs`` argument of :func:`sweep`).
@@ -48,6 +49,10 @@ CONFIG_COLUMNS = (
     "accuracy_mean", "loss_mean", "seconds",
 )
 LOG_FORMAT = "flexnet-sweep-log"
+#: Every file a sweep writes to its output folder.
+OUTPUT_FILES = {"log": "trials.jsonl", "trials_csv": "trials.csv", "configs_csv": "configs.csv",
+                "trials_json": "trials.json", "best_model": "best_model.npz",
+                "accuracy_figure": "accuracy_vs_params.png", "curves_figure": "top_curves.png"}
 
 
 def canonical_json(config: dict) -> str:
@@ -191,7 +196,7 @@ def _csv_value(value):
 
 
 def _write_csv(path: Path, rows: list[dict], columns: Sequence[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:  # whole or not at all
         writer = csv.writer(f)
         writer.writerow(columns)
         for r in rows:
@@ -199,9 +204,7 @@ def _write_csv(path: Path, rows: list[dict], columns: Sequence[str]) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1, allow_nan=False))
 
 
 class TrialLog:
@@ -210,6 +213,7 @@ class TrialLog:
     def __init__(self, path: Path, header: dict, resume: bool):
         self.path = path
         self.done: dict[str, dict] = {}
+        check_writable(path)  # a pipe or a folder in its place is refused, never waited on
         if resume and path.exists():
             self.done = self._read(header)
             self.file = open(path, "a", encoding="utf-8")
@@ -223,14 +227,15 @@ class TrialLog:
             self.write(header)
 
     def _read(self, header: dict) -> dict[str, dict]:
-        raw = self.path.read_bytes()
+        with open_regular(self.path) as f:
+            raw = f.read()
         cut = raw.rfind(b"\n") + 1
         if cut < len(raw):  # a line cut short when the sweep was killed while writing it
             with open(self.path, "r+b") as f:
                 f.truncate(cut)
         lines = raw[:cut].decode("utf-8").splitlines()
         if not lines:
-            self.path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+            write_text(self.path, json.dumps(header) + "\n")
             return {}
         done = {}
         for n, line in enumerate(lines, 1):
@@ -264,8 +269,7 @@ class TrialLog:
 
 
 def write_outputs(result: SweepResult, out: Path, *, figures: bool, top: int) -> dict:
-    files = {"log": out / "trials.jsonl", "trials_csv": out / "trials.csv", "configs_csv": out / "configs.csv",
-             "trials_json": out / "trials.json"}
+    files = {kind: out / OUTPUT_FILES[kind] for kind in ("log", "trials_csv", "configs_csv", "trials_json")}
     _write_csv(files["trials_csv"], result.trials, TRIAL_COLUMNS)
     _write_csv(files["configs_csv"], result.configs, CONFIG_COLUMNS)
     _write_json(files["trials_json"], {"trials": result.trials, "configs": result.configs,
@@ -273,17 +277,17 @@ def write_outputs(result: SweepResult, out: Path, *, figures: bool, top: int) ->
     if result.best_model is not None:
         from ..files.model_file import save
 
-        files["best_model"] = out / "best_model.npz"
+        files["best_model"] = out / OUTPUT_FILES["best_model"]
         save(result.best_model, files["best_model"])
     if figures and result.best is not None:
         try:
             from ..plots import sweep_accuracy_figure, sweep_curves_figure
 
-            sweep_accuracy_figure(result.configs, out / "accuracy_vs_params.png")
-            sweep_curves_figure(result.trials, result.configs, out / "top_curves.png", top=top)
+            sweep_accuracy_figure(result.configs, out / OUTPUT_FILES["accuracy_figure"])
+            sweep_curves_figure(result.trials, result.configs, out / OUTPUT_FILES["curves_figure"], top=top)
         except ImportError as exc:  # matplotlib missing: the tables are still there
             warnings.warn(f"sweep: no figures written: {exc}", RuntimeWarning, stacklevel=3)
         else:
-            files["accuracy_figure"] = out / "accuracy_vs_params.png"
-            files["curves_figure"] = out / "top_curves.png"
+            files["accuracy_figure"] = out / OUTPUT_FILES["accuracy_figure"]
+            files["curves_figure"] = out / OUTPUT_FILES["curves_figure"]
     return files

@@ -13,9 +13,12 @@ parser, the dtype is checked *before* any data is read (object arrays are
 refused outright), and the data are read as raw bytes. Every problem found is
 collected and reported at once in a :class:`ModelFileError`.
 
-Writing goes to a temporary file in the target folder, which is flushed and
-fsynced and then renamed over the target with ``os.replace``. A process killed
-mid-save leaves the previous file as it was.
+Reading opens only a regular file (:func:`flexnet.filesystem.open_regular`: a
+named pipe, a device, a folder or a ``/proc`` file is refused before anything
+waits on it). Writing goes through :func:`flexnet.filesystem.atomic_write`: a
+temporary file in the target folder, flushed and fsynced, then renamed over the
+target with ``os.replace``. A process killed mid-save leaves the previous file as
+it was, and a folder, a device or a named pipe is never replaced.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from ..filesystem import NotARegularFileError, atomic_write, open_regular
 
 HEADER_MEMBER = "__header__.json"
 
@@ -76,7 +80,8 @@ def write_archive(path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarr
 
     Args:
         path: the file to write; its folder must exist. Written exactly as
-            named (no ``.npz`` is appended).
+            named (no ``.npz`` is appended). A symbolic link is replaced by the
+            new file; the file it pointed to is left untouched.
         header: a JSON-friendly dict. The key ``"arrays"`` is reserved: it is
             filled in with the name, shape and dtype of every array.
         arrays: ``{name: ndarray}``; names are free text such as ``layers.0.W``
@@ -86,6 +91,8 @@ def write_archive(path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarr
     Raises:
         TypeError: a header value JSON cannot hold, or an object array.
         ValueError: a bad array name or the reserved ``"arrays"`` key.
+        IsADirectoryError, NotARegularFileError: ``path`` is a folder, a device,
+            a named pipe or a socket (nothing is replaced).
         OSError: the file cannot be written; the previous file is then untouched.
     """
     path = Path(os.fspath(path))
@@ -109,33 +116,11 @@ def write_archive(path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarr
     except (TypeError, ValueError) as exc:
         raise TypeError(f"write_archive({path}): the header cannot be written as JSON: {exc}") from exc
 
-    folder = path.parent
-    if path.is_dir():
-        raise IsADirectoryError(21, f"cannot write {path}: it is a folder; give a file name "
-                                    f"such as {path / 'model.npz'}")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:  # name the file asked for, not the temporary one
-        reason = "the folder does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror
-        raise type(exc)(exc.errno, f"cannot write {path}: {reason}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                zf.writestr(zipfile.ZipInfo(HEADER_MEMBER, _EPOCH), text.encode("utf-8"))
-                for name, arr in clean.items():
-                    with zf.open(zipfile.ZipInfo(name + ".npy", _EPOCH), "w", force_zip64=True) as m:
-                        np.lib.format.write_array(m, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_folder(folder)
+    with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(zipfile.ZipInfo(HEADER_MEMBER, _EPOCH), text.encode("utf-8"))
+        for name, arr in clean.items():
+            with zf.open(zipfile.ZipInfo(name + ".npy", _EPOCH), "w", force_zip64=True) as m:
+                np.lib.format.write_array(m, arr, allow_pickle=False)
 
 
 def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -185,26 +170,48 @@ def inspect_archive(path: Path):
 def _open_zip(path: Path) -> zipfile.ZipFile:
     """Open the archive, turning every way a file can be wrong into a ModelFileError."""
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ModelFileError(path, "is a folder, not a model file")
-        with open(path, "rb") as f:
-            start = f.read(8)
+        f = open_regular(path)  # a pipe, a device, a folder, /proc...: refused before any wait
     except FileNotFoundError:
         raise ModelFileNotFoundError(path, "no such file") from None
+    except NotARegularFileError as exc:
+        raise ModelFileError(path, exc.problem) from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if size == 0:
-        raise ModelFileError(path, "the file is empty (0 bytes); it was probably not saved completely")
-    if start.startswith(b"\x93NUMPY"):
-        raise ModelFileError(path, "this is a single .npy array, not a flexnet model file (.npz archive)")
-    if not start.startswith(b"PK"):
-        raise ModelFileError(
-            path, f"not a flexnet model file: expected a .npz (zip) archive, the file starts with {start[:8]!r}")
-    try:
-        return zipfile.ZipFile(path, "r")
-    except Exception as exc:  # BadZipFile, struct.error, OverflowError... all mean a broken archive
-        raise ModelFileError(path, f"truncated or corrupt archive ({describe_error(exc)})") from None
+    try:  # the zip is read from this very file, never reopened by its name
+        size = os.fstat(f.fileno()).st_size
+        start = f.read(8)
+        if size == 0:
+            raise ModelFileError(path, "the file is empty (0 bytes); it was probably not saved completely")
+        if start.startswith(b"\x93NUMPY"):
+            raise ModelFileError(path, "this is a single .npy array, not a flexnet model file (.npz archive)")
+        if not start.startswith(b"PK"):
+            raise ModelFileError(
+                path, f"not a flexnet model file: expected a .npz (zip) archive, the file starts with {start[:8]!r}")
+        try:
+            return _ZipClosingItsFile(f)
+        except Exception as exc:  # BadZipFile, struct.error, OverflowError... all mean a broken archive
+            raise ModelFileError(path, f"truncated or corrupt archive ({describe_error(exc)})") from None
+    except OSError as exc:
+        f.close()
+        raise ModelFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    except BaseException:
+        f.close()
+        raise
+
+
+class _ZipClosingItsFile(zipfile.ZipFile):
+    """A ZipFile that closes the open file it reads (a plain ZipFile leaves a file it
+    was given open)."""
+
+    def __init__(self, f):
+        self._file = f
+        super().__init__(f, "r")
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self._file.close()
 
 
 def _read_header(zf, info, problems) -> dict | None:
@@ -321,30 +328,6 @@ def describe_error(exc: BaseException) -> str:
     """``"TypeName: message"`` of an exception, for a one-line problem report."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _new_file_mode(path: Path) -> int:
-    """Keep the mode of the file being replaced, else what a new file would get."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every system allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- nested state <-> JSON + arrays ---------------------------------------------------

@@ -69,9 +69,19 @@ def save(net, path) -> None:
     parameters and buffers by name (``layers.0.W``). No pickle is involved, so
     the file is safe to share.
 
+    The file is written whole or not at all: to a temporary file beside
+    ``path`` (a short hidden name ending in ``.flexnet-tmp``), then renamed over
+    it. Only a regular file is ever replaced: a folder, a device (``/dev/null``,
+    even for root), a named pipe or a socket is refused and left as it was. A
+    symbolic link is itself replaced by the new file; the file it pointed to is
+    left untouched (write to the link's target to update that file instead).
+
     Raises:
         TypeError: ``net`` is not a network, or its metadata or a layer config
             cannot be stored as JSON and arrays.
+        IsADirectoryError: ``path`` is a folder.
+        NotARegularFileError: ``path`` is a device, a named pipe or a socket (an
+            ``OSError`` and a ``ValueError``).
         OSError: the file cannot be written (the previous file is left as it was).
     """
     model, arrays = model_state(net)

@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 
+from ..filesystem import check_writable
 from ..nn.checks import check_lr, check_positive_int
 from ..ops import threads as blas_threads
 from ..nn.losses import SoftmaxCrossEntropy
@@ -510,6 +511,8 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
 
     Raises:
         ValueError/TypeError: bad data or settings, before any training.
+        OSError: ``checkpoint`` cannot be written (a missing folder, a read-only
+            file system, a folder or a named pipe in its place), before any training.
         TrainingDiverged: the loss became NaN/inf (weights from before are kept).
         TrainingInterrupted: Ctrl-C or SIGTERM with ``checkpoint`` set; the
             checkpoint holds the last completed batch.
@@ -522,6 +525,8 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
                    shuffle=shuffle, callbacks=callbacks, scheduler=scheduler, seed=seed,
                    progress=progress, diagnostics=diagnostics, checkpoint=checkpoint,
                    checkpoint_every=checkpoint_every, threads=threads)
+    if checkpoint is not None:  # a run whose checkpoint cannot be written fails now, not after an epoch
+        check_writable(checkpoint)
     if resume is not None:
         loop.load_checkpoint(resume)
     return loop.run()

@@ -99,7 +99,7 @@ def _train(args, guard) -> int:
     from ..files.model_file import save
     from ..optim import make_optimizer, make_scheduler
     from ..plots import training_curves
-    from ..training.loop import TrainingInterrupted, evaluate, fit
+    from ..training.loop import TrainingDiverged, TrainingInterrupted, evaluate, fit
     from ..training.network import Network
 
     if not 0 <= args.val_split < 1:
@@ -150,6 +150,8 @@ def _train(args, guard) -> int:
         print(f"flexnet train: interrupted after {done}; checkpoint written to {exc.path}\n"
               f"resume with: {_resume_command(args, exc.path)}", file=sys.stderr)
         return guard.exit_code()
+    except TrainingDiverged as exc:  # a setting to change (exit 2), and nothing to save
+        raise UsageError(f"{exc} The model was not saved.") from None
     seconds = time.perf_counter() - started
     save(net, args.out)
 

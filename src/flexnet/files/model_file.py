@@ -285,9 +285,9 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
     arrays = source.read(list(expected))
     if problems:  # a corrupt or truncated member
         return None
-    for name, arr in arrays.items():
-        if expected[name] is not None and (text := non_finite(name, arr)):
-            problems.append(f"{text}: not a usable network (did its training diverge?)")
+    bad = [text for name, arr in arrays.items() if expected[name] is not None and (text := non_finite(name, arr))]
+    if bad:
+        problems.append("the weights are not finite, as after a training run that diverged: " + "; ".join(bad))
     metadata = unflatten_state(meta_json, arrays)
     if not isinstance(metadata, dict):  # {"__ndarray__": name} at the top
         problems.append("model metadata must be an object, got an array")

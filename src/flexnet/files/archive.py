@@ -60,6 +60,8 @@ MAX_MEMBERS = 100_000
 MAX_DIRECTORY_BYTES = 16 << 20
 #: One member's ``.npy`` header (NumPy writes 128 bytes for the arrays flexnet stores).
 MAX_NPY_HEADER = 4096
+# What precedes an array's data in a member: magic, version, header length, then the header.
+_MIN_NPY_HEADER, _MAX_NPY_PREAMBLE = 10, 12 + MAX_NPY_HEADER
 #: All members together may unpack to at most ``INFLATE_FLOOR + INFLATE_RATIO * file size``
 #: bytes. flexnet stores members uncompressed (ratio 1) and weights compress poorly, so
 #: only a file built to exhaust memory (zeros deflate ~1000-fold) comes near it.
@@ -198,12 +200,13 @@ class ArchiveReader:
 
     Opening checks, in this order and each before the work it bounds: the zip
     directory's size and member count, the header's size, nesting and number of
-    dicts and lists, then for every member: that the header lists it, that its
-    compression could produce the size it claims, that its ``.npy`` header (read
-    alone, at most :data:`MAX_NPY_HEADER` bytes) has a safe dtype and agrees with
-    the header's shape and dtype, and that the member holds exactly that many
-    bytes; and that all members together unpack to no more than
-    ``INFLATE_FLOOR + INFLATE_RATIO * file size``.
+    dicts and lists, then for every member: that the header lists it with a
+    safe dtype, that its compression could produce the size it claims, and that
+    this size is the listed shape times the dtype's size plus a ``.npy`` header;
+    and that all members together unpack to no more than
+    ``INFLATE_FLOOR + INFLATE_RATIO * file size``. A member's own ``.npy`` header
+    (at most :data:`MAX_NPY_HEADER` bytes) is read when the member is, and must
+    agree with the listing before any data is.
 
     Attributes:
         path: the file.
@@ -211,6 +214,7 @@ class ArchiveReader:
         declared: ``{name: (shape, dtype)}`` of every array whose member passed
             the checks: what :meth:`read` would build, known before it does.
         stored: the names of every ``.npy`` member (passing the checks or not).
+        listed: the names of the arrays the header lists.
         problems: everything found wrong so far (``ModelFileError``'s list).
 
     Raises:
@@ -221,7 +225,6 @@ class ArchiveReader:
         self.path = Path(os.fspath(path))
         self.problems: list[str] = []
         self.declared: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-        self._offsets: dict[str, tuple[int, bool]] = {}  # (where the data start, Fortran order)
         self.header = None
         self.zf = _open_zip(self.path)
         try:
@@ -258,6 +261,7 @@ class ArchiveReader:
         self.header = _read_header(self.zf, infos.pop(HEADER_MEMBER, None), file_size, problems)
         self.stored = {m[:-4] for m in infos if m.endswith(".npy")}
         manifest = None if self.header is None else _manifest(self.header, problems)
+        self.listed = set(manifest or ())
         if manifest is not None:
             for name in sorted(self.stored - set(manifest)):
                 problems.append(f"extra array {name!r} not listed in the header")
@@ -271,15 +275,31 @@ class ArchiveReader:
                 self._judge_member(info, manifest[member[:-4]], file_size)
 
     def _judge_member(self, info: zipfile.ZipInfo, spec, file_size: int) -> None:
-        """One listed ``.npy`` member, judged from its sizes and its ``.npy`` header alone."""
+        """One listed ``.npy`` member, judged from the listing and the zip directory
+        alone: it is opened only when they disagree, to say how (from its ``.npy`` header)."""
         name, problems = info.filename[:-4], self.problems
-        if not isinstance(spec, dict):
-            problems.append(f"header entry for array {name!r} is not an object")
+        listed = _listed_array(name, spec)
+        if isinstance(listed, str):
+            problems.append(listed)
             return
+        shape, dtype = listed
         try:
             _check_compression(info, file_size)
+        except ValueError as exc:
+            problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
+            return
+        npy_header = info.file_size - math.prod(shape) * dtype.itemsize
+        if _MIN_NPY_HEADER <= npy_header <= _MAX_NPY_PREAMBLE:
+            self.declared[name] = (shape, dtype)  # its .npy header is checked when it is read
+        else:
+            self._explain(info, spec)
+
+    def _explain(self, info: zipfile.ZipInfo, spec: dict) -> None:
+        """Say why a member's size does not fit its listing, from its ``.npy`` header."""
+        name, problems = info.filename[:-4], self.problems
+        try:
             with self.zf.open(info) as f:
-                shape, fortran, dtype, offset = _read_npy_header(f)
+                shape, _, dtype, offset = _read_npy_header(f)
         except Exception as exc:  # corrupt bytes surface as many types; all mean the same here
             problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
             return
@@ -296,17 +316,15 @@ class ArchiveReader:
             agrees = False
         nbytes = math.prod(shape) * dtype.itemsize
         held = info.file_size - offset
-        if nbytes != held:
+        if agrees or nbytes != held:
             problems.append(f"array {name!r}: its header says shape {shape} {dtype} ({nbytes:,} bytes) "
                             f"but the member holds {held:,} bytes")
-        elif agrees:
-            self.declared[name] = (shape, dtype)
-            self._offsets[name] = (offset, fortran)
 
     def read(self, names=None) -> dict[str, np.ndarray]:
         """Decompress the arrays ``names`` (default: every one declared), each
-        straight into an array of the declared shape and dtype. A corrupt or
-        truncated member (its CRC is checked) is added to :attr:`problems`."""
+        straight into an array of the declared shape and dtype, after checking
+        its ``.npy`` header against the listing. A member that disagrees, or is
+        corrupt or truncated (its CRC is checked), goes to :attr:`problems`."""
         arrays = {}
         for name in self.declared if names is None else names:
             arr = self._read_one(name)
@@ -319,13 +337,17 @@ class ArchiveReader:
             self.problems.append(f"array {name!r} cannot be read: it is missing or refused above")
             return None
         shape, dtype = self.declared[name]
-        offset, fortran = self._offsets[name]
-        count = math.prod(shape)
-        flat = np.empty(count, dtype=dtype)
+        info = self._infos[name + ".npy"]
+        flat = np.empty(math.prod(shape), dtype=dtype)
         raw = flat.view(np.uint8) if flat.nbytes else flat  # the array's own bytes, filled in place
         try:
-            with self.zf.open(self._infos[name + ".npy"]) as f:
-                f.read(offset)
+            with self.zf.open(info) as f:
+                got_shape, fortran, got_dtype, offset = _read_npy_header(f)
+                if (got_shape, got_dtype.str) != (shape, dtype.str) or offset != info.file_size - flat.nbytes:
+                    self.problems.append(
+                        f"array {name!r}: its .npy header says shape {got_shape} {got_dtype}, the header "
+                        f"lists shape {list(shape)} {dtype.str} in {info.file_size:,} bytes")
+                    return None
                 done = 0
                 while done < flat.nbytes:
                     chunk = f.read(min(_CHUNK, flat.nbytes - done))
@@ -336,10 +358,29 @@ class ArchiveReader:
                 if done != flat.nbytes or f.read(1):  # zipfile checks the CRC at the member's end
                     self.problems.append(f"array {name!r} is truncated")
                     return None
-        except Exception as exc:
+        except Exception as exc:  # corrupt bytes surface as many types; all mean the same here
             self.problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
             return None
         return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _listed_array(name: str, spec) -> tuple[tuple[int, ...], np.dtype] | str:
+    """``(shape, dtype)`` from the header's entry for array ``name``, or the problem with it."""
+    if not isinstance(spec, dict):
+        return f"header entry for array {name!r} is not an object"
+    shape, text = spec.get("shape"), spec.get("dtype")
+    if not (isinstance(shape, list) and len(shape) <= 64
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        return f"header entry for array {name!r}: shape must be a list of whole numbers >= 0, got {shape!r:.80}"
+    try:
+        dtype = np.dtype(text) if isinstance(text, str) else None
+    except (TypeError, ValueError, SyntaxError):
+        dtype = None
+    if dtype is None or (dtype.str != text and dtype.kind in _SAFE_KINDS):
+        return f"header entry for array {name!r}: dtype must be a NumPy type string such as '<f4', got {text!r:.80}"
+    if dtype.kind not in _SAFE_KINDS or dtype.hasobject:
+        return f"array {name!r} has dtype {dtype}: refused, reading it would need pickle, which can run code"
+    return tuple(shape), dtype
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -457,7 +498,7 @@ def _depth(value) -> int:
             value = list(value.values())
         if isinstance(value, list):
             deepest = max(deepest, depth)
-            todo.extend((v, depth + 1) for v in value)
+            todo.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
     return deepest
 
 

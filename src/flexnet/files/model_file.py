@@ -33,7 +33,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..nn.layers import Layer, Linear
+from ..nn.layers import Layer
 from ..nn.losses import Loss
 from ..nn.network import Network, Sequential
 from ..version import __version__
@@ -58,8 +58,8 @@ MODEL_FORMAT_VERSION = 1
 #: and refused before a single layer is built.
 MAX_LAYERS = 10_000
 #: The layers of a file may together ask for ``BUILD_FACTOR`` times the elements the
-#: header declares for their arrays, plus ``BUILD_FLOOR`` (the product of the whole
-#: numbers in each layer's config counts: ``Linear(784, 128)`` asks for 100,352).
+#: header declares for their arrays, plus ``BUILD_FLOOR`` (what a layer asks for is
+#: the product of the whole numbers in its config: ``Linear(784, 128)``, 100,352).
 BUILD_FACTOR, BUILD_FLOOR = 4, 1 << 22
 
 __all__ = [  # the archive functions too: checkpoints and users find them here
@@ -195,7 +195,7 @@ class _InMemory:
     def __init__(self, arrays: Mapping[str, np.ndarray]):
         self.arrays = {name: np.asarray(arr) for name, arr in arrays.items()}
         self.declared = {name: (arr.shape, arr.dtype) for name, arr in self.arrays.items()}
-        self.stored = set(self.arrays)
+        self.stored = self.listed = set(self.arrays)
 
     def read(self, names) -> dict[str, np.ndarray]:
         return {name: self.arrays[name] for name in names}
@@ -228,10 +228,11 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
 
     ``source`` is an :class:`ArchiveReader` (or :class:`_InMemory`): the layers
     are built and checked against the shapes and dtypes it *declares*, and only
-    when everything agrees are the arrays the model uses read from it. Every
-    problem goes to ``problems``; returns None when there is any.
-    ``only_model_arrays``: the file holds other arrays too (a checkpoint), so
-    only ``layers.*`` and ``metadata/*`` names are checked for extras.
+    when everything agrees are the arrays the model uses read from it, after
+    the layers' initial weights are let go (so loading holds one copy of the
+    weights, not two). Every problem goes to ``problems``; returns None when
+    there is any. ``only_model_arrays``: the file holds other arrays too (a
+    checkpoint), so only ``layers.*`` and ``metadata/*`` names are checked for extras.
     """
     start = len(problems)
     declared, stored = source.declared, source.stored
@@ -249,39 +250,46 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
     # What the layers may build, in elements: a few times what the file declares for them.
     budget = [BUILD_FLOOR + BUILD_FACTOR * sum(
         math.prod(shape) for name, (shape, _) in declared.items() if name.startswith("layers."))]
-    layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
     loss = _build_one(Loss, model.get("loss"), "loss", budget, problems)
+    net = None
+    if model.get("class") == "Network" and len(problems) == start:
+        net = _network_from_sizes(model, specs, loss, dtype, budget)
+    if net is None:
+        layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
+        if len(problems) == start:
+            try:
+                net = BUILDS["Sequential"](layers, loss, dtype=dtype)
+            except Exception as exc:
+                problems.append(f"cannot assemble the network: {describe_error(exc)}")
 
     meta_json = model.get("metadata", {})
     if not isinstance(meta_json, dict):
         problems.append(f"model metadata must be an object, got {meta_json!r:.80}")
         meta_json = {}
-    expected = {name: None for name in state_array_refs(meta_json)}
-    net = None
-    if len(problems) == start:
-        try:
-            net = BUILDS["Sequential"](layers, loss, dtype=dtype)
-        except Exception as exc:
-            problems.append(f"cannot assemble the network: {describe_error(exc)}")
+    expected = {name: None for name in state_array_refs(meta_json)}  # name: (shape, dtype)
     if net is not None:
         for layer in net.layers:
             for attr in layer.params + layer.buffers:
-                expected[f"{layer.name}.{attr}"] = getattr(layer, attr)
+                like = getattr(layer, attr)
+                expected[f"{layer.name}.{attr}"] = (like.shape, like.dtype)
     for name, like in expected.items():
         if name not in stored:
             problems.append(f"missing array {name!r} (the model needs it)")
         elif like is not None and name in declared:
             shape, kind = declared[name]
-            if shape != like.shape:
-                problems.append(f"array {name!r} has shape {shape}, the model needs {like.shape}")
-            if kind != like.dtype:
-                problems.append(f"array {name!r} has dtype {kind}, the model needs {like.dtype}")
+            if shape != like[0]:
+                problems.append(f"array {name!r} has shape {shape}, the model needs {like[0]}")
+            if kind != like[1]:
+                problems.append(f"array {name!r} has dtype {kind}, the model needs {like[1]}")
     if net is not None:  # with a layer unbuilt, which arrays are extra is unknowable
-        for name in sorted(stored - set(expected)):
+        for name in sorted(stored & source.listed - set(expected)):  # (unlisted ones: said already)
             if not only_model_arrays or name.startswith(("layers.", "metadata/")):
                 problems.append(f"extra array {name!r} that the model does not use")
     if problems:  # the archive's own problems count too: nothing is decompressed then
         return None
+    for layer in net.layers:  # the initial weights go before the file's come in
+        for attr in layer.params + layer.buffers:
+            setattr(layer, attr, None)
     arrays = source.read(list(expected))
     if problems:  # a corrupt or truncated member
         return None
@@ -303,9 +311,51 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
         for attr in layer.params:
             setattr(layer, "d" + attr, None)
     net.metadata = metadata
-    if model.get("class") == "Network":
-        net = _as_network(net, model.get("layer_sizes"), model.get("options"), BUILDS["Network"])
     return net
+
+
+def _network_from_sizes(model: dict, specs: list, loss, dtype, budget: list):
+    """The :class:`Network` that the builder makes from the file's ``layer_sizes``
+    and options, when it is exactly the stack ``specs`` lists; else None.
+
+    So a file saved from a Network loads as one (its repr, its sizes), each
+    layer built once. The builder is called only when the sizes are those of
+    the Linear layers ``specs`` lists and within ``budget``, so it never
+    allocates more than the file's own weights (whatever ``layer_sizes`` claims).
+    """
+    sizes = model.get("layer_sizes")
+    if not (isinstance(sizes, list) and all(isinstance(spec, dict) for spec in specs)):
+        return None
+    linear = [spec.get("config") for spec in specs if spec.get("class") == "Linear"]
+    if not linear or not all(isinstance(config, dict) for config in linear):
+        return None
+    if sizes != [linear[0].get("in_features")] + [config.get("out_features") for config in linear]:
+        return None
+    cost = sum(_elements(spec.get("config")) for spec in specs)
+    if cost > budget[0]:
+        return None  # building layer by layer says which one is too large
+    try:
+        options = {k: v for k, v in dict(model.get("options") or {}).items() if k != "init"}
+        net = BUILDS["Network"](sizes, loss=loss, dtype=dtype, **options)
+    except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
+        return None
+    same = len(net.layers) == len(specs) and all(
+        type(layer) is _find_class(Layer, spec.get("class"), spec.get("module"))
+        and json.loads(json.dumps(layer.config())) == spec.get("config", {})
+        for layer, spec in zip(net.layers, specs))
+    if not same:
+        return None
+    budget[0] -= cost
+    return net
+
+
+def _elements(config) -> int:
+    """What building a layer from ``config`` may allocate, in elements: the
+    product of the whole numbers in it (``Linear(784, 128)``: 100,352)."""
+    if not isinstance(config, dict):
+        return 0
+    return math.prod(v for k, v in config.items()
+                     if isinstance(v, int) and not isinstance(v, bool) and v > 0 and k != "seed")
 
 
 def _build_one(base, spec, where: str, budget: list, problems: list):
@@ -331,8 +381,7 @@ def _build_one(base, spec, where: str, budget: list, problems: list):
         return None
     # Refuse before allocating: a crafted Linear(10**6, 10**6), or a thousand
     # Linear(2000, 2000) beside a few small arrays, would exhaust memory.
-    size = math.prod(v for k, v in config.items()
-                     if isinstance(v, int) and not isinstance(v, bool) and v > 0 and k != "seed")
+    size = _elements(config)
     if size > budget[0]:
         problems.append(f"{where}: {name}(**{config!r:.200}) would be far larger than the arrays in the "
                         "file (with the layers before it); nothing more is built")
@@ -503,33 +552,6 @@ def _subclasses(base) -> list[type]:
                 out.append(sub)
                 todo.append(sub)
     return out
-
-
-def _as_network(net, layer_sizes, options, network_cls):
-    """Return a :class:`Network` holding ``net``'s arrays when the builder, given
-    the saved sizes and options, makes the same stack; else ``net`` itself.
-
-    The builder is called only when ``layer_sizes`` are those of ``net``'s Linear
-    layers, so it never allocates more than the file's own weights.
-    """
-    linears = [layer for layer in net.layers if isinstance(layer, Linear)]
-    sizes = [linears[0].in_features] + [layer.out_features for layer in linears] if linears else None
-    if not isinstance(layer_sizes, list) or layer_sizes != sizes:
-        return net
-    try:
-        options = {k: v for k, v in dict(options or {}).items() if k != "init"}
-        candidate = network_cls(layer_sizes, loss=net.loss_fn, dtype=net.dtype, **options)
-    except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
-        return net
-    same = len(candidate.layers) == len(net.layers) and all(
-        type(a) is type(b) and a.config() == b.config() for a, b in zip(candidate.layers, net.layers))
-    if not same:
-        return net
-    for mine, theirs in zip(candidate.layers, net.layers):
-        for attr in mine.params + mine.buffers:
-            setattr(mine, attr, getattr(theirs, attr))
-    candidate.metadata = net.metadata
-    return candidate
 
 
 def _check_json(value, where: str) -> None:

@@ -39,6 +39,7 @@ class Member:
     crc: int
     method: int = STORED
     offset_to: str | None = None  # share the local header of this member (a directory entry only)
+    compress_size: int | None = None  # claimed instead of len(data)
 
 
 def stored(name: str, raw: bytes) -> Member:
@@ -95,14 +96,15 @@ def write_zip(path, members, *, claimed_entries: int | None = None) -> None:
     offsets, entries = {}, []
     for m in members:
         name = m.name.encode()
+        packed = len(m.data) if m.compress_size is None else m.compress_size
         if m.offset_to is None:
             offsets[m.name] = out.tell()
             out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, m.method, 0, 0x21,
-                                  m.crc, len(m.data), m.file_size, len(name), 0))
+                                  m.crc, packed, m.file_size, len(name), 0))
             out.write(name + m.data)
         offset = offsets[m.offset_to or m.name]
         entries.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, m.method, 0, 0x21,
-                                   m.crc, len(m.data), m.file_size, len(name), 0, 0, 0, 0, 0,
+                                   m.crc, packed, m.file_size, len(name), 0, 0, 0, 0, 0,
                                    offset) + name)
     start = out.tell()
     directory = b"".join(entries)
@@ -132,29 +134,33 @@ def with_header(members, header) -> list[Member]:
     return [deflated("__header__.json", text) if m.name == "__header__.json" else m for m in members]
 
 
-#: Run in the child: the limits, then the snippet, then one line of JSON on stdout.
+#: Run in the child: the limit, flexnet imported, then the snippet, then one line of JSON.
 _CHILD = """
-import json, os, resource, sys
+import json, resource
 limit = {limit}
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-outcome = "returned"
+import flexnet
+from flexnet.cli import main
+report = {{"outcome": "returned", "base": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}
 try:
 {body}
 except MemoryError:
-    outcome = "MemoryError"
+    report["outcome"] = "MemoryError"
 except Exception as exc:
-    outcome = type(exc).__name__ + ": " + str(exc)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({{"outcome": outcome, "peak": peak}}))
+    report["outcome"] = type(exc).__name__ + ": " + str(exc)
+report["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(report))
 """
 
 
 def peak_memory(body: str, *, limit: int = 1 << 30, timeout: float = 120) -> dict:
-    """Run ``body`` (Python source) in a fresh interpreter whose address space is
-    capped at ``limit`` bytes; returns ``{"outcome", "peak"}``: what happened (an
-    exception's type and message, or "returned") and the peak resident memory in bytes.
+    """Run ``body`` (Python source; ``flexnet``, ``main`` and ``report`` at hand) in a
+    fresh interpreter whose address space is capped at ``limit`` bytes.
 
-    BLAS runs one thread, so the cap measures the code, not thread stacks.
+    Returns ``report``: ``"outcome"`` (an exception's type and message, or what
+    the body put there), ``"base"`` (the peak resident memory once flexnet was
+    imported) and ``"peak"`` (the peak at the end), in bytes, plus whatever the
+    body added. BLAS runs one thread, so the cap measures the code, not thread stacks.
     """
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = _CHILD.format(limit=limit, body=textwrap.indent(textwrap.dedent(body), "    "))

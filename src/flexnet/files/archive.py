@@ -296,29 +296,16 @@ class ArchiveReader:
 
     def _explain(self, info: zipfile.ZipInfo, spec: dict) -> None:
         """Say why a member's size does not fit its listing, from its ``.npy`` header."""
-        name, problems = info.filename[:-4], self.problems
+        name = info.filename[:-4]
         try:
             with self.zf.open(info) as f:
                 shape, _, dtype, offset = _read_npy_header(f)
         except Exception as exc:  # corrupt bytes surface as many types; all mean the same here
-            problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
+            self.problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
             return
-        if dtype.kind not in _SAFE_KINDS or dtype.hasobject:
-            problems.append(f"array {name!r} has dtype {dtype}: refused, reading it would need pickle, "
-                            "which can run code")
-            return
-        agrees = True
-        if spec.get("shape") != list(shape):
-            problems.append(f"array {name!r} has shape {shape}, the header says {spec.get('shape')}")
-            agrees = False
-        if spec.get("dtype") != dtype.str:
-            problems.append(f"array {name!r} has dtype {dtype.str}, the header says {spec.get('dtype')}")
-            agrees = False
-        nbytes = math.prod(shape) * dtype.itemsize
         held = info.file_size - offset
-        if agrees or nbytes != held:
-            problems.append(f"array {name!r}: its header says shape {shape} {dtype} ({nbytes:,} bytes) "
-                            f"but the member holds {held:,} bytes")
+        self.problems += _disagreements(name, spec, shape, dtype, held) or [
+            f"array {name!r}: the member's {info.file_size:,} bytes do not fit its listing"]
 
     def read(self, names=None) -> dict[str, np.ndarray]:
         """Decompress the arrays ``names`` (default: every one declared), each
@@ -343,10 +330,10 @@ class ArchiveReader:
         try:
             with self.zf.open(info) as f:
                 got_shape, fortran, got_dtype, offset = _read_npy_header(f)
-                if (got_shape, got_dtype.str) != (shape, dtype.str) or offset != info.file_size - flat.nbytes:
-                    self.problems.append(
-                        f"array {name!r}: its .npy header says shape {got_shape} {got_dtype}, the header "
-                        f"lists shape {list(shape)} {dtype.str} in {info.file_size:,} bytes")
+                spec = {"shape": list(shape), "dtype": dtype.str}
+                wrong = _disagreements(name, spec, got_shape, got_dtype, info.file_size - offset)
+                if wrong:  # found before any data is read
+                    self.problems += wrong
                     return None
                 done = 0
                 while done < flat.nbytes:
@@ -362,6 +349,23 @@ class ArchiveReader:
             self.problems.append(f"array {name!r} is corrupt ({describe_error(exc)})")
             return None
         return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _disagreements(name: str, spec: dict, shape: tuple, dtype: np.dtype, held: int) -> list[str]:
+    """How a member's ``.npy`` header (``shape``, ``dtype``, then ``held`` bytes of data)
+    disagrees with the header's entry ``spec``, or with itself."""
+    if dtype.kind not in _SAFE_KINDS or dtype.hasobject:
+        return [f"array {name!r} has dtype {dtype}: refused, reading it would need pickle, which can run code"]
+    wrong = []
+    if spec.get("shape") != list(shape):
+        wrong.append(f"array {name!r} has shape {shape}, the header says {spec.get('shape')}")
+    if spec.get("dtype") != dtype.str:
+        wrong.append(f"array {name!r} has dtype {dtype.str}, the header says {spec.get('dtype')}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes != held:
+        wrong.append(f"array {name!r}: its header says shape {shape} {dtype} ({nbytes:,} bytes) "
+                     f"but the member holds {held:,} bytes")
+    return wrong
 
 
 def _listed_array(name: str, spec) -> tuple[tuple[int, ...], np.dtype] | str:
@@ -426,13 +430,12 @@ def _check_directory(path: Path, size: int) -> None:
             return
         end = size - tail_len + at
         _, _, _, _, entries, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
-        if entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):  # a zip64 end record
+        if entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):  # perhaps a zip64 end record
             f.seek(max(end - 20 - 56, 0))
             record = f.read(56)
-            if len(record) < 56 or not record.startswith(b"PK\x06\x06"):
-                return
-            entries, _, cd_size, _ = struct.unpack("<4Q", record[24:56])
-            end -= 20 + 56
+            if len(record) == 56 and record.startswith(b"PK\x06\x06"):
+                entries, _, cd_size, _ = struct.unpack("<4Q", record[24:56])
+                end -= 20 + 56
         problem = None
         if entries > MAX_MEMBERS:
             problem = f"the zip directory lists {entries:,} members, more than the {MAX_MEMBERS:,} allowed"

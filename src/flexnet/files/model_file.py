@@ -86,7 +86,8 @@ def save(net, path) -> None:
         TypeError: ``net`` is not a network, or its metadata or a layer config
             cannot be stored as JSON and arrays.
         ValueError: a parameter or buffer holds NaN or infinity (a run that
-            diverged): such a file would predict nothing.
+            diverged), or the metadata does not fit the network
+            (:func:`check_metadata`): :func:`load` would refuse the file.
         OSError: the file cannot be written (the previous file is left as it was).
     """
     model, arrays = model_state(net)
@@ -95,6 +96,10 @@ def save(net, path) -> None:
         raise ValueError(f"save({os.fspath(path)}): refused, the network's weights are not finite: "
                          + "; ".join(bad) + ". Training diverged (try a smaller learning rate); "
                          "nothing was written")
+    problems: list[str] = []
+    check_metadata(net, dict(net.metadata), problems)
+    if problems:
+        raise ValueError(f"save({os.fspath(path)}): refused, " + "; ".join(problems) + "; nothing was written")
     header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
               "flexnet_version": flexnet_version(), "model": model}
     write_archive(path, header, arrays)

@@ -27,7 +27,7 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
     hangs up. ``/oversized``: announces 200 MB. ``/trickle``: the right Content-Length,
     then a byte every 20 ms (17 minutes for the file). A path may go on (``/good/name``)."""
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         try:
             self._serve(self.path.strip("/").split("/")[0])
         except (BrokenPipeError, ConnectionResetError):

@@ -13,7 +13,12 @@ import pytest
 import flexnet
 from flexnet import TrainingDiverged
 from flexnet.cli import main
-from flexnet.files.model_file import ModelFileError, model_state, read_archive, write_archive
+from flexnet.files.model_file import (
+    ModelFileError,
+    model_state,
+    read_archive,
+    write_archive,
+)
 from flexnet.training.callbacks import Callback
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to inf

@@ -481,3 +481,16 @@ def test_make_metadata_and_the_scaler_refuse_what_load_would(tmp_path):
                                 ("scale", [1.0, 0.0, 1.0], r"scale\[1\] is 0.0; inputs are divided")]:
         with pytest.raises(ValueError, match=message):
             flexnet.data.Scaler.from_dict({**state, key: value})
+
+
+def test_train_refuses_more_outputs_than_named_classes_before_training(tmp_path, capsys):
+    """The model file must name each output, so the mismatch is found before training, not at save."""
+    csv = tmp_path / "pets.csv"
+    rows = [f"{i % 5},{(i * 7) % 3},{['cat', 'dog', 'eel'][i % 3]}" for i in range(30)]
+    csv.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "m.npz"
+    assert main(["train", "--data", str(csv), "--arch", "2,8,5", "--epochs", "1", "--out", str(out), "--quiet"]) == 2
+    assert "the last size must be the number of classes, 3" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["train", "--data", str(csv), "--arch", "2,8,3", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    assert load(out).metadata["class_names"] == ["cat", "dog", "eel"]

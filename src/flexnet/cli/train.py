@@ -114,6 +114,9 @@ def _train(args, guard) -> int:
     X = fdata.flatten(ds.X_train)
     y = ds.y_train
     arch = check_arch(args.arch, X.shape[1], ds.n_classes, args.data)
+    if ds.class_names is not None and arch[-1] != len(ds.class_names):  # the model file must name each output
+        raise UsageError(f"--arch {','.join(map(str, arch))}: the last size must be the number of classes, "
+                         f"{len(ds.class_names)} for {args.data} (its classes have names)")
     args.arch = arch
     if args.val_split > 0:
         X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed)

@@ -60,7 +60,9 @@ MAX_LAYERS = 10_000
 #: The layers of a file may together ask for ``BUILD_FACTOR`` times the elements the
 #: header declares for their arrays, plus ``BUILD_FLOOR`` (what a layer asks for is
 #: the product of the whole numbers in its config: ``Linear(784, 128)``, 100,352).
-BUILD_FACTOR, BUILD_FLOOR = 4, 1 << 22
+BUILD_FACTOR, BUILD_FLOOR = 4, 1 << 20
+#: The scalers ``predict`` can apply (``flexnet.data.Scaler.KINDS``).
+SCALER_KINDS = ("minmax", "standard", "none")
 
 __all__ = [  # the archive functions too: checkpoints and users find them here
     "CHECKPOINT_FORMAT", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError",
@@ -465,6 +467,9 @@ def check_metadata(net, metadata: dict, problems: list) -> None:
 
 
 def _check_scaler(scaler: dict, n_in, dtype, problems: list) -> None:
+    kind = scaler.get("kind", "minmax")
+    if kind not in SCALER_KINDS:
+        problems.append(f"metadata.scaler.kind must be one of {SCALER_KINDS}, got {kind!r:.40}")
     for key, value in scaler.items():
         where = f"metadata.scaler.{key}"
         if key == "n_features":

@@ -151,8 +151,8 @@ BOMBS = {
     "huge .npy header": (_huge_npy_header, "more than 4096"),
     "a million layers": (_million_layers, "more than the 8 MiB a flexnet header may take"),
     "50,000 layers": (_many_layers, "more than the 10,000 a file may list"),
-    "many big layers": (_many_big_layers, "layers.0: Linear(**{'in_features': 2000, 'out_features': 2000}) "
-                                          "would be far larger than the arrays in the file"),
+    "many big layers": (_many_big_layers, ("layers.0: Linear(**{'in_features': 2000, 'out_features': 2000}) "
+                                          "would be far larger than the arrays in the file")),
     "huge input_shape": (_huge_input_shape, "metadata.input_shape [20000, 20000]"),
     "huge header": (_huge_header, "more than the 8 MiB a flexnet header may take"),
     "deep nesting": (_deep_nesting, "dicts and lists, more than the 300,000"),

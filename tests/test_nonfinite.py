@@ -174,8 +174,8 @@ def test_load_refuses_non_finite_parameters_and_buffers(tmp_path, capsys):
     with pytest.raises(ModelFileError) as info:
         flexnet.load(path)
     assert info.value.problems == [
-        "the weights are not finite, as after a training run that diverged: layers.0.W holds 32 NaN "
-        "(of 32); layers.1.running_var holds 1 infinite value (of 8)"]
+        ("the weights are not finite, as after a training run that diverged: layers.0.W holds 32 NaN "
+        "(of 32); layers.1.running_var holds 1 infinite value (of 8)")]
     assert main(["info", str(path)]) == 2
     assert f"{path}: the weights are not finite" in capsys.readouterr().err
 

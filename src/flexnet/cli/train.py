@@ -112,7 +112,7 @@ def _train(args, guard, resumed) -> int:
     from ..files.model_file import save
     from ..optim import make_optimizer, make_scheduler
     from ..plots import training_curves
-    from ..training.loop import TrainingInterrupted, evaluate, fit
+    from ..training.loop import TrainingDiverged, TrainingInterrupted, evaluate, fit
     from ..training.network import Network
 
     if not 0 <= args.val_split < 1:
@@ -128,6 +128,9 @@ def _train(args, guard, resumed) -> int:
     X = fdata.flatten(ds.X_train)
     y = ds.y_train
     arch = check_arch(args.arch, X.shape[1], ds.n_classes, args.data)
+    if ds.class_names is not None and arch[-1] != len(ds.class_names):  # the model file must name each output
+        raise UsageError(f"--arch {','.join(map(str, arch))}: the last size must be the number of classes, "
+                         f"{len(ds.class_names)} for {args.data} (its classes have names)")
     args.arch = arch
     if args.val_split > 0:
         X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed)
@@ -169,6 +172,8 @@ def _train(args, guard, resumed) -> int:
         print(f"flexnet train: interrupted after {done}; checkpoint written to {exc.path}\n"
               f"resume with: {_resume_command(args, exc.path)}", file=sys.stderr)
         return guard.exit_code()
+    except TrainingDiverged as exc:  # a setting to change (exit 2), and nothing to save
+        raise UsageError(f"{exc} The model was not saved.") from None
     seconds = time.perf_counter() - started
     save(net, args.out)
 

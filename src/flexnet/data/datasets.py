@@ -94,6 +94,19 @@ IDX_FILES = {
     },
 }
 
+#: The size in bytes of each published file, by its SHA-256: a download is cut off there
+#: (and refused at once by a server that announces another size).
+PUBLISHED_SIZES = {
+    "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609": 9_912_422,
+    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c": 28_881,
+    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6": 1_648_877,
+    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6": 4_542,
+    "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84": 26_421_880,
+    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845": 29_515,
+    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073": 4_422_102,
+    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5": 5_148,
+}
+
 #: Public mirrors, tried in order.
 MIRRORS = {
     "mnist": (
@@ -160,7 +173,8 @@ def idx_files(name: str, *, download: bool = True, progress=None, mirrors=None) 
             urls = [m + filename for m in (mirrors or MIRRORS[name])]
             from .fetch import download as fetch_file  # Python's HTTP stack: only when downloading
 
-            found = fetch_file(urls, target / filename, digest, progress=progress)
+            found = fetch_file(urls, target / filename, digest, size=PUBLISHED_SIZES.get(digest),
+                               progress=progress)
         paths[filename] = found
     return paths
 

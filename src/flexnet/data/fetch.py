@@ -1,4 +1,11 @@
-"""Downloading data files, checked against a SHA-256 before anything uses them."""
+"""Downloading data files, checked against a SHA-256 before anything uses them.
+
+A download is bounded three ways, so no server can make it run forever or fill
+the disk: each wait for the server is limited (``timeout``), the whole file
+from one mirror must arrive within ``time_limit``, and reading stops at the
+file's size: the size the caller knows (the data sets know theirs), else the
+size the server announced.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +25,10 @@ from ..filesystem import open_regular
 
 class DownloadError(OSError):
     """No mirror delivered a file with the expected checksum."""
+
+
+class _GaveUp(Exception):
+    """A mirror refused before the checksum: too slow, or more bytes than the file has."""
 
 
 def sha256_of(path) -> str:
@@ -38,19 +50,28 @@ def _progress_bar(total, desc: str, progress):
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
 
 
-def _fetch_one(url: str, tmp, timeout: float, progress) -> str:
+def _fetch_one(url: str, tmp, timeout: float, progress, size: int | None, time_limit: float) -> str:
     """Stream ``url`` into the open file ``tmp``; return the SHA-256 of what came."""
     h = hashlib.sha256()
     received = 0
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+    deadline = time.monotonic() + time_limit
+    with urllib.request.urlopen(url, timeout=min(timeout, time_limit)) as resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        bar = _progress_bar(total, Path(urllib.parse.urlparse(url).path).name, progress)
+        if size is not None and total is not None and total != size:
+            raise _GaveUp(f"the server announces {total:,} bytes, but the file has {size:,}; nothing read")
+        limit = size if size is not None else total  # reading stops here, whatever the server sends
+        bar = _progress_bar(limit, Path(urllib.parse.urlparse(url).path).name, progress)
         try:
             while True:
-                chunk = resp.read(1 << 16)
+                if time.monotonic() > deadline:
+                    raise _GaveUp(f"not finished after the time limit of {time_limit:g} s "
+                                  f"({received:,} bytes received)")
+                chunk = resp.read1(1 << 16)  # what has arrived: a trickling server cannot hold a read
                 if not chunk:
                     break
+                if limit is not None and received + len(chunk) > limit:
+                    raise _GaveUp(f"the server sends more than the {limit:,} bytes the file has")
                 tmp.write(chunk)
                 h.update(chunk)
                 received += len(chunk)
@@ -59,12 +80,13 @@ def _fetch_one(url: str, tmp, timeout: float, progress) -> str:
         finally:
             if bar is not None:
                 bar.close()
-    if total is not None and received != total:
-        raise http.client.IncompleteRead(b"", total - received)
+    if limit is not None and received != limit:
+        raise http.client.IncompleteRead(b"", limit - received)
     return h.hexdigest()
 
 
-def download(urls: Sequence[str] | str, dest, sha256: str, *, progress=None, timeout: float = 30.0) -> Path:
+def download(urls: Sequence[str] | str, dest, sha256: str, *, size: int | None = None, progress=None,
+             timeout: float = 30.0, time_limit: float = 900.0) -> Path:
     """Fetch a file from the first mirror that delivers the right bytes.
 
     Each mirror is tried in turn; a download counts only if it is complete and
@@ -75,8 +97,13 @@ def download(urls: Sequence[str] | str, dest, sha256: str, *, progress=None, tim
         urls: mirror URLs of the same file, tried in order.
         dest: where the file goes (its folder is created).
         sha256: the expected hex digest.
+        size: the file's size in bytes, when known. A server announcing
+            another size is refused before anything is read, and one sending
+            more is cut off there (without it: at the size the server announced).
         progress: show a tqdm progress bar (None: when tqdm is installed).
-        timeout: seconds to wait for each server.
+        timeout: seconds to wait for each server response or read.
+        time_limit: seconds one mirror may take for the whole file; a server
+            that trickles is given up on then, and the next mirror tried.
 
     Returns:
         ``dest`` as a Path.
@@ -93,12 +120,14 @@ def download(urls: Sequence[str] | str, dest, sha256: str, *, progress=None, tim
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as tmp:
-                digest = _fetch_one(url, tmp, timeout, progress)
+                digest = _fetch_one(url, tmp, timeout, progress, size, time_limit)
             if digest != sha256.lower():
                 failures.append(f"{url}: wrong checksum (got sha256 {digest[:12]}..., expected {sha256[:12]}...)")
                 continue
             os.replace(tmp_name, dest)
             return dest
+        except _GaveUp as exc:
+            failures.append(f"{url}: {exc}")
         except http.client.IncompleteRead as exc:
             failures.append(f"{url}: truncated download ({exc.expected} bytes missing)")
         except urllib.error.HTTPError as exc:

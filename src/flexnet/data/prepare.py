@@ -99,13 +99,24 @@ class Scaler:
     def from_dict(cls, state: dict, dtype="float32") -> "Scaler":
         try:
             s = cls(state["kind"], per_feature=state.get("per_feature", True), dtype=dtype)
-            s.offset = np.asarray(state["offset"], dtype=s.dtype).reshape(-1)
-            s.scale = np.asarray(state["scale"], dtype=s.dtype).reshape(-1)
+            with np.errstate(over="ignore"):  # 1e300 becomes inf in float32: refused below
+                s.offset = np.asarray(state["offset"], dtype=s.dtype).reshape(-1)
+                s.scale = np.asarray(state["scale"], dtype=s.dtype).reshape(-1)
             s.n_features = state.get("n_features")
         except (KeyError, TypeError) as exc:
             raise ValueError(f"Scaler.from_dict: incomplete scaler state ({exc})") from None
-        if s.offset.shape != s.scale.shape or (s.scale <= 0).any():
-            raise ValueError("Scaler.from_dict: offset and scale must have the same length and scale > 0")
+        if s.offset.shape != s.scale.shape:
+            raise ValueError(f"Scaler.from_dict: offset and scale must have the same length, got "
+                             f"{s.offset.size} and {s.scale.size}")
+        for name, values in (("offset", s.offset), ("scale", s.scale)):
+            if not np.isfinite(values).all():
+                at = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise ValueError(f"Scaler.from_dict: {name}[{at}] is {values[at]} in {s.dtype.name}; "
+                                 "every value must be finite")
+        if not (s.scale > 0).all():
+            at = int(np.flatnonzero(~(s.scale > 0))[0])
+            raise ValueError(f"Scaler.from_dict: scale[{at}] is {s.scale[at]}; inputs are divided by "
+                             "the scale, so it must be > 0")
         return s
 
     def __repr__(self) -> str:
@@ -177,16 +188,32 @@ def make_metadata(scaler: Scaler | None, *, input_shape=None, class_names=None, 
 
     ``pixel_max`` is the value of a white pixel in the training images (255
     for MNIST, 16 for the 8x8 digits), so image files can be brought to it.
+
+    Raises:
+        ValueError: an input shape that is not positive whole numbers, a
+            ``pixel_max`` that is not a finite number > 0, or two classes with
+            the same name (their probability columns could not be told apart).
     """
     meta: dict = {}
     if input_shape is not None:
-        meta["input_shape"] = [int(d) for d in input_shape]
+        shape = [int(d) for d in input_shape]
+        if not shape or min(shape) <= 0 or shape != list(input_shape):
+            raise ValueError(f"make_metadata: input_shape must be positive whole numbers, got {input_shape!r}")
+        meta["input_shape"] = shape
     if pixel_max is not None:
+        if not (np.isfinite(pixel_max) and pixel_max > 0):
+            raise ValueError(f"make_metadata: pixel_max must be a finite number > 0, got {pixel_max!r}")
         meta["pixel_max"] = float(pixel_max)
     if scaler is not None:
         meta["scaler"] = scaler.to_dict()
     if class_names is not None:
-        meta["class_names"] = [str(c) for c in class_names]
+        names = [str(c) for c in class_names]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"make_metadata: class name {name!r} is given twice; each class needs its own name")
+            seen.add(name)
+        meta["class_names"] = names
     if dataset is not None:
         meta["dataset"] = dataset
     return meta

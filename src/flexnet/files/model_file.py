@@ -12,9 +12,14 @@ never unpickles). Its header holds::
      "arrays": {"layers.0.W": {"shape": [25, 8], "dtype": "<f4"}, ...}}
 
 Loading rebuilds each layer as ``cls(**config)``, looking ``cls`` up among the
-:class:`~flexnet.Layer` and :class:`~flexnet.Loss` subclasses by name, then
-checks every array against the rebuilt network. Checkpoints use the same
-``"model"`` entry beside their training state.
+:class:`~flexnet.Layer` and :class:`~flexnet.Loss` subclasses by name, and
+checks the arrays the header declares against the rebuilt network *before*
+any is decompressed; only the arrays the model uses are then read (a
+checkpoint's training state is not). Loading never builds more than the arrays
+in the file: the layers together may ask for at most a few times the elements
+the header declares for them. The arrays must be finite, and the metadata
+``predict`` relies on must fit the network (:func:`check_metadata`).
+Checkpoints use the same ``"model"`` entry beside their training state.
 """
 
 from __future__ import annotations
@@ -33,11 +38,11 @@ from ..nn.losses import Loss
 from ..nn.network import Network, Sequential
 from ..version import __version__
 from .archive import (
+    ArchiveReader,
     ModelFileError,
     ModelFileNotFoundError,
     describe_error,
     flatten_state,
-    inspect_archive,
     read_archive,
     state_array_refs,
     unflatten_state,
@@ -49,11 +54,21 @@ MODEL_FORMAT = "flexnet-model"
 CHECKPOINT_FORMAT = "flexnet-checkpoint"
 #: The newest model format this flexnet writes and reads.
 MODEL_FORMAT_VERSION = 1
+#: The most layers a file may list: far more than any network flexnet trains,
+#: and refused before a single layer is built.
+MAX_LAYERS = 10_000
+#: The layers of a file may together ask for ``BUILD_FACTOR`` times the elements the
+#: header declares for their arrays, plus ``BUILD_FLOOR`` (what a layer asks for is
+#: the product of the whole numbers in its config: ``Linear(784, 128)``, 100,352).
+BUILD_FACTOR, BUILD_FLOOR = 4, 1 << 20
+#: The scalers ``predict`` can apply (``flexnet.data.Scaler.KINDS``).
+SCALER_KINDS = ("minmax", "standard", "none")
 
 __all__ = [  # the archive functions too: checkpoints and users find them here
     "CHECKPOINT_FORMAT", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError",
-    "ModelFileNotFoundError", "describe", "flatten_state", "load", "model_from_state",
-    "model_state", "read_archive", "save", "summary", "unflatten_state", "write_archive",
+    "ModelFileNotFoundError", "check_metadata", "describe", "flatten_state", "load",
+    "model_from_state", "model_state", "non_finite", "read_archive", "save", "summary",
+    "unflatten_state", "write_archive",
 ]
 
 
@@ -82,9 +97,21 @@ def save(net, path) -> None:
         IsADirectoryError: ``path`` is a folder.
         NotARegularFileError: ``path`` is a device, a named pipe or a socket (an
             ``OSError`` and a ``ValueError``).
+        ValueError: a parameter or buffer holds NaN or infinity (a run that
+            diverged), or the metadata does not fit the network
+            (:func:`check_metadata`): :func:`load` would refuse the file.
         OSError: the file cannot be written (the previous file is left as it was).
     """
     model, arrays = model_state(net)
+    bad = [text for name, _ in _model_arrays(net) if (text := non_finite(name, arrays[name]))]
+    if bad:
+        raise ValueError(f"save({os.fspath(path)}): refused, the network's weights are not finite: "
+                         + "; ".join(bad) + ". Training diverged (try a smaller learning rate); "
+                         "nothing was written")
+    problems: list[str] = []
+    check_metadata(net, dict(net.metadata), problems)
+    if problems:
+        raise ValueError(f"save({os.fspath(path)}): refused, " + "; ".join(problems) + "; nothing was written")
     header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
               "flexnet_version": flexnet_version(), "model": model}
     write_archive(path, header, arrays)
@@ -107,26 +134,28 @@ def load(path):
 
     Raises:
         ModelFileError: the file is missing, unreadable or not a flexnet file,
-            is truncated or corrupt, holds an object array, has missing, extra,
-            misshapen or mistyped arrays, comes from a newer format version, or
-            names a layer class flexnet does not know. One error lists every
-            problem; nothing is returned half-loaded.
+            is truncated or corrupt, exceeds the reading limits of
+            :mod:`flexnet.files.archive`, holds an object array, has missing,
+            extra, misshapen or mistyped arrays, arrays holding NaN or infinity
+            or metadata that does not fit the network, comes from a newer
+            format version, or names a layer class flexnet does not know. One
+            error lists every problem; nothing is returned half-loaded.
     """
     return _load(Path(os.fspath(path)))[1]
 
 
 def _load(path: Path):
     """``(header, net, stored array names)``, or one ModelFileError listing every problem."""
-    header, arrays, stored, problems = inspect_archive(path)
-    net = None
-    if header is not None:
-        model = _model_header(header, problems)
-        if model is not None:
-            net = _build_model(model, arrays, stored, problems,
-                               only_model_arrays=header.get("format") != MODEL_FORMAT)
-    if problems:
-        raise ModelFileError(path, problems)
-    return header, net, stored
+    with ArchiveReader(path) as archive:
+        header, net, problems = archive.header, None, archive.problems
+        if header is not None:
+            model = _model_header(header, problems)
+            if model is not None:
+                net = _build_model(model, archive, problems,
+                                   only_model_arrays=header.get("format") != MODEL_FORMAT)
+        if problems:
+            raise ModelFileError(path, problems)
+    return header, net, archive.stored
 
 
 def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
@@ -171,10 +200,22 @@ def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model
         ModelFileError: naming ``path`` and listing every problem.
     """
     problems: list[str] = []
-    net = _build_model(model, arrays, set(arrays), problems, only_model_arrays=True)
+    net = _build_model(model, _InMemory(arrays), problems, only_model_arrays=True)
     if problems:
         raise ModelFileError(path, problems)
     return net
+
+
+class _InMemory:
+    """Arrays already in memory, offered the way an :class:`ArchiveReader` offers a file's."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self.arrays = {name: np.asarray(arr) for name, arr in arrays.items()}
+        self.declared = {name: (arr.shape, arr.dtype) for name, arr in self.arrays.items()}
+        self.stored = self.listed = set(self.arrays)
+
+    def read(self, names) -> dict[str, np.ndarray]:
+        return {name: self.arrays[name] for name in names}
 
 
 def _model_header(header: dict, problems: list) -> dict | None:
@@ -199,14 +240,19 @@ def _model_header(header: dict, problems: list) -> dict | None:
     return model
 
 
-def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays: bool = False):
+def _build_model(model: dict, source, problems: list, only_model_arrays: bool = False):
     """Rebuild the network described by ``model`` and fill in its arrays.
 
-    Every problem goes to ``problems``; returns None when there is any.
-    ``only_model_arrays``: the file holds other arrays too (a checkpoint), so
-    only ``layers.*`` and ``metadata/*`` names are checked for extras.
+    ``source`` is an :class:`ArchiveReader` (or :class:`_InMemory`): the layers
+    are built and checked against the shapes and dtypes it *declares*, and only
+    when everything agrees are the arrays the model uses read from it, after
+    the layers' initial weights are let go (so loading holds one copy of the
+    weights, not two). Every problem goes to ``problems``; returns None when
+    there is any. ``only_model_arrays``: the file holds other arrays too (a
+    checkpoint), so only ``layers.*`` and ``metadata/*`` names are checked for extras.
     """
     start = len(problems)
+    declared, stored = source.declared, source.stored
     dtype = model.get("dtype")
     if dtype not in ("float32", "float64"):
         problems.append(f"model dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -215,43 +261,64 @@ def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays:
     if not isinstance(specs, list) or not specs:
         problems.append("the model lists no layers")
         specs = []
-    budget = max(4 * sum(a.size for a in arrays.values()), 1 << 22)
-    layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
+    elif len(specs) > MAX_LAYERS:
+        problems.append(f"the model lists {len(specs):,} layers, more than the {MAX_LAYERS:,} a file may list")
+        specs = []
+    # What the layers may build, in elements: a few times what the file declares for them.
+    budget = [BUILD_FLOOR + BUILD_FACTOR * sum(
+        math.prod(shape) for name, (shape, _) in declared.items() if name.startswith("layers."))]
     loss = _build_one(Loss, model.get("loss"), "loss", budget, problems)
+    net = None
+    if model.get("class") == "Network" and len(problems) == start:
+        net = _network_from_sizes(model, specs, loss, dtype, budget)
+    if net is None:
+        layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
+        if len(problems) == start:
+            try:
+                net = BUILDS["Sequential"](layers, loss, dtype=dtype)
+            except Exception as exc:
+                problems.append(f"cannot assemble the network: {describe_error(exc)}")
 
     meta_json = model.get("metadata", {})
     if not isinstance(meta_json, dict):
         problems.append(f"model metadata must be an object, got {meta_json!r:.80}")
         meta_json = {}
-    expected = {name: None for name in state_array_refs(meta_json)}
-    net = None
-    if len(problems) == start:
-        try:
-            net = BUILDS["Sequential"](layers, loss, dtype=dtype)
-        except Exception as exc:
-            problems.append(f"cannot assemble the network: {describe_error(exc)}")
+    expected = {name: None for name in state_array_refs(meta_json)}  # name: (shape, dtype)
     if net is not None:
         for layer in net.layers:
             for attr in layer.params + layer.buffers:
-                expected[f"{layer.name}.{attr}"] = getattr(layer, attr)
+                like = getattr(layer, attr)
+                expected[f"{layer.name}.{attr}"] = (like.shape, like.dtype)
     for name, like in expected.items():
         if name not in stored:
             problems.append(f"missing array {name!r} (the model needs it)")
-        elif like is not None and name in arrays:
-            arr = arrays[name]
-            if arr.shape != like.shape:
-                problems.append(f"array {name!r} has shape {arr.shape}, the model needs {like.shape}")
-            if arr.dtype != like.dtype:
-                problems.append(f"array {name!r} has dtype {arr.dtype}, the model needs {like.dtype}")
+        elif like is not None and name in declared:
+            shape, kind = declared[name]
+            if shape != like[0]:
+                problems.append(f"array {name!r} has shape {shape}, the model needs {like[0]}")
+            if kind != like[1]:
+                problems.append(f"array {name!r} has dtype {kind}, the model needs {like[1]}")
     if net is not None:  # with a layer unbuilt, which arrays are extra is unknowable
-        for name in sorted(stored - set(expected)):
+        for name in sorted(stored & source.listed - set(expected)):  # (unlisted ones: said already)
             if not only_model_arrays or name.startswith(("layers.", "metadata/")):
                 problems.append(f"extra array {name!r} that the model does not use")
-    if problems:  # the archive's own problems count too: an unreadable array cannot be used
+    if problems:  # the archive's own problems count too: nothing is decompressed then
         return None
+    for layer in net.layers:  # the initial weights go before the file's come in
+        for attr in layer.params + layer.buffers:
+            setattr(layer, attr, None)
+    arrays = source.read(list(expected))
+    if problems:  # a corrupt or truncated member
+        return None
+    bad = [text for name, arr in arrays.items() if expected[name] is not None and (text := non_finite(name, arr))]
+    if bad:
+        problems.append("the weights are not finite, as after a training run that diverged: " + "; ".join(bad))
     metadata = unflatten_state(meta_json, arrays)
     if not isinstance(metadata, dict):  # {"__ndarray__": name} at the top
         problems.append("model metadata must be an object, got an array")
+        return None
+    check_metadata(net, metadata, problems)
+    if problems:
         return None
 
     for layer in net.layers:
@@ -261,13 +328,59 @@ def _build_model(model: dict, arrays, stored, problems: list, only_model_arrays:
         for attr in layer.params:
             setattr(layer, "d" + attr, None)
     net.metadata = metadata
-    if model.get("class") == "Network":
-        net = _as_network(net, model.get("layer_sizes"), model.get("options"), BUILDS["Network"])
     return net
 
 
-def _build_one(base, spec, where: str, budget: int, problems: list):
-    """One layer or loss from ``{"class", "module", "config"}``; None on a problem."""
+def _network_from_sizes(model: dict, specs: list, loss, dtype, budget: list):
+    """The :class:`Network` that the builder makes from the file's ``layer_sizes``
+    and options, when it is exactly the stack ``specs`` lists; else None.
+
+    So a file saved from a Network loads as one (its repr, its sizes), each
+    layer built once. The builder is called only when the sizes are those of
+    the Linear layers ``specs`` lists and within ``budget``, so it never
+    allocates more than the file's own weights (whatever ``layer_sizes`` claims).
+    """
+    sizes = model.get("layer_sizes")
+    if not (isinstance(sizes, list) and all(isinstance(spec, dict) for spec in specs)):
+        return None
+    linear = [spec.get("config") for spec in specs if spec.get("class") == "Linear"]
+    if not linear or not all(isinstance(config, dict) for config in linear):
+        return None
+    if sizes != [linear[0].get("in_features")] + [config.get("out_features") for config in linear]:
+        return None
+    cost = sum(_elements(spec.get("config")) for spec in specs)
+    if cost > budget[0]:
+        return None  # building layer by layer says which one is too large
+    try:
+        options = {k: v for k, v in dict(model.get("options") or {}).items() if k != "init"}
+        net = BUILDS["Network"](sizes, loss=loss, dtype=dtype, **options)
+    except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
+        return None
+    same = len(net.layers) == len(specs) and all(
+        type(layer) is _find_class(Layer, spec.get("class"), spec.get("module"))
+        and json.loads(json.dumps(layer.config())) == spec.get("config", {})
+        for layer, spec in zip(net.layers, specs))
+    if not same:
+        return None
+    budget[0] -= cost
+    return net
+
+
+def _elements(config) -> int:
+    """What building a layer from ``config`` may allocate, in elements: the
+    product of the whole numbers in it (``Linear(784, 128)``: 100,352)."""
+    if not isinstance(config, dict):
+        return 0
+    return math.prod(v for k, v in config.items()
+                     if isinstance(v, int) and not isinstance(v, bool) and v > 0 and k != "seed")
+
+
+def _build_one(base, spec, where: str, budget: list, problems: list):
+    """One layer or loss from ``{"class", "module", "config"}``; None on a problem.
+
+    ``budget``: ``[elements]`` the layers built so far have left; each takes the
+    product of the whole numbers in its config from it, before it is built.
+    """
     kind = "layer" if where.startswith("layers") else "loss"
     if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
         problems.append(f"{where}: expected {{'class': ..., 'config': ...}}, got {spec!r:.80}")
@@ -281,17 +394,158 @@ def _build_one(base, spec, where: str, budget: int, problems: list):
         hint = f" (defined in {module}; import that module before loading)" if isinstance(module, str) else ""
         problems.append(f"{where}: unknown {kind} class {name!r}{hint}")
         return None
-    # Refuse before allocating: a crafted Linear(10**6, 10**6) would exhaust memory.
-    size = math.prod(v for k, v in config.items()
-                     if isinstance(v, int) and not isinstance(v, bool) and v > 0 and k != "seed")
-    if size > budget:
-        problems.append(f"{where}: {name}(**{config}) would be far larger than the arrays in the file")
+    if budget[0] < 0:  # spent at an earlier layer, which said so
         return None
+    # Refuse before allocating: a crafted Linear(10**6, 10**6), or a thousand
+    # Linear(2000, 2000) beside a few small arrays, would exhaust memory.
+    size = _elements(config)
+    if size > budget[0]:
+        problems.append(f"{where}: {name}(**{config!r:.200}) would be far larger than the arrays in the "
+                        "file (with the layers before it); nothing more is built")
+        budget[0] = -1
+        return None
+    budget[0] -= size
     try:
         return cls(**config)
     except Exception as exc:
-        problems.append(f"{where}: cannot build {name}(**{config}): {describe_error(exc)}")
+        problems.append(f"{where}: cannot build {name}(**{config!r:.200}): {describe_error(exc)}")
         return None
+
+
+def _model_arrays(net):
+    """``(name, array)`` of every parameter and buffer of ``net``."""
+    yield from ((name, p) for name, p, _ in net.named_parameters())
+    yield from net.named_buffers()
+
+
+def non_finite(name: str, arr: np.ndarray) -> str | None:
+    """``"layers.0.W holds 3 NaN and 1 infinite value"``, or None when ``arr`` is finite.
+
+    One vectorised pass: a sum is finite only if every term is (NaN and
+    infinity propagate); only when it is not are the values counted.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(abs(np.sum(arr))):
+            return None
+    nan = int(np.count_nonzero(np.isnan(arr)))
+    inf = int(np.count_nonzero(np.isinf(arr)))
+    if nan + inf == 0:  # the sum overflowed, the values are fine
+        return None
+    parts = ([f"{nan:,} NaN"] if nan else []) + ([f"{inf:,} infinite value{'s' * (inf > 1)}"] if inf else [])
+    return f"{name} holds {' and '.join(parts)} (of {arr.size:,})"
+
+
+def check_metadata(net, metadata: dict, problems: list) -> None:
+    """Check what ``predict`` reads from ``net.metadata`` against the network.
+
+    - ``input_shape``: positive whole numbers whose product is the number of
+      input features (an image is resized to it, so a huge one would cost
+      gigabytes before the network refused it);
+    - ``pixel_max``: a finite number > 0;
+    - ``scaler``: its numbers finite in the network's dtype, each array of
+      length 1 (one value for all features) or the number of input features,
+      ``scale`` > 0 (a zero or infinite scale sends every input to one class),
+      ``n_features`` the number of input features;
+    - ``class_names``: distinct strings, as many as the outputs encode (two for
+      a classifier with a single output).
+
+    Each problem names the field and goes to ``problems``.
+    """
+    n_in = net.in_features
+    shape = metadata.get("input_shape")
+    if shape is not None:
+        if not (isinstance(shape, (list, tuple)) and shape and all(_positive_int(d) for d in shape)):
+            problems.append(f"metadata.input_shape must be a list of positive whole numbers, got {shape!r:.80}")
+        elif n_in is not None and math.prod(shape) != n_in:
+            problems.append(f"metadata.input_shape {list(shape)} holds {math.prod(shape):,} values, but the "
+                            f"network takes {n_in} input features")
+    pixel_max = metadata.get("pixel_max")
+    if pixel_max is not None and not (_number(pixel_max) and math.isfinite(pixel_max) and pixel_max > 0):
+        problems.append(f"metadata.pixel_max must be a finite number > 0, got {pixel_max!r:.80}")
+    scaler = metadata.get("scaler")
+    if scaler is not None:
+        if isinstance(scaler, dict):
+            _check_scaler(scaler, n_in, net.dtype, problems)
+        else:
+            problems.append(f"metadata.scaler must be an object, got {scaler!r:.80}")
+    names = metadata.get("class_names")
+    if names is not None:
+        _check_class_names(names, net, problems)
+
+
+def _check_scaler(scaler: dict, n_in, dtype, problems: list) -> None:
+    kind = scaler.get("kind", "minmax")
+    if kind not in SCALER_KINDS:
+        problems.append(f"metadata.scaler.kind must be one of {SCALER_KINDS}, got {kind!r:.40}")
+    for key, value in scaler.items():
+        where = f"metadata.scaler.{key}"
+        if key == "n_features":
+            if value is not None and n_in is not None and value != n_in:
+                problems.append(f"{where} is {value!r:.40}, but the network takes {n_in} input features")
+            continue
+        if isinstance(value, (str, bool)) or value is None:
+            continue
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # a ragged list
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "iuf":
+            problems.append(f"{where} must be numbers, got {value!r:.80}")
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = arr.astype(dtype).reshape(-1)  # as predict uses it: 1e300 is infinite in float32
+        if arr.size not in (1, n_in if n_in is not None else arr.size):
+            problems.append(f"{where} holds {arr.size} values; expected 1 or one per input feature ({n_in})")
+        elif not np.isfinite(arr).all():
+            problems.append(f"{where} holds NaN or infinity (in {dtype.name}) at index "
+                            f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        elif key == "scale" and not (arr > 0).all():
+            at = int(np.flatnonzero(~(arr > 0))[0])
+            problems.append(f"{where} must be > 0 (inputs are divided by it), got {arr[at]} at index {at}")
+
+
+def _check_class_names(names, net, problems: list) -> None:
+    if isinstance(names, np.ndarray) and names.ndim == 1 and names.dtype.kind in "US":
+        names = names.tolist()
+    if not (isinstance(names, (list, tuple)) and all(isinstance(c, str) for c in names)):
+        problems.append(f"metadata.class_names must be a list of strings, got {names!r:.80}")
+        return
+    seen = set()
+    for name in names:
+        if name in seen:
+            problems.append(f"metadata.class_names names {name!r} twice: each class needs its own name")
+            return
+        seen.add(name)
+    outputs = _output_width(net)
+    if net.loss_fn.is_classifier and outputs is not None:
+        classes = 2 if outputs == 1 else outputs
+        if len(names) != classes:
+            encode = "one output encodes 2 classes" if outputs == 1 else f"{outputs} outputs encode {outputs} classes"
+            problems.append(f"metadata.class_names has {len(names)} names, but the network's {encode}")
+
+
+def _output_width(net) -> int | None:
+    """The number of outputs, followed through the layers (None when no layer says)."""
+    width = net.in_features
+    if width is None:
+        return None
+    try:
+        for layer in net.layers:
+            width = layer.output_size(width)
+    except (TypeError, ValueError, AttributeError):  # a layer that cannot say
+        return None
+    return width if _positive_int(width) else None
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool) and value > 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _find_class(base, name: str, module):
@@ -318,25 +572,6 @@ def _subclasses(base) -> list[type]:
                 out.append(sub)
                 todo.append(sub)
     return out
-
-
-def _as_network(net, layer_sizes, options, network_cls):
-    """Return a :class:`Network` holding ``net``'s arrays when the builder, given
-    the saved sizes and options, makes the same stack; else ``net`` itself."""
-    try:
-        options = {k: v for k, v in dict(options or {}).items() if k != "init"}
-        candidate = network_cls(layer_sizes, loss=net.loss_fn, dtype=net.dtype, **options)
-    except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
-        return net
-    same = len(candidate.layers) == len(net.layers) and all(
-        type(a) is type(b) and a.config() == b.config() for a, b in zip(candidate.layers, net.layers))
-    if not same:
-        return net
-    for mine, theirs in zip(candidate.layers, net.layers):
-        for attr in mine.params + mine.buffers:
-            setattr(mine, attr, getattr(theirs, attr))
-    candidate.metadata = net.metadata
-    return candidate
 
 
 def _check_json(value, where: str) -> None:

@@ -36,6 +36,7 @@ from ..files.model_file import (
     flatten_state,
     flexnet_version,
     model_state,
+    non_finite,
     read_archive,
     unflatten_state,
     write_archive,
@@ -161,6 +162,9 @@ def load_checkpoint(loop, path) -> None:
     """
     header, arrays = read_archive(path)
     problems: list[str] = []
+    bad = [text for name, arr in arrays.items() if name.startswith("layers.") and (text := non_finite(name, arr))]
+    if bad:
+        problems.append("the weights are not finite, as after a training run that diverged: " + "; ".join(bad))
     if header.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(path, f"not a checkpoint: format is {header.get('format')!r}, expected "
                                    f"{CHECKPOINT_FORMAT!r} (a model file starts a new run: load it "

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 from ..filesystem import check_writable
+from ..files.model_file import non_finite
 from ..nn.checks import check_lr, check_positive_int
 from ..ops import threads as blas_threads
 from ..nn.losses import SoftmaxCrossEntropy
@@ -49,9 +50,12 @@ __all__ = [
 
 
 class TrainingDiverged(ArithmeticError):
-    """The loss became NaN or infinite; the weights from before that batch are kept.
+    """The loss became NaN or infinite (the weights from before that batch are
+    kept), or an update left a weight NaN or infinite (found at the end of the
+    epoch, or before a checkpoint would have saved it).
 
-    Attributes: ``epoch``, ``batch`` (both from 1) and ``loss``.
+    Attributes: ``epoch``, ``batch`` (both from 1) and ``loss`` (the last batch
+    loss; NaN when unknown).
     """
 
     def __init__(self, message: str, epoch: int, batch: int, loss: float):
@@ -314,7 +318,6 @@ class FitLoop:
         for layer, attr, backup in self._buffer_backup:
             setattr(layer, attr, backup.copy())
         batch = self.step + 1
-        lr = getattr(self.optimizer, "lr", None)
         kept = "The weights from before this batch are kept."
         if not all(np.isfinite(p).all() for p in self.net.parameters().values()):
             # The loss was finite, but the update after it overflowed; checking
@@ -323,11 +326,38 @@ class FitLoop:
                     "update overflowed.")
         return TrainingDiverged(
             f"training diverged at epoch {epoch}, batch {batch} of {self.n_batches}: the loss is "
-            f"{loss}. {kept} Usual causes: a learning rate "
-            f"too high (lr={lr}; try 10x smaller), inputs that are not scaled (standardise them "
-            "or scale them to [0, 1]), or labels/targets far from the outputs' range.",
+            f"{loss}. {kept} {self._causes()}",
             epoch, batch, loss,
         )
+
+    def _check_weights(self, epoch: int, loss: float = math.nan) -> None:
+        """Raise :class:`TrainingDiverged` when a parameter or buffer holds NaN or infinity.
+
+        Each batch's loss is checked before its update, so a non-finite weight
+        can only come from an update that overflowed; the next batch's loss
+        finds it, but the epoch's last update has no next batch. So once per
+        epoch, and before every checkpoint, one vectorised pass over the
+        weights makes sure ``fit`` never returns, nor saves, what cannot predict.
+        """
+        net = self.net
+        arrays = [(name, p) for name, p, _ in net.named_parameters()] + list(net.named_buffers())
+        bad = [text for name, arr in arrays if (text := non_finite(name, arr))]
+        if not bad:
+            return
+        more = len(bad) - 3
+        listed = "; ".join(bad[:3]) + (f"; and {more} more array{'s' * (more > 1)}" if more > 0 else "")
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch}, batch {self.step} of {self.n_batches}: the loss "
+            f"was finite, but an update overflowed and the weights are no longer finite ({listed}). "
+            f"They cannot be used, and no checkpoint holds them. {self._causes()}",
+            epoch, self.step, loss,
+        )
+
+    def _causes(self) -> str:
+        lr = getattr(self.optimizer, "lr", None)
+        return (f"Usual causes: a learning rate too high (lr={lr}; try 10x smaller), inputs that are "
+                "not scaled (standardise them or scale them to [0, 1]), or labels/targets far from "
+                "the outputs' range.")
 
     # -- epochs --------------------------------------------------------------------
 
@@ -376,6 +406,7 @@ class FitLoop:
             bar = self.progress(total=self.n_batches, initial=self.step, unit="batch",
                                 desc=f"epoch {epoch}/{self.epochs}", leave=True, file=sys.stderr)
         bs, perm = self.batch_size, self.perm
+        loss = math.nan  # a run resumed after the epoch's last batch trains none
         try:
             for b in range(self.step, self.n_batches):
                 for cb in self.batch_callbacks:
@@ -398,6 +429,7 @@ class FitLoop:
                 if self.interrupt_requested:
                     self.sums["time"] += time.perf_counter() - started
                     raise self._interrupted(epoch)
+            self._check_weights(epoch, loss)
             logs = self._running_logs()
             if self.Xv is not None:
                 val_loss, val_acc = loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids)
@@ -445,6 +477,7 @@ class FitLoop:
         """Write the checkpoint unless this very state was just written; returns its path."""
         mark = (self.epoch, self.step, self.stop_training)
         if mark != self._saved_mark:
+            self._check_weights(self.epoch + (self.step > 0))  # never a checkpoint that cannot resume
             save_checkpoint(self, self.checkpoint)
             self._saved_mark = mark
         return self.checkpoint
@@ -513,7 +546,9 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
         ValueError/TypeError: bad data or settings, before any training.
         OSError: ``checkpoint`` cannot be written (a missing folder, a read-only
             file system, a folder or a named pipe in its place), before any training.
-        TrainingDiverged: the loss became NaN/inf (weights from before are kept).
+        TrainingDiverged: the loss became NaN/inf (weights from before are kept),
+            or an update left a weight NaN/inf (checked after every epoch and
+            before every checkpoint): ``fit`` never returns non-finite weights.
         TrainingInterrupted: Ctrl-C or SIGTERM with ``checkpoint`` set; the
             checkpoint holds the last completed batch.
 

@@ -10,6 +10,8 @@ every model file loads as them (:data:`flexnet.files.model_file.BUILDS`). These 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..files import model_file
 from ..nn import network as plain
 from .callbacks import History
@@ -33,9 +35,39 @@ class Sequential(plain.Sequential):
         """A table of layers, output shapes and parameter counts."""
         return model_file.summary(self)
 
+    def predict(self, x) -> np.ndarray:
+        """Class ids for classifiers, raw outputs for regression.
+
+        Raises:
+            ValueError: a row of ``x`` holds NaN or infinity, or a row's outputs
+                are not finite (a class picked from NaN would be a guess).
+        """
+        return self.loss_fn.predict(_finite_outputs(self, x, "predict"))
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities, shape (N, C); never NaN (see :meth:`predict`)."""
+        return self.loss_fn.proba(_finite_outputs(self, x, "predict_proba"))
+
 
 class Network(plain.Network, Sequential):
     __doc__ = plain.Network.__doc__
+
+
+def _finite_outputs(net, x, where: str) -> np.ndarray:
+    """``net.forward(x)``, refusing rows whose outputs are not finite.
+
+    ``forward`` already names an input row that holds NaN or infinity; this
+    catches finite inputs whose outputs overflow (inputs far outside the
+    training range, or weights that diverged), so a prediction is never NaN.
+    """
+    z = net.forward(x)  # (N, outputs): small, so the check costs nothing
+    if np.isfinite(z).all():
+        return z
+    bad = np.flatnonzero(~np.isfinite(z.reshape(len(z), -1)).all(axis=1))
+    raise ValueError(
+        f"{type(net).__name__}.{where}: the outputs of row {bad[0]} ({len(bad)} row(s) in all) are NaN "
+        f"or infinite although the input is finite: the input overflows {net.dtype.name} in the "
+        "network (values far outside the range it was trained on? prepare the input as in training)")
 
 
 # Every load builds these from now on (flexnet.load, flexnet.files.load, checkpoints).

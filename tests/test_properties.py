@@ -39,10 +39,13 @@ def networks(draw, dtypes=("float32", "float64")):
     n = draw(st.integers(2, 9))  # BatchNorm needs two rows to have a variance
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     for layer in net.layers:
+        # Nonzero biases and shifts: behind a dead unit a zero bias puts the next ReLU
+        # exactly on its kink, where no finite difference agrees with anything. Batch
+        # norm of a constant column (every row's unit dropped) outputs its shift alone.
         if isinstance(layer, flexnet.Linear):
-            # Nonzero biases: behind a dead unit a zero bias puts the next ReLU
-            # exactly on its kink, where no finite difference agrees with anything.
             layer.b[...] = rng.uniform(-0.5, 0.5, layer.b.shape)
+        elif isinstance(layer, (flexnet.BatchNorm1d, flexnet.LayerNorm)) and "beta" in layer.params:
+            layer.beta[...] = rng.choice([-1, 1], layer.beta.shape) * rng.uniform(0.1, 0.5, layer.beta.shape)
     x = rng.standard_normal((n, sizes[0]))
     y = rng.integers(0, sizes[-1], n)
     return net, x, y

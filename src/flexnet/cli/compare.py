@@ -8,6 +8,7 @@ import sys
 from .common import (
     EXIT_OK,
     UsageError,
+    add_table_options,
     check_arch,
     check_output,
     load_data,
@@ -43,7 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
                    help="data set name or .csv/.npz file (default edges, the tutorial's experiment)")
-    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
+    add_table_options(p)
     p.add_argument("--jobs", type=int, metavar="N", help="train the runs on N local processes (default 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="train the runs on this Dask scheduler")
     p.set_defaults(func=run)
@@ -94,6 +95,9 @@ def _compare_data(args):
     if ds.X_test is not None:
         X_test, y_test = fdata.flatten(ds.X_test), ds.y_test
     else:  # a user's file: hold out a fifth for testing
-        X, X_test, y, y_test = fdata.train_test_split(X, y, 0.2, seed=0)
+        try:
+            X, X_test, y, y_test = fdata.train_test_split(X, y, 0.2, seed=0, part="test")
+        except ValueError as exc:
+            raise UsageError(f"--data {args.data}: {exc}") from None
     scaler = fdata.Scaler(ds.default_scaler, per_feature=ds.per_feature).fit(X)
     return (scaler.transform(X), y, scaler.transform(X_test), y_test), X.shape[1], ds.n_classes

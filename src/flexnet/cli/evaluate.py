@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, UsageError, load_data, text_table, with_suffix, write_figure
+from .common import EXIT_OK, UsageError, add_table_options, load_data, text_table, with_suffix, write_figure
 
 
 def add_parser(subparsers) -> None:
@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("model", help="model file written by flexnet train")
     p.add_argument("--data", default=None, metavar="NAME|FILE",
                    help="data set name or .csv/.npz file (default: the data set the model was trained on)")
-    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
+    add_table_options(p, "label column of a CSV file, by name or index (default: the model's "
+                      "training label column where the file has it, else the last)")
     p.add_argument("--figures", default=None, metavar="PREFIX",
                    help="figure files PREFIX-confusion.png, PREFIX-mistakes.png, PREFIX-weights.png "
                    "(default: the model path without .npz; - for none)")
@@ -41,7 +42,8 @@ def run(args) -> int:
     net = load(args.model)
     if args.data is None:
         args.data = net.metadata.get("dataset", "edges")
-    ds = load_data(args)
+    # The file's labels are looked up among the model's classes, not numbered afresh.
+    ds = load_data(args, classes=model_classes(net), stored_label=net.metadata.get("label_column"))
     X_raw, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
     if y is None:
         raise UsageError(f"--data {args.data}: no labels to evaluate against")
@@ -51,6 +53,8 @@ def run(args) -> int:
     result = evaluate(net, X, y)
     part = "test split" if ds.X_test is not None else "whole file"
     print(f"{args.model} on {ds.name} ({part}, {len(X):,} rows)")
+    if ds.read_as:
+        print(f"read as   {ds.read_as}")
     print(f"loss      {result['loss']:.4f}")
     if "accuracy" not in result:
         print(f"mae       {result['mae']:.4f}\nrmse      {result['rmse']:.4f}")
@@ -83,3 +87,16 @@ def run(args) -> int:
     for path in filter(None, written):
         print(f"Figure written to {path}")
     return EXIT_OK
+
+
+def model_classes(net):
+    """A classifier's class names, else its number of classes (None for other models)."""
+    if not net.loss_fn.is_classifier:
+        return None
+    names = net.metadata.get("class_names")
+    if names:
+        return list(names)
+    outputs = next((layer.out_features for layer in reversed(net.layers) if hasattr(layer, "out_features")), None)
+    if outputs is None:
+        return None
+    return 2 if outputs == 1 else outputs  # one output: a binary classifier's probability of class 1

@@ -7,7 +7,6 @@ upcast ``uint8_images / 255.0`` never happens here.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import math
 import zipfile
@@ -16,27 +15,16 @@ from typing import Sequence
 
 import numpy as np
 
-from ..nn.checks import as_float_dtype, check_finite_rows
-
-
-class DataFileError(ValueError):
-    """A data file that cannot be read as what it claims to be."""
-
+from ..nn.checks import check_finite_rows
+from . import tables
+from .errors import DataFileError
+from .tables import Table
 
 # -- CSV ---------------------------------------------------------------------
 
-_MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ",", dtype="float32"):
+def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str | None = None, dtype="float32",
+             engine: str | None = None):
     """Read a table of numbers with one label column.
 
     Args:
@@ -45,104 +33,45 @@ def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ","
             (negative counts from the end; default: the last column).
             ``None`` reads features only.
         header: whether the first row holds column names; default: guessed
-            (a first row with any cell that is not a number is a header).
-        delimiter: the cell separator.
+            (see :func:`flexnet.data.tables.sniff_csv`).
+        delimiter: the cell separator; default: guessed among ``, ; tab |``.
         dtype: float32 (default) or float64 for the features.
+        engine: ``"pyarrow"`` (``pip install "flexnet[tables]"``) or ``"numpy"``;
+            default: pyarrow when installed. Both give the same arrays.
 
     Returns:
         ``(X, y)``: X of shape (N, columns - 1) and ``dtype``; y of shape (N,):
-        int64 when every label is a whole number, a float array otherwise, and
-        an array of strings for text labels (see :func:`encode_labels`).
-        y is None when ``label`` is None.
+        int64 when every label is a whole number (up to 2**53), float64 for
+        other numbers, and an array of strings for text labels (see
+        :func:`encode_labels`). y is None when ``label`` is None.
 
     Raises:
         DataFileError: naming the file, line and column of a missing value,
             text in a numeric column, or a row with the wrong number of cells.
     """
+    table = read_table(path, label, header=header, delimiter=delimiter, dtype=dtype, engine=engine)
+    if table.labels is None:
+        return table.X, None
+    if table.label_names is not None:
+        return table.X, np.array(table.label_names)[table.labels]
+    y = table.labels
+    if (np.abs(y) <= 2.0**53).all() and (y == np.round(y)).all():
+        return table.X, y.astype(np.int64)  # exact: no whole number up to 2**53 is rounded
+    return table.X, y
+
+
+def read_table(path, label=-1, *, header: bool | None = None, delimiter: str | None = None, dtype="float32",
+               engine: str | None = None) -> Table:
+    """Read a CSV file into a :class:`~flexnet.data.tables.Table`: features, raw labels
+    and how the file was read (delimiter and header, given or guessed).
+
+    Same arguments as :func:`read_csv`; reading takes at most the final arrays'
+    memory plus a few blocks of rows (see :mod:`flexnet.data.tables`).
+    """
     path = Path(path)
-    dtype = as_float_dtype(dtype, "read_csv(dtype)")
     if not path.is_file():
         raise FileNotFoundError(f"read_csv: no such file: {path}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(i, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter), start=1)
-                    if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start:exc.start + 1]!r} "
-                            f"at offset {exc.start}); save the CSV as UTF-8") from None
-    except csv.Error as exc:
-        raise DataFileError(f"{path}: not a readable CSV file ({exc})") from None
-    if not rows:
-        raise DataFileError(f"{path}: the file holds no rows")
-    first_line, first = rows[0]
-    if header is None:
-        header = not all(_is_number(c.strip()) for c in first)
-    names = [c.strip() for c in first] if header else [f"column {j}" for j in range(len(first))]
-    body = rows[1:] if header else rows
-    if not body:
-        raise DataFileError(f"{path}: the file has a header row but no data rows")
-    n_cols = len(names)
-    if label is None:
-        label_col = None
-    elif isinstance(label, str) and not label.lstrip("-").isdigit():
-        if not header:
-            raise DataFileError(
-                f"{path}: label column {label!r} given by name, but the file has no header row; "
-                "give the label column by index instead (e.g. --label -1)"
-            )
-        if label not in names:
-            raise DataFileError(f"{path}: no column named {label!r}; the columns are {names}")
-        label_col = names.index(label)
-    else:
-        index = int(label)
-        if not -n_cols <= index < n_cols:
-            raise DataFileError(f"{path}: label column {index} is out of range for {n_cols} columns")
-        label_col = index % n_cols
-    X = np.empty((len(body), n_cols - (label_col is not None)), dtype=dtype)
-    labels: list[str] = []
-    for r, (line, row) in enumerate(body):
-        if len(row) != n_cols:
-            raise DataFileError(
-                f"{path} line {line}: expected {n_cols} cells (as in line {first_line}), got {len(row)}"
-            )
-        k = 0
-        for j, cell in enumerate(row):
-            cell = cell.strip()
-            if j == label_col:
-                if cell.lower() in _MISSING:
-                    raise DataFileError(f"{path} line {line}, column {j + 1} ({names[j]}): missing label")
-                labels.append(cell)
-                continue
-            if cell.lower() in _MISSING:
-                raise DataFileError(
-                    f"{path} line {line}, column {j + 1} ({names[j]}): missing value {cell!r}; "
-                    "fill it in or drop the row"
-                )
-            try:
-                X[r, k] = float(cell)
-            except ValueError:
-                raise DataFileError(
-                    f"{path} line {line}, column {j + 1} ({names[j]}): expected a number, got {cell!r}"
-                ) from None
-            k += 1
-    if not np.isfinite(X).all():
-        r, k = np.argwhere(~np.isfinite(X))[0]
-        j = [c for c in range(n_cols) if c != label_col][k]
-        raise DataFileError(f"{path} line {body[r][0]}, column {j + 1} ({names[j]}): "
-                            f"{body[r][1][j].strip()!r} is not a finite {dtype.name} value")
-    if label_col is None:
-        return X, None
-    return X, _parse_labels(labels)
-
-
-def _parse_labels(labels: list[str]) -> np.ndarray:
-    """Whole numbers -> int64, other numbers -> float64, anything else -> strings."""
-    if all(_is_number(s) for s in labels):
-        values = np.array([float(s) for s in labels])
-        if np.isfinite(values).all() and (values == np.round(values)).all():
-            return values.astype(np.int64)
-        return values
-    return np.array(labels)
+    return tables.read_table(path, label, header=header, delimiter=delimiter, dtype=dtype, engine=engine)
 
 
 def encode_labels(y) -> tuple[np.ndarray, list[str]]:

@@ -117,9 +117,9 @@ def _label_to_drop(args, net, path):
     n_in, n = net.in_features, layout.n_columns
     if n_in is None or n != n_in + 1:
         return None
-    if isinstance(stored, str) and layout.header and layout.columns.count(stored) == 1:
-        column = stored
-    elif isinstance(stored, int) and not layout.header and 0 <= stored < n:
+    by_name = isinstance(stored, str) and layout.header and layout.columns.count(stored) == 1
+    by_index = isinstance(stored, int) and not layout.header and 0 <= stored < n
+    if by_name or by_index:
         column = stored
     else:
         raise UsageError(f"{path} has {n} columns, {args.model} takes {n_in} features: if one column holds "

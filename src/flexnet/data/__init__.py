@@ -13,7 +13,16 @@ from .errors import DataFileError
 from .fetch import DownloadError, download, sha256_of
 from .labels import class_ids
 from .prepare import Scaler, flatten, make_metadata, prepare_input, train_test_split
-from .readers import IDX_DTYPES, encode_labels, read_csv, read_idx, read_images, read_npz, read_table, write_idx
+from .readers import (
+    IDX_DTYPES,
+    encode_labels,
+    read_csv,
+    read_idx,
+    read_images,
+    read_npz,
+    read_table,
+    write_idx,
+)
 from .tables import CsvLayout, Table, sniff_csv
 
 __all__ = [

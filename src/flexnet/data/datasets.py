@@ -15,10 +15,10 @@ from typing import Callable
 import numpy as np
 
 from ..nn.checks import as_float_dtype, check_positive_int, make_rng
-from .fetch import download as fetch_file
-from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .errors import DataFileError
+from .fetch import download as fetch_file
 from .labels import class_ids
+from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import encode_labels, read_csv, read_idx, read_npz, read_table  # noqa: F401  (read_csv, encode_labels: here before 0.2)
 
 #: Class names of :func:`edges`, by class id.

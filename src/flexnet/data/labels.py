@@ -15,7 +15,7 @@ is the number of distinct labels in the file (:data:`UNUSED_IDS`).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

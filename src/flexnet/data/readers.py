@@ -88,7 +88,8 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
     """Read arrays ``X`` and (optionally) ``y`` from an ``.npz`` file.
 
     Object arrays are refused (``allow_pickle=False``): loading them would run
-    code from the file.
+    code from the file. An empty file, a single ``.npy`` array, a pickle or a
+    text file named ``.npz`` each get a message of their own.
 
     Returns:
         ``(X, y)`` as stored (no conversion); y is None if the file has no ``y``.
@@ -96,9 +97,13 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"read_npz: no such file: {path}")
+    _check_npz_start(path, f"np.savez(path, {x_key}=features, {y_key}=labels)")
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = list(f.keys())
+            if not keys:
+                raise DataFileError(f"{path}: an .npz archive that holds no arrays; "
+                                    f"save with np.savez(path, {x_key}=features, {y_key}=labels)")
             if x_key not in keys:
                 raise DataFileError(
                     f"{path}: expected an array named {x_key!r} (and {y_key!r} for labels), got {keys}; "
@@ -112,10 +117,15 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
         raise DataFileError(f"{path}: cannot read arrays: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    for key, arr in ((x_key, X), (y_key, y)):
+        if arr is not None and not isinstance(arr, np.ndarray):
+            raise DataFileError(f"{path}: the member {key!r} is not a NumPy array")
     if X.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: {x_key!r} must be numeric, got dtype {X.dtype}")
     if X.ndim < 2:
         raise DataFileError(f"{path}: {x_key!r} must have shape (N, features...), got {X.shape}")
+    if len(X) == 0 or X[0].size == 0:
+        raise DataFileError(f"{path}: {x_key!r} holds no data (shape {X.shape})")
     if y is not None and (y.ndim != 1 or len(y) != len(X)):
         raise DataFileError(f"{path}: {y_key!r} must have shape ({len(X)},), got {y.shape}")
     try:
@@ -125,6 +135,37 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
     except ValueError as exc:
         raise DataFileError(str(exc)) from None
     return X, y
+
+
+def _check_npz_start(path: Path, how: str) -> None:
+    """Name what a file that is not an .npz archive is, from its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK"):
+        return
+    save = f"save the data with {how}"
+    if not head:
+        what = f"the file is empty (0 bytes); {save}"
+    elif head.startswith(b"\x93NUMPY"):
+        what = f"a single NumPy array (.npy), not an .npz archive; {save}"
+    elif head[:1] == b"\x80":
+        what = f"a Python pickle, which flexnet never loads (it can run code); {save}"
+    elif head.startswith(b"\x1f\x8b"):
+        what = f"gzip-compressed data, not an .npz archive; {save}"
+    elif b"\0" not in head and _is_text(head):
+        first = head.decode("utf-8", "replace").strip().splitlines()[0][:40] if head.strip() else ""
+        what = f"a text file (it begins {first!r}), not an .npz archive; if it is a CSV table, name it .csv"
+    else:
+        what = f"not an .npz archive (it begins with the bytes {head[:8].hex(' ')}); {save}"
+    raise DataFileError(f"{path}: {what}")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # a character cut at the end of the sample
+    return True
 
 
 # -- IDX (the MNIST file format) ---------------------------------------------
@@ -212,19 +253,40 @@ def write_idx(path, array: np.ndarray) -> None:
         f.write(payload)
 
 
-def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, invert: bool = False) -> np.ndarray:
-    """Load image files (PNG, JPEG, ...) as greyscale, resized to ``input_shape``.
+#: The most pixels an image may have before it is decoded (a 8000x8000 photo).
+MAX_IMAGE_PIXELS = 64_000_000
 
-    Needs Pillow (``pip install 'flexnet[images]'``). Values are raw pixels
-    mapped to 0..``pixel_max`` (the training images' range, see
-    :func:`make_metadata`) so the model's own scaler applies to them.
+
+def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, invert: bool = False) -> np.ndarray:
+    """Load image files (PNG, JPEG, TIFF, ...) as greyscale, resized to ``input_shape``.
+
+    Needs Pillow (``pip install 'flexnet[images]'``). Values are mapped to
+    0..``pixel_max`` (the training images' range, see :func:`make_metadata`),
+    white to ``pixel_max``, so the model's own scaler applies to them.
     ``invert`` turns dark ink on white paper into the light-on-dark of MNIST.
+
+    How each kind of image is read, so that nothing is guessed:
+
+    - 8-bit grey, colour (RGB, YCbCr), palette and 1-bit images: their
+      greyscale (ITU-R 601 luma), 0..255;
+    - 16-bit grey (and 32-bit integer images holding 0..65535, as 16-bit PNGs
+      may open): scaled from 0..65535, never clipped at 255;
+    - float images (mode F, as TIFF stores them) holding values in [0, 1];
+    - images with transparency (RGBA, LA, a palette with a transparent
+      colour): composited onto a background that shows the drawing, white
+      under dark ink and black under light ink, so a digit drawn only in the
+      alpha channel of a black image reads as black on white.
+
+    Refused with a message: several frames (an animated GIF, a multi-page
+    TIFF), CMYK and other colour spaces, integer values outside 0..65535,
+    float values outside [0, 1] or not finite, a fully transparent image,
+    more than :data:`MAX_IMAGE_PIXELS` pixels.
 
     Returns:
         float32 array of shape (len(paths), H, W).
     """
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError as exc:
         raise ImportError("reading images needs Pillow: pip install 'flexnet[images]'") from exc
     if input_shape is None or len(input_shape) != 2:
@@ -237,11 +299,65 @@ def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, inver
     for i, p in enumerate(paths):
         try:
             with Image.open(p) as im:
-                out[i] = np.asarray(im.convert("L").resize((w, h), Image.BILINEAR), dtype=np.float32)
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise DataFileError(f"{p}: {im.width}x{im.height} pixels is more than read_images reads "
+                                        f"({MAX_IMAGE_PIXELS:,}); shrink the image first")
+                if getattr(im, "n_frames", 1) > 1:
+                    raise DataFileError(f"{p}: the file holds {im.n_frames} frames (an animation or pages); "
+                                        "save the one image to predict on its own")
+                grey = _grey(ImageOps.exif_transpose(im), p)  # a photo's EXIF orientation applied
+                out[i] = np.asarray(grey.resize((w, h), Image.BILINEAR), dtype=np.float32)
         except UnidentifiedImageError:
             raise DataFileError(f"{p}: not an image file Pillow can read") from None
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise DataFileError(f"{p}: a damaged or unreadable image ({exc})") from None
     if invert:
         out = np.float32(255) - out
     if pixel_max != 255:
         out *= np.float32(pixel_max / 255)
     return out
+
+
+def _grey(im, path):
+    """A Pillow image -> greyscale with white at 255: an ``L`` image (8-bit sources, read as
+    before) or an ``F`` image (16-bit, float and composited sources)."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode in ("1", "L", "RGB", "RGBX", "YCbCr") or (mode == "P" and "transparency" not in im.info):
+        return im.convert("L")
+    if mode in ("LA", "La", "RGBA", "RGBa", "PA", "P"):
+        return _composite(im, path)
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(im)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi > 65535:
+            raise DataFileError(f"{path}: integer pixels from {lo} to {hi}, outside the 16-bit range 0..65535; "
+                                "their scale is unknown, so save the image as 8- or 16-bit greyscale")
+        return Image.fromarray(values.astype(np.float32) * np.float32(255 / 65535), mode="F")
+    if mode == "F":
+        values = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise DataFileError(f"{path}: float pixels from {values.min()} to {values.max()}; expected values "
+                                "in [0, 1] (white = 1)")
+        return Image.fromarray(values * np.float32(255), mode="F")
+    raise DataFileError(f"{path}: {mode} images are not read (their grey levels would be a guess); "
+                        "save it as greyscale or RGB")
+
+
+def _composite(im, path):
+    """Transparent pixels over a background that shows the drawing: white under dark ink, black under light."""
+    from PIL import Image
+
+    im = im.convert("LA" if im.mode in ("LA", "La") else "RGBA")
+    alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / np.float32(255)
+    colour = im.convert("L")  # the colour's grey, alpha left out
+    if alpha.min() == 1:
+        return colour  # opaque: read as the 8-bit image it is
+    total = float(alpha.sum())
+    if total == 0:
+        raise DataFileError(f"{path}: the image is fully transparent: nothing is drawn")
+    grey = np.asarray(colour, dtype=np.float32)
+    ink = float((grey * alpha).sum()) / total  # the drawing's mean grey, weighted by its opacity
+    background = np.float32(255 if ink < 127.5 else 0)
+    return Image.fromarray(grey * alpha + background * (1 - alpha), mode="F")

@@ -229,16 +229,17 @@ def _split(text: str, delimiter: str) -> list[str]:
 
 
 def _guess_delimiter(texts: list[str], exclude: str | None = None) -> str | None:
-    """The delimiter that splits every row into the same number (> 1) of cells, most of them numbers."""
+    """The delimiter that splits every row into the same number (> 1) of cells, most of them
+    numbers; failing that (a ragged row among the first), the one that splits the first row most."""
     best, best_key = None, None
     for d in DELIMITERS:
-        if d == exclude or not any(d in t for t in texts):
+        if d == exclude or d not in texts[0]:
             continue
         rows = [_split(t, d) for t in texts]
-        if len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
-            continue
-        key = (sum(is_number(c) for r in rows for c in r), len(rows[0]))
-        if best_key is None or key > best_key:
+        consistent = len({len(r) for r in rows}) == 1
+        numbers = sum(is_number(c) for r in rows for c in r) if consistent else 0
+        key = (consistent, numbers, len(rows[0]))
+        if len(rows[0]) > 1 and (best_key is None or key > best_key):
             best, best_key = d, key
     return best
 
@@ -612,12 +613,15 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
         for batch in reader:
             m = batch.num_rows
             out.room(m)
-            X = out.X[out.n:out.n + m]
+            # Columns into the rows of a block, then the block into the array: two
+            # contiguous copies, much faster than writing each column across the rows.
+            block = np.empty((len(features), m), dtype=dtype)  # (features, rows)
             with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: checked below
                 for k, j in enumerate(features):
-                    X[:, k] = batch.column(j).to_numpy()
-            if not np.isfinite(X).all():
+                    block[k] = batch.column(j).to_numpy()
+            if not np.isfinite(block).all():
                 return None
+            out.X[out.n:out.n + m] = block.T
             if label_col is not None:
                 column = batch.column(label_col)
                 if labels_are_text:

@@ -15,7 +15,7 @@ import pytest
 
 from flexnet import datasets
 from flexnet.cli import main
-from flexnet.data import DataFileError, read_csv, read_npz, read_table, sniff_csv, tables
+from flexnet.data import DataFileError, csv_layout, read_csv, read_npz, read_table, sniff_csv
 
 ENGINES = ("numpy", "pyarrow")
 
@@ -217,7 +217,7 @@ def test_header_and_delimiter_options_decide(tmp_path):
         read_csv(q, delimiter=";")
     with pytest.raises(ValueError, match="delimiter: expected one character"):
         read_csv(q, delimiter="ab")
-    assert tables.check_delimiter("tab") == tables.check_delimiter("\\t") == "\t"
+    assert csv_layout.check_delimiter("tab") == csv_layout.check_delimiter("\\t") == "\t"
 
 
 def test_a_label_named_in_the_first_row_makes_it_a_header(tmp_path):

@@ -87,7 +87,7 @@ def probability(text: str) -> float:
 
 def delimiter_arg(text: str) -> str:
     """``--delimiter ';'``, ``--delimiter tab`` (or ``'\\t'``) -> the one character."""
-    from ..data.tables import check_delimiter
+    from ..data.csv_layout import check_delimiter
 
     try:
         return check_delimiter(text)
@@ -123,7 +123,7 @@ def load_data(args, *, classes=None, stored_label=None):
 
 def _stored_label_of(path, stored, header, delimiter):
     """The model's training label column, where the CSV file has it; else the last column."""
-    from ..data.tables import sniff_csv
+    from ..data.csv_layout import sniff_csv
 
     if not Path(path).is_file():
         return -1

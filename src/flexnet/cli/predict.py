@@ -110,7 +110,7 @@ def run(args) -> int:
 def _label_to_drop(args, net, path):
     """The column to leave out of a CSV without ``--label``: none when the columns are the model's
     features; the model's training label column when the file has one column more and holds it."""
-    from ..data.tables import sniff_csv
+    from ..data.csv_layout import sniff_csv
 
     stored = net.metadata.get("label_column")
     layout = sniff_csv(path, header=args.header, delimiter=args.delimiter, label=stored)

@@ -1,14 +1,15 @@
 """Data: reading files, downloading them safely, preparing them for a network, and data sets.
 
-``readers.py`` reads CSV, NPZ, IDX and image files (``tables.py`` holds the
-CSV machinery: guessing the layout, reading in bounded memory); ``labels.py``
-turns labels into class ids; ``fetch.py`` downloads files and checks their
+``readers.py`` reads CSV, NPZ, IDX and image files (CSV through
+``csv_layout.py``, what the first lines say, and ``tables.py``, every row in
+bounded memory); ``labels.py`` turns labels into class ids; ``fetch.py`` downloads files and checks their
 SHA-256; ``prepare.py`` holds the :class:`Scaler`, the train/validation split
 and the metadata saved with a model; ``datasets.py`` holds the built-in data
 sets (the tutorial's edges, digits, MNIST, Fashion-MNIST). Everything is
 re-exported here, as ``flexnet.data.read_csv``.
 """
 
+from .csv_layout import CsvLayout, sniff_csv
 from .errors import DataFileError
 from .fetch import DownloadError, download, sha256_of
 from .labels import class_ids
@@ -23,7 +24,7 @@ from .readers import (
     read_table,
     write_idx,
 )
-from .tables import CsvLayout, Table, sniff_csv
+from .tables import Table
 
 __all__ = [
     "IDX_DTYPES", "CsvLayout", "DataFileError", "DownloadError", "Scaler", "Table", "class_ids", "download",

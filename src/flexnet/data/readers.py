@@ -33,7 +33,7 @@ def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str | Non
             (negative counts from the end; default: the last column).
             ``None`` reads features only.
         header: whether the first row holds column names; default: guessed
-            (see :func:`flexnet.data.tables.sniff_csv`).
+            (see :func:`flexnet.data.csv_layout.sniff_csv`).
         delimiter: the cell separator; default: guessed among ``, ; tab |``.
         dtype: float32 (default) or float64 for the features.
         engine: ``"pyarrow"`` (``pip install "flexnet[tables]"``) or ``"numpy"``;

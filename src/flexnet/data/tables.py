@@ -1,11 +1,10 @@
-"""Tables of numbers from CSV files: what the first lines say, then every row in bounded memory.
+"""Tables of numbers from CSV files, every row read in bounded memory.
 
 A table is read in three steps:
 
-1. **sniff** (:func:`sniff_csv`): the first lines say the delimiter (``,`` ``;``
-   tab ``|``), whether the first row is a header and whether the labels are
-   numbers or names. What was guessed is kept in a :class:`CsvLayout`, so the
-   command line can say it back.
+1. **sniff** (:func:`~flexnet.data.csv_layout.sniff_csv`): the first lines say
+   the delimiter, whether the first row is a header and whether the labels
+   are numbers or names (the rules rows follow are in :mod:`flexnet.data.csv_layout`).
 2. **count**: the line breaks in the file bound its rows, so the feature array
    is allocated once at its final size. Pages never written cost no memory, and
    the unused tail is handed back at the end.
@@ -19,297 +18,39 @@ answers for a file NumPy reads the same way: at the first cell it does not like
 (a ragged row, a missing value, a word among numbers) the NumPy reader reads
 the file again and gives its own answer. A block NumPy cannot read is read once
 more cell by cell (:func:`_explain`) to name the line, the column and the cell.
-
-The rules, the same for both readers:
-
-- cells are separated by one delimiter; a cell in double quotes may hold the
-  delimiter, doubled quotes and line breaks; spaces and tabs around a number
-  are ignored;
-- a number is written in ASCII decimal (``3``, ``-0.5``, ``1e-3``, ``.5``);
-  ``1_000``, ``0x1F``, ``1,5`` and other scripts' digits are not numbers;
-- empty and whitespace-only lines are skipped; every other line is a row, and
-  every row has as many cells as the first one;
-- the file is UTF-8 (a byte-order mark is allowed); CRLF and CR line ends read
-  like LF.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..nn.checks import as_float_dtype
+from .csv_layout import (
+    MISSING,
+    QUOTE,
+    CsvLayout,
+    is_blank,
+    is_number,
+    not_utf8,
+    open_text,
+    records_of,
+    show_delimiter,
+    sniff_csv,
+    split_row,
+)
 from .errors import DataFileError
 
-#: Cells that mean "no value" (compared in lower case).
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
-#: The delimiters tried, in order of preference, when none is given.
-DELIMITERS = (",", ";", "\t", "|")
-#: What :func:`sniff_csv` reads: this many rows, at most this many characters.
-SAMPLE_ROWS, SAMPLE_CHARS = 50, 1 << 20
 #: Characters of text per block of rows the NumPy reader parses at once.
 BLOCK_CHARS = 1 << 20
 #: Environment variable that picks the reader: ``numpy`` or ``pyarrow``.
 ENGINE_ENV = "FLEXNET_CSV_ENGINE"
 
-QUOTE = '"'
-# A number as both readers parse it: ASCII digits, an optional sign, point and
-# exponent, spaces or tabs around; inf and nan are numbers, refused later as not finite.
-_NUMBER = re.compile(r"[ \t]*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)[ \t]*",
-                     re.ASCII | re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"[ \t]*[+-]?\d+,\d+[ \t]*")
-
-
-def is_number(cell: str) -> bool:
-    """Whether ``cell`` is a number as the CSV readers parse it (see the module's rules)."""
-    return _NUMBER.fullmatch(cell) is not None
-
-
-def _is_blank(text: str) -> bool:
-    return not text or text.isspace()
-
-
-def _show(delimiter: str) -> str:
-    return "tab" if delimiter == "\t" else repr(delimiter)
-
-
-# -- step 1: sniff ---------------------------------------------------------------
-
-
-@dataclass
-class CsvLayout:
-    """What the first lines of a CSV file say: delimiter, header, columns, kind of labels.
-
-    ``*_guessed`` says whether a setting was guessed (True) or given (False);
-    :meth:`describe` puts it in words.
-    """
-
-    path: Path
-    delimiter: str
-    delimiter_guessed: bool
-    header: bool
-    header_guessed: bool
-    columns: list[str]  # the header's names, or "column 1", "column 2", ... without a header
-    first_line: int  # the line of the first row (the header, if any)
-    data_line: int  # the line of the first data row
-    sample: list[list[str]] = field(repr=False)  # the first data rows, split into cells
-    texts: list[str] = field(repr=False)  # the first rows (header included) as they are in the file
-
-    @property
-    def n_columns(self) -> int:
-        return len(self.columns)
-
-    def column(self, j: int) -> str:
-        """``column 3 (petal_width)``: the column's number from 1 and its name, if it has one."""
-        return f"column {j + 1}" + (f" ({self.columns[j]})" if self.header else "")
-
-    def label_index(self, label) -> int | None:
-        """The label column's index from a name, an index (negative from the end) or None."""
-        path, names, n = self.path, self.columns, self.n_columns
-        if label is None:
-            return None
-        if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
-            if not self.header:
-                raise DataFileError(
-                    f"{path}: label column {label!r} given by name, but the file has no header row; "
-                    "give the label column by index instead (e.g. --label -1), or --header if the "
-                    "first row holds the column names")
-            if label not in names:
-                shown = ", ".join(names[:20]) + (", ..." if n > 20 else "")
-                raise DataFileError(f"{path}: no column named {label!r}; the columns are {shown}")
-            if names.count(label) > 1:
-                raise DataFileError(f"{path}: {names.count(label)} columns are named {label!r}; "
-                                    "give the label column by index")
-            return names.index(label)
-        index = int(label)
-        if not -n <= index < n:
-            raise DataFileError(f"{path}: label column {index} is out of range for {n} columns")
-        if n == 1:
-            raise DataFileError(f"{path}: one column per line, so no features beside the labels; "
-                                f"{self.delimiter_hint()}")
-        return index % n
-
-    def other_delimiter(self) -> str | None:
-        """A delimiter that would split the first rows into columns, when this one does not."""
-        if self.n_columns > 1:
-            return None
-        return _guess_delimiter(self.texts, exclude=self.delimiter)
-
-    def delimiter_hint(self) -> str:
-        other = self.other_delimiter()
-        if other is not None:
-            return f"is the delimiter {_show(other)}? (pass --delimiter {_show(other)})"
-        return f"a table needs its cells separated by {_show(self.delimiter)} (or pass --delimiter)"
-
-    def describe(self, label: int | None = None) -> str:
-        """One line for a summary: ``header row (guessed), delimiter ',' (guessed), label column 'y'``."""
-        def how(guessed):
-            return "guessed" if guessed else "given"
-        head = "header row" if self.header else "no header row"
-        text = f"{head} ({how(self.header_guessed)}), delimiter {_show(self.delimiter)} ({how(self.delimiter_guessed)})"
-        if label is not None:
-            text += f", label {self.column(label)}" if self.header else f", label column {label + 1}"
-        return text
-
-
-def sniff_csv(path, *, header: bool | None = None, delimiter: str | None = None, label=None) -> CsvLayout:
-    """Read the first lines of a CSV file: delimiter, header and columns.
-
-    Args:
-        path: the CSV file.
-        header: whether the first row holds column names; None guesses: yes when
-            a column holds numbers below a first cell that is not one, or when
-            the first row counts the columns 0, 1, 2, ... (as pandas writes
-            unnamed columns) and its label is not one of the labels below.
-        delimiter: the cell separator; None guesses among ``, ; tab |`` the one
-            that splits the first rows into the same number of cells, most of
-            them numbers.
-        label: the label column, if known: a name found in the first row
-            makes it a header; an index says which cell the guess compares.
-
-    Raises:
-        DataFileError: an empty, binary or non-UTF-8 file, or one without data rows.
-    """
-    path = Path(path)
-    _check_text(path)
-    records: list[tuple[int, str]] = []
-    chars = 0
-    with _open_text(path) as f:
-        try:
-            for line, text in _records(f, 1):
-                if _is_blank(text):
-                    continue
-                records.append((line, text))
-                chars += len(text)
-                if len(records) > SAMPLE_ROWS or chars > SAMPLE_CHARS:
-                    break
-        except UnicodeDecodeError:
-            raise _not_utf8(path) from None
-    if not records:
-        raise DataFileError(f"{path}: the file holds no rows, only blank lines")
-    given_delimiter = delimiter is not None
-    if given_delimiter:
-        delimiter = check_delimiter(delimiter)
-    else:
-        delimiter = _guess_delimiter([t for _, t in records]) or ","
-    rows = [_split(text, delimiter) for _, text in records]
-    given_header = header is not None
-    if not given_header:
-        header = _guess_header(rows, label)
-    first_line = records[0][0]
-    if header:
-        if len(records) < 2:
-            raise DataFileError(f"{path}: the file has a header row but no data rows")
-        columns = [c.strip() for c in rows[0]]
-        data_line, sample = records[1][0], rows[1:]
-    else:
-        columns = [f"column {j + 1}" for j in range(len(rows[0]))]
-        data_line, sample = first_line, rows
-    return CsvLayout(path, delimiter, not given_delimiter, bool(header), not given_header, columns,
-                     first_line, data_line, sample[:SAMPLE_ROWS], [t for _, t in records])
-
-
-def check_delimiter(delimiter: str) -> str:
-    """``","``, ``"\\t"`` (or ``"tab"``), ``";"``, ... -> the one character; refuses what cannot be one."""
-    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
-    text = names.get(str(delimiter).lower(), delimiter)
-    if not isinstance(text, str) or len(text) != 1 or text in ('"', "\n", "\r") or text.isalnum() \
-            or text in ".+-":
-        raise ValueError(f"delimiter: expected one character such as ',', ';', '|' or tab, got {delimiter!r}")
-    return text
-
-
-def _split(text: str, delimiter: str) -> list[str]:
-    return next(csv.reader([text], delimiter=delimiter, quotechar=QUOTE), [])
-
-
-def _guess_delimiter(texts: list[str], exclude: str | None = None) -> str | None:
-    """The delimiter that splits every row into the same number (> 1) of cells, most of them
-    numbers; failing that (a ragged row among the first), the one that splits the first row most."""
-    best, best_key = None, None
-    for d in DELIMITERS:
-        if d == exclude or d not in texts[0]:
-            continue
-        rows = [_split(t, d) for t in texts]
-        consistent = len({len(r) for r in rows}) == 1
-        numbers = sum(is_number(c) for r in rows for c in r) if consistent else 0
-        key = (consistent, numbers, len(rows[0]))
-        if len(rows[0]) > 1 and (best_key is None or key > best_key):
-            best, best_key = d, key
-    return best
-
-
-def _guess_header(rows: list[list[str]], label) -> bool:
-    first, rest = rows[0], rows[1:]
-    if isinstance(label, str) and label in (c.strip() for c in first):
-        return True  # the label column given by name, and the first row names it
-    if not rest:
-        return not all(is_number(c) for c in first)
-    n = len(first)
-    for j in range(n):
-        column = [r[j] for r in rest if j < len(r)]
-        if len(column) == len(rest) and all(is_number(c) for c in column) and not is_number(first[j]):
-            return True  # a name above a column of numbers
-    if n >= 2 and [c.strip() for c in first] == [str(j) for j in range(n)]:
-        k = int(label) if isinstance(label, int) and -n <= label < n else -1
-        labels = {r[k].strip() for r in rest if len(r) == n}
-        return first[k].strip() not in labels  # 0,1,...,64 above labels 0..9: column numbers
-    return False
-
-
-def _open_text(path: Path):
-    # utf-8-sig drops a byte-order mark; universal newlines read CRLF and CR as LF.
-    return open(path, encoding="utf-8-sig", newline=None)
-
-
-def _records(lines, first_line: int):
-    """Physical lines -> ``(line number, text)`` of each row; a quoted cell may span lines."""
-    buf: list[str] = []
-    start, quotes = first_line, 0
-    for i, line in enumerate(lines, start=first_line):
-        if not buf:
-            start = i
-        buf.append(line)
-        if QUOTE in line:
-            quotes += line.count(QUOTE)
-        if quotes % 2 == 0:
-            yield start, (line if len(buf) == 1 else "".join(buf))
-            buf, quotes = [], 0
-    if buf:  # an unclosed quote runs to the end of the file
-        yield start, "".join(buf)
-
-
-def _check_text(path: Path) -> None:
-    """Refuse at once what is not UTF-8 text: an empty file, a binary file, UTF-16."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    if not head:
-        raise DataFileError(f"{path}: the file is empty (0 bytes); expected a CSV table")
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise DataFileError(f"{path}: UTF-16 text; save the CSV as UTF-8")
-    if b"\0" in head:
-        kinds = {b"PK": "a zip archive (an .npz file?)", b"\x93NUMPY": "a NumPy .npy file",
-                 b"\x1f\x8b": "gzip-compressed data; decompress it first", b"\x89PNG": "a PNG image"}
-        what = next((v for k, v in kinds.items() if head.startswith(k)), "binary data")
-        raise DataFileError(f"{path}: not a CSV text file: it holds {what}")
-
-
-def _not_utf8(path: Path) -> DataFileError:
-    """Name the line and byte of the first bytes that are not UTF-8."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                byte = raw[exc.start:exc.start + 1]
-                return DataFileError(f"{path} line {number}: not a UTF-8 text file (byte {byte!r} at column "
-                                     f"{exc.start + 1}); save the CSV as UTF-8")
-    return DataFileError(f"{path}: not a UTF-8 text file; save the CSV as UTF-8")
 
 
 # -- the table read --------------------------------------------------------------
@@ -477,7 +218,7 @@ def _read_numpy(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
                   labels_are_text)
     names = _Names() if labels_are_text else None
     converters = {label_col: names.code} if names is not None else None
-    with _open_text(layout.path) as f:
+    with open_text(layout.path) as f:
         try:
             for _ in range(layout.data_line - 1):
                 f.readline()
@@ -506,7 +247,7 @@ def _read_numpy(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
                     out.n += m
                 line += len(lines)
         except UnicodeDecodeError:
-            raise _not_utf8(layout.path) from None
+            raise not_utf8(layout.path) from None
     X, y = out.finish()
     return X, y, (names.names if names is not None else None)
 
@@ -538,19 +279,19 @@ def _blocks(f):
 def _rows_of(lines: list[str]) -> list[str]:
     """The rows among ``lines``, blank ones left out."""
     if any(QUOTE in line for line in lines):
-        return [text for _, text in _records(lines, 0) if not _is_blank(text)]
-    return [line for line in lines if not _is_blank(line)]
+        return [text for _, text in records_of(lines, 0) if not is_blank(text)]
+    return [line for line in lines if not is_blank(line)]
 
 
 def _explain(layout: CsvLayout, lines, first_line: int, label_col, labels_are_text: bool, dtype, why: str):
     """Read a block that failed cell by cell, and raise the error for its first bad cell."""
     path, n = layout.path, layout.n_columns
-    for line, text in _records(lines, first_line):
-        if _is_blank(text):
+    for line, text in records_of(lines, first_line):
+        if is_blank(text):
             continue
-        cells = _split(text, layout.delimiter)
+        cells = split_row(text, layout.delimiter)
         if len(cells) != n:
-            hint = f" (the line holds no {_show(layout.delimiter)})" if len(cells) == 1 else ""
+            hint = f" (the line holds no {show_delimiter(layout.delimiter)})" if len(cells) == 1 else ""
             raise DataFileError(f"{path} line {line}: expected {n} cells (as in line {layout.first_line}), "
                                 f"got {len(cells)}{hint}")
         for j, cell in enumerate(cells):
@@ -660,12 +401,12 @@ def _check_names(table: Table) -> None:
 
 
 def _line_of(layout: CsvLayout, row: int) -> int:
-    with _open_text(layout.path) as f:
+    with open_text(layout.path) as f:
         for _ in range(layout.data_line - 1):
             f.readline()
         r = 0
-        for line, text in _records(f, layout.data_line):
-            if _is_blank(text):
+        for line, text in records_of(f, layout.data_line):
+            if is_blank(text):
                 continue
             if r == row:
                 return line

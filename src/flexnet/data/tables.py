@@ -5,9 +5,9 @@ A table is read in three steps:
 1. **sniff** (:func:`~flexnet.data.csv_layout.sniff_csv`): the first lines say
    the delimiter, whether the first row is a header and whether the labels
    are numbers or names (the rules rows follow are in :mod:`flexnet.data.csv_layout`).
-2. **count**: the line breaks in the file bound its rows, so the feature array
-   is allocated once at its final size. Pages never written cost no memory, and
-   the unused tail is handed back at the end.
+2. **bound**: the line breaks in the file (for pyarrow: the file's size) bound
+   its rows, so the feature array is allocated once. Pages never written cost no
+   memory, and the unused tail is handed back at the end.
 3. **parse**: a block of rows at a time, into that array. pyarrow's CSV reader
    does it where it is installed (``pip install "flexnet[tables]"``), NumPy's
    ``loadtxt`` on blocks of lines otherwise. Peak memory is the final arrays
@@ -340,7 +340,10 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
     if labels_are_text:
         types[names[label_col]] = pa.string()
     features = [j for j in range(n_cols) if j != label_col]
-    out = _Arrays(_count_rows(layout.path), len(features), dtype, label_col is not None, labels_are_text)
+    # A row pyarrow reads holds a character per number, n - 1 delimiters and a line break:
+    # that bounds the rows without a pass over the file (rows never read are never touched).
+    bound = os.path.getsize(layout.path) // (2 * n_cols - 1) + 1 if n_cols > 1 else _count_rows(layout.path)
+    out = _Arrays(bound, len(features), dtype, label_col is not None, labels_are_text)
     codes = _Names() if labels_are_text else None
     try:
         reader = pacsv.open_csv(
@@ -359,7 +362,7 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
             block = np.empty((len(features), m), dtype=dtype)  # (features, rows)
             with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: checked below
                 for k, j in enumerate(features):
-                    block[k] = batch.column(j).to_numpy()
+                    block[k] = _values(batch.column(j), np.float64)
             if not np.isfinite(block).all():
                 return None
             out.X[out.n:out.n + m] = block.T
@@ -368,9 +371,9 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
                 if labels_are_text:
                     encoded = column.dictionary_encode()
                     lookup = np.array([codes.code(s) for s in encoded.dictionary.to_pylist()], dtype=np.int64)
-                    out.y[out.n:out.n + m] = lookup[encoded.indices.to_numpy()]
+                    out.y[out.n:out.n + m] = lookup[_values(encoded.indices, np.int32)]
                 else:
-                    y = column.to_numpy()
+                    y = _values(column, np.float64)
                     if not np.isfinite(y).all():
                         return None
                     out.y[out.n:out.n + m] = y
@@ -379,6 +382,15 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
         return None  # the NumPy reader reads the file again and names what is wrong
     X, y = out.finish()
     return X, y, (codes.names if codes is not None else None)
+
+
+def _values(array, dtype) -> np.ndarray:
+    """A pyarrow array without nulls as a NumPy view of its data buffer (``to_numpy``
+    would import pandas, a second's worth of modules, on its first call)."""
+    if array.null_count:
+        raise ValueError("nulls")  # never with null_values=[]; NumPy reads the file instead
+    dtype = np.dtype(dtype)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
 def _check_names(table: Table) -> None:

@@ -470,3 +470,19 @@ def test_reading_a_table_stays_within_twice_its_arrays(tmp_path, engine):
     r = json.loads(proc.stdout)
     assert r["rows"] == 80_000
     assert r["above_start"] <= 2 * r["arrays"] + 100 * 2**20, r
+
+
+def test_python_scores_a_saved_model_on_a_file_by_its_classes(animals, tmp_path):
+    import flexnet
+    from flexnet.data import model_classes
+
+    d, model = animals
+    net = flexnet.load(model)
+    assert model_classes(net) == ["cat", "dog", "eel"]
+    X, labels = clusters(seed=3)
+    keep = [i for i, lab in enumerate(labels) if lab != "cat"]
+    write(tmp_path / "dog_eel.csv", table_text(X[keep], [labels[i] for i in keep]))
+    ds = datasets.load(str(tmp_path / "dog_eel.csv"), classes=model_classes(net))
+    result = flexnet.evaluate(net, flexnet.data.prepare_input(ds.X_train, net.metadata), ds.y_train)
+    assert result["accuracy"] == 1.0
+    assert model_classes(flexnet.Network([2, 1], loss="bce")) == 2

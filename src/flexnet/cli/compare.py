@@ -91,6 +91,8 @@ def _compare_data(args):
     ds = load_data(args)
     if ds.y_train is None or ds.n_classes is None:
         raise UsageError(f"--data {args.data}: compare needs class labels")
+    if ds.read_as:
+        print(f"{args.data}: {ds.read_as}")
     X, y = fdata.flatten(ds.X_train), ds.y_train
     if ds.X_test is not None:
         X_test, y_test = fdata.flatten(ds.X_test), ds.y_test

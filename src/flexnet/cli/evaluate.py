@@ -43,7 +43,7 @@ def run(args) -> int:
     if args.data is None:
         args.data = net.metadata.get("dataset", "edges")
     # The file's labels are looked up among the model's classes, not numbered afresh.
-    ds = load_data(args, classes=model_classes(net), stored_label=net.metadata.get("label_column"))
+    ds = load_data(args, classes=fdata.model_classes(net), stored_label=net.metadata.get("label_column"))
     X_raw, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
     if y is None:
         raise UsageError(f"--data {args.data}: no labels to evaluate against")
@@ -88,15 +88,3 @@ def run(args) -> int:
         print(f"Figure written to {path}")
     return EXIT_OK
 
-
-def model_classes(net):
-    """A classifier's class names, else its number of classes (None for other models)."""
-    if not net.loss_fn.is_classifier:
-        return None
-    names = net.metadata.get("class_names")
-    if names:
-        return list(names)
-    outputs = next((layer.out_features for layer in reversed(net.layers) if hasattr(layer, "out_features")), None)
-    if outputs is None:
-        return None
-    return 2 if outputs == 1 else outputs  # one output: a binary classifier's probability of class 1

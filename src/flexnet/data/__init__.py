@@ -12,7 +12,7 @@ re-exported here, as ``flexnet.data.read_csv``.
 from .csv_layout import CsvLayout, sniff_csv
 from .errors import DataFileError
 from .fetch import DownloadError, download, sha256_of
-from .labels import class_ids
+from .labels import class_ids, model_classes
 from .prepare import Scaler, flatten, make_metadata, prepare_input, train_test_split
 from .readers import (
     IDX_DTYPES,
@@ -28,6 +28,6 @@ from .tables import Table
 
 __all__ = [
     "IDX_DTYPES", "CsvLayout", "DataFileError", "DownloadError", "Scaler", "Table", "class_ids", "download",
-    "encode_labels", "flatten", "make_metadata", "prepare_input", "read_csv", "read_idx", "read_images", "read_npz",
-    "read_table", "sha256_of", "sniff_csv", "train_test_split", "write_idx",
+    "encode_labels", "flatten", "make_metadata", "model_classes", "prepare_input", "read_csv", "read_idx",
+    "read_images", "read_npz", "read_table", "sha256_of", "sniff_csv", "train_test_split", "write_idx",
 ]

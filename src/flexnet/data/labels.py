@@ -52,6 +52,24 @@ def class_ids(labels, names: Sequence[str] | None = None, *, where: Callable[[in
     return _ids(np.asarray(labels), where, source, classes)
 
 
+def model_classes(net) -> list[str] | int | None:
+    """A trained classifier's classes, for :func:`class_ids`: its class names, else its number
+    of outputs (two for a single-output binary classifier); None for other models.
+
+    ``datasets.load("test.csv", classes=model_classes(net))`` reads a file's labels as ``net``
+    numbers its classes.
+    """
+    if not getattr(net.loss_fn, "is_classifier", False):
+        return None
+    names = (getattr(net, "metadata", None) or {}).get("class_names")
+    if names:
+        return list(names)
+    outputs = next((layer.out_features for layer in reversed(net.layers) if hasattr(layer, "out_features")), None)
+    if outputs is None:
+        return None
+    return 2 if outputs == 1 else outputs
+
+
 def _names_to_ids(codes: np.ndarray, names: list[str], where, source: str, classes):
     if classes is None:
         if len(names) < 2:

@@ -58,6 +58,7 @@ GOOD = {
     "signs, points, exponents": "a,b,y\n+1,.5,0\n-2.,1E-3,1\n",
     "label first": "y,a,b\n0,1,2\n1,3,4\n",
     "text labels with spaces": "a,b,kind\n1,2, cat\n3,4,cat \n5,6,dog\n",
+    "quotes inside cells": 'a,b,size\n1,2,5"\n3,"4",6" x 2"\n5,6,5"\n',  # a quote opens a cell only at its start
 }
 
 
@@ -71,9 +72,11 @@ def test_both_readers_read_the_same_table(tmp_path, name):
     assert np.array_equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype
     assert a.label_names == b.label_names and a.describe() == b.describe()
     assert len(a.X) == ROWS.get(name, 2)
+    if name == "quotes inside cells":
+        assert a.label_names == ['5"', '6" x 2"'] and a.X.tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
-ROWS = {"header": 3, "no header, text labels": 3, "text labels with spaces": 3}
+ROWS = {"header": 3, "no header, text labels": 3, "text labels with spaces": 3, "quotes inside cells": 3}
 
 
 def test_both_readers_agree_on_a_bigger_file_and_float64(tmp_path):

@@ -150,27 +150,36 @@ def sniff_csv(path, *, header: bool | None = None, delimiter: str | None = None,
         DataFileError: an empty, binary or non-UTF-8 file, or one without data rows.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_csv: no such file: {path}")
     check_text(path)
-    records: list[tuple[int, str]] = []
-    chars = 0
+    lines: list[str] = []  # the first lines, blank ones included
     with open_text(path) as f:
         try:
-            for line, text in records_of(f, 1):
-                if is_blank(text):
-                    continue
-                records.append((line, text))
-                chars += len(text)
-                if len(records) > SAMPLE_ROWS or chars > SAMPLE_CHARS:
-                    break
+            rows_seen = chars = 0
+            while rows_seen <= SAMPLE_ROWS and chars <= SAMPLE_CHARS and (line := f.readline()):
+                lines.append(line)
+                rows_seen += not is_blank(line)
+                chars += len(line)
+            given_delimiter = delimiter is not None
+            if given_delimiter:
+                delimiter = check_delimiter(delimiter)
+            else:
+                delimiter = _guess_delimiter([t for t in lines if not is_blank(t)] or [""]) or ","
+            # A quoted cell left open at the end of the sample runs on: read it whole (within limits).
+            in_quotes = False
+            for line in lines:
+                if QUOTE in line:
+                    in_quotes = quote_open_after(line, delimiter, in_quotes)
+            while in_quotes and chars <= 2 * SAMPLE_CHARS and (line := f.readline()):
+                lines.append(line)
+                chars += len(line)
+                in_quotes = quote_open_after(line, delimiter, in_quotes)
         except UnicodeDecodeError:
             raise not_utf8(path) from None
+    records = [(n, text) for n, text in records_of(lines, 1, delimiter) if not is_blank(text)][:SAMPLE_ROWS + 1]
     if not records:
         raise DataFileError(f"{path}: the file holds no rows, only blank lines")
-    given_delimiter = delimiter is not None
-    if given_delimiter:
-        delimiter = check_delimiter(delimiter)
-    else:
-        delimiter = _guess_delimiter([t for _, t in records]) or ","
     rows = [split_row(text, delimiter) for _, text in records]
     given_header = header is not None
     if not given_header:
@@ -241,21 +250,41 @@ def open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline=None)
 
 
-def records_of(lines, first_line: int):
+def records_of(lines, first_line: int, delimiter: str):
     """Physical lines -> ``(line number, text)`` of each row; a quoted cell may span lines."""
     buf: list[str] = []
-    start, quotes = first_line, 0
+    start, in_quotes = first_line, False
     for i, line in enumerate(lines, start=first_line):
         if not buf:
             start = i
         buf.append(line)
         if QUOTE in line:
-            quotes += line.count(QUOTE)
-        if quotes % 2 == 0:
+            in_quotes = quote_open_after(line, delimiter, in_quotes)
+        if not in_quotes:
             yield start, (line if len(buf) == 1 else "".join(buf))
-            buf, quotes = [], 0
+            buf = []
     if buf:  # an unclosed quote runs to the end of the file
         yield start, "".join(buf)
+
+
+def quote_open_after(line: str, delimiter: str, in_quotes: bool = False) -> bool:
+    """Whether a quoted cell is open at the end of ``line``, given whether one was at its start.
+
+    The rules of Python's csv module, NumPy's ``loadtxt`` and pyarrow alike: a
+    quote opens a cell only at the cell's start (``5"`` is five inches), and
+    inside a quoted cell ``""`` is one quote.
+    """
+    i = line.find(QUOTE)
+    while i != -1:
+        if in_quotes:
+            if line.startswith(QUOTE, i + 1):
+                i = line.find(QUOTE, i + 2)  # "" inside quotes
+                continue
+            in_quotes = False
+        elif i == 0 or line[i - 1] == delimiter:
+            in_quotes = True
+        i = line.find(QUOTE, i + 1)
+    return in_quotes
 
 
 def check_text(path: Path) -> None:

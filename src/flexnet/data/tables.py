@@ -38,6 +38,7 @@ from .csv_layout import (
     is_number,
     not_utf8,
     open_text,
+    quote_open_after,
     records_of,
     show_delimiter,
     sniff_csv,
@@ -123,8 +124,8 @@ def read_table(path, label=-1, *, header: bool | None = None, delimiter: str | N
     layout = sniff_csv(path, header=header, delimiter=delimiter, label=label)
     label_col = layout.label_index(label)
     labels_are_text = False
-    if label_col is not None:
-        first = layout.sample[0][label_col] if label_col < len(layout.sample[0]) else ""
+    if label_col is not None and label_col < len(layout.sample[0]):  # (a ragged first row: the reader says so)
+        first = layout.sample[0][label_col]
         if first.strip().lower() in MISSING:
             raise DataFileError(f"{layout.path} line {layout.data_line}, {layout.column(label_col)}: missing label")
         labels_are_text = not is_number(first)
@@ -223,8 +224,8 @@ def _read_numpy(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
             for _ in range(layout.data_line - 1):
                 f.readline()
             line = layout.data_line
-            for lines in _blocks(f):
-                rows = _rows_of(lines)
+            for lines in _blocks(f, layout.delimiter):
+                rows = _rows_of(lines, layout.delimiter)
                 if rows:
                     try:
                         block = np.loadtxt(rows, delimiter=layout.delimiter, quotechar=QUOTE, comments=None,
@@ -263,30 +264,30 @@ def _feature_slice(n_cols: int, label_col):
     return [j for j in range(n_cols) if j != label_col]
 
 
-def _blocks(f):
-    """Blocks of about :data:`BLOCK_CHARS` characters of whole lines, never ending inside quotes."""
+def _blocks(f, delimiter: str):
+    """Blocks of about :data:`BLOCK_CHARS` characters of whole lines, never ending inside a quoted cell."""
     while lines := f.readlines(BLOCK_CHARS):
-        quotes = sum(line.count(QUOTE) for line in lines) if any(QUOTE in line for line in lines) else 0
-        while quotes % 2:
-            more = f.readline()
-            if not more:
-                break
+        in_quotes = False
+        for line in lines:
+            if QUOTE in line:
+                in_quotes = quote_open_after(line, delimiter, in_quotes)
+        while in_quotes and (more := f.readline()):
             lines.append(more)
-            quotes += more.count(QUOTE)
+            in_quotes = quote_open_after(more, delimiter, in_quotes)
         yield lines
 
 
-def _rows_of(lines: list[str]) -> list[str]:
+def _rows_of(lines: list[str], delimiter: str) -> list[str]:
     """The rows among ``lines``, blank ones left out."""
     if any(QUOTE in line for line in lines):
-        return [text for _, text in records_of(lines, 0) if not is_blank(text)]
+        return [text for _, text in records_of(lines, 0, delimiter) if not is_blank(text)]
     return [line for line in lines if not is_blank(line)]
 
 
 def _explain(layout: CsvLayout, lines, first_line: int, label_col, labels_are_text: bool, dtype, why: str):
     """Read a block that failed cell by cell, and raise the error for its first bad cell."""
     path, n = layout.path, layout.n_columns
-    for line, text in records_of(lines, first_line):
+    for line, text in records_of(lines, first_line, layout.delimiter):
         if is_blank(text):
             continue
         cells = split_row(text, layout.delimiter)
@@ -417,7 +418,7 @@ def _line_of(layout: CsvLayout, row: int) -> int:
         for _ in range(layout.data_line - 1):
             f.readline()
         r = 0
-        for line, text in records_of(f, layout.data_line):
+        for line, text in records_of(f, layout.data_line, layout.delimiter):
             if is_blank(text):
                 continue
             if r == row:

@@ -83,7 +83,7 @@ def run_child(kind: str, path: str) -> dict:
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-c", CHILD, kind, path], capture_output=True, text=True, env=env,
-                          timeout=3600)
+                          timeout=3600, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(proc.stdout)
@@ -125,7 +125,7 @@ def main() -> None:
                              "peak_mib": max(r["peak_mib"] for r in ok),
                              "above_start_mib": max(r["peak_mib"] - r["start_mib"] for r in ok)}
     pandas = results.get("pandas", {})
-    print(f"\n| reader | median s | best s | median vs pandas | peak RSS (MiB) | above start (MiB) | "
+    print("\n| reader | median s | best s | median vs pandas | peak RSS (MiB) | above start (MiB) | "
           "arrays (MiB) | above start / arrays |")
     print("|---|---|---|---|---|---|---|---|")
     for kind, r in results.items():

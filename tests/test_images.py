@@ -103,7 +103,8 @@ def test_images_that_cannot_be_read_faithfully_are_refused(tmp_path):
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
     (tmp_path / "text.png").write_text("not an image")
-    (tmp_path / "cut.png").write_bytes((lambda b: b[: len(b) // 2])(_png_bytes(tmp_path)))
+    whole = _png_bytes(tmp_path)
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
     for name, words in [("cmyk.jpg", "CMYK images are not read"), ("anim.gif", "holds 2 frames"),
                         ("pages.tif", "holds 2 frames"), ("text.png", "not an image file"),
                         ("cut.png", "damaged or unreadable image")]:
@@ -119,7 +120,7 @@ def _png_bytes(tmp_path) -> bytes:
 
 
 def test_an_image_too_large_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
-    import flexnet.data.readers as readers
+    from flexnet.data import readers
 
     monkeypatch.setattr(readers, "MAX_IMAGE_PIXELS", 100)
     Image.new("L", (20, 20)).save(tmp_path / "big.png")

@@ -87,4 +87,3 @@ def run(args) -> int:
     for path in filter(None, written):
         print(f"Figure written to {path}")
     return EXIT_OK
-

@@ -495,3 +495,13 @@ def test_python_scores_a_saved_model_on_a_file_by_its_classes(animals, tmp_path)
     result = flexnet.evaluate(net, flexnet.data.prepare_input(ds.X_train, net.metadata), ds.y_train)
     assert result["accuracy"] == 1.0
     assert model_classes(flexnet.Network([2, 1], loss="bce")) == 2
+
+
+def test_a_column_of_row_ids_is_not_taken_for_classes(tmp_path):
+    ids = [str(i) for i in range(3000)]
+    with pytest.raises(DataFileError, match="3,000 distinct labels among 3,000 rows, fewer than two rows a class"):
+        datasets.load(str(labelled(tmp_path, ids)))
+    with pytest.raises(DataFileError, match="3,000 distinct labels among 3,000 rows"):
+        datasets.load(str(labelled(tmp_path, [f"id{i}" for i in ids], "names.csv")))
+    ds = datasets.load(str(labelled(tmp_path, [str(i % 1500) for i in range(3000)], "pairs.csv")))
+    assert ds.n_classes == 1500  # two rows a class: accepted

@@ -10,7 +10,9 @@ the model that learnt ``cat``, ``dog`` and ``eel`` on the right classes.
 Ids define as many classes as the largest id plus one, so one typo
 (``20000000``) would build a network with twenty million outputs. The rule:
 the ids run from 0 to K-1 with at most ``max(10, D)`` of them unused, where D
-is the number of distinct labels in the file (:data:`UNUSED_IDS`).
+is the number of distinct labels in the file (:data:`UNUSED_IDS`). And more than
+1,000 classes with fewer than two rows each on average (:data:`MANY_CLASSES`)
+is taken for what it most likely is, the wrong column.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .errors import DataFileError
 
 #: Class ids without a row that training accepts: ``max(UNUSED_IDS, distinct labels)``.
 UNUSED_IDS = 10
+#: Past this many classes, training wants at least two rows per class on average: more
+#: distinct labels than half the rows is a column of row ids or measurements, not classes.
+MANY_CLASSES = 1000
 
 
 def class_ids(labels, names: Sequence[str] | None = None, *, where: Callable[[int], str], source: str,
@@ -74,6 +79,7 @@ def _names_to_ids(codes: np.ndarray, names: list[str], where, source: str, class
     if classes is None:
         if len(names) < 2:
             raise DataFileError(f"{source}: every label is {names[0]!r}, one class; a classifier needs at least two")
+        _check_rows_per_class(len(names), len(codes), source)
         order = sorted(range(len(names)), key=names.__getitem__)
         rank = np.empty(len(names), dtype=np.int64)
         rank[order] = np.arange(len(names))
@@ -122,7 +128,15 @@ def _ids(y: np.ndarray, where, source: str, classes):
             f"labels) = {allowed:,} of them unused. Is it a typo? Else number the classes 0..{distinct - 1}")
     if distinct < 2:
         raise DataFileError(f"{source}: every label is {_show(y[0])}, one class; a classifier needs at least two")
+    _check_rows_per_class(distinct, len(y), source)
     return y.astype(np.int64), None
+
+
+def _check_rows_per_class(distinct: int, rows: int, source: str) -> None:
+    if distinct > MANY_CLASSES and 2 * distinct > rows:
+        raise DataFileError(
+            f"{source}: {distinct:,} distinct labels among {rows:,} rows, fewer than two rows a class; "
+            "is that the label column? (row ids and measurements are not classes)")
 
 
 def _show(value) -> str:

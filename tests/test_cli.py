@@ -107,7 +107,7 @@ def test_user_data_mistakes_name_the_file_and_row(tmp_path, capsys):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "nan.npz").read_bytes()[:200])
     (tmp_path / "latin.csv").write_bytes("a,b,label\n1,2,caf\xe9\n".encode("latin-1"))
     (tmp_path / "inf.csv").write_text("a,b,label\n1,2,0\n1,inf,1\n")
-    for name, words in [("nan.npz", "'X': row 17 holds NaN"), ("neg.npz", "label -1 at 'y' row 7"),
+    for name, words in [("nan.npz", "'X': row 17 holds NaN"), ("neg.npz", "'y' row 7: label -1 is negative"),
                         ("cut.npz", "not a readable .npz file"), ("latin.csv", "not a UTF-8 text file"),
                         ("inf.csv", "line 3, column 2 (b): 'inf' is not a finite")]:
         code, _, err = run(["train", "--data", tmp_path / name, "--arch", "4,2", "--epochs", "1",

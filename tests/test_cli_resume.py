@@ -85,6 +85,8 @@ DIFFERENT = {
     "scale": ("standard", "--scale none"),  # edges' own default
     "seed": ("0", "--seed 3"),
     "val_split": ("0.1", "--val-split 0.2"),
+    "header": (None, "no --header"),
+    "delimiter": (";", "no --delimiter"),
 }
 
 

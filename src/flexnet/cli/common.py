@@ -112,11 +112,52 @@ def restore_threads() -> None:
         _LIMITS.pop().restore_original_limits()
 
 
-def load_data(args):
+def delimiter_arg(text: str) -> str:
+    """``--delimiter ';'``, ``--delimiter tab`` (or ``'\\t'``) -> the one character."""
+    from ..data.csv_layout import check_delimiter
+
+    try:
+        return check_delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("delimiter: ")) from None
+
+
+def add_table_options(p, label_help: str = "label column of a CSV file, by name or index (default: the last)"):
+    """``--label``, ``--header/--no-header`` and ``--delimiter``: how a CSV file is read."""
+    p.add_argument("--label", default=None, metavar="COLUMN", help=label_help)
+    p.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                   help="CSV: the first row holds column names (--no-header: it is data); default: guessed")
+    p.add_argument("--delimiter", type=delimiter_arg, default=None, metavar="CHAR",
+                   help="CSV: the cell separator, such as ';' or tab; default: guessed among , ; tab |")
+
+
+def load_data(args, *, classes=None, stored_label=None):
+    """The data of ``--data``, read as ``--label``, ``--header`` and ``--delimiter`` say.
+
+    ``classes`` (a model's class names or class count) maps the labels onto a
+    model's classes; ``stored_label`` (a model's training label column) is the
+    label column of a CSV file when ``--label`` is not given and the file has it.
+    """
     from ..data import datasets
 
-    return datasets.load(args.data, label=label_arg(getattr(args, "label", None)),
+    header, delimiter = getattr(args, "header", None), getattr(args, "delimiter", None)
+    label = label_arg(getattr(args, "label", None))
+    if getattr(args, "label", None) is None and stored_label is not None and str(args.data).lower().endswith(".csv"):
+        label = _stored_label_of(args.data, stored_label, header, delimiter)
+    return datasets.load(args.data, label=label, header=header, delimiter=delimiter, classes=classes,
                          progress=not getattr(args, "quiet", False))
+
+
+def _stored_label_of(path, stored, header, delimiter):
+    """The model's training label column, where the CSV file has it; else the last column."""
+    from ..data.csv_layout import sniff_csv
+
+    if not Path(path).is_file():
+        return -1
+    layout = sniff_csv(path, header=header, delimiter=delimiter, label=stored)
+    if isinstance(stored, str):
+        return stored if layout.header and stored in layout.columns else -1
+    return stored if not layout.header and 0 <= stored < layout.n_columns else -1
 
 
 def label_arg(text):

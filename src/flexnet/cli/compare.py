@@ -8,6 +8,7 @@ import sys
 from .common import (
     EXIT_OK,
     UsageError,
+    add_table_options,
     add_threads_option,
     check_arch,
     check_figures,
@@ -45,7 +46,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
                    help="data set name or .csv/.npz file (default edges, the tutorial's experiment)")
-    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
+    add_table_options(p)
     p.add_argument("--jobs", type=int, metavar="N", help="train the runs on N local processes (default 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="train the runs on this Dask scheduler")
     add_threads_option(p, "1 per run: the tutorial's networks gain nothing from more")
@@ -95,10 +96,15 @@ def _compare_data(args):
     ds = load_data(args)
     if ds.y_train is None or ds.n_classes is None:
         raise UsageError(f"--data {args.data}: compare needs class labels")
+    if ds.read_as:
+        print(f"{args.data}: {ds.read_as}")
     X, y = fdata.flatten(ds.X_train), ds.y_train
     if ds.X_test is not None:
         X_test, y_test = fdata.flatten(ds.X_test), ds.y_test
     else:  # a user's file: hold out a fifth for testing
-        X, X_test, y, y_test = fdata.train_test_split(X, y, 0.2, seed=0)
+        try:
+            X, X_test, y, y_test = fdata.train_test_split(X, y, 0.2, seed=0, part="test")
+        except ValueError as exc:
+            raise UsageError(f"--data {args.data}: {exc}") from None
     scaler = fdata.Scaler(ds.default_scaler, per_feature=ds.per_feature).fit(X)
     return (scaler.transform(X), y, scaler.transform(X_test), y_test), X.shape[1], ds.n_classes

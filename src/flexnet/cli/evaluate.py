@@ -7,6 +7,7 @@ import argparse
 from .common import (
     EXIT_OK,
     UsageError,
+    add_table_options,
     add_threads_option,
     check_figures,
     check_output,
@@ -33,7 +34,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("model", help="model file written by flexnet train")
     p.add_argument("--data", default=None, metavar="NAME|FILE",
                    help="data set name or .csv/.npz file (default: the data set the model was trained on)")
-    p.add_argument("--label", default=None, metavar="COLUMN", help="label column of a CSV file")
+    add_table_options(p, "label column of a CSV file, by name or index (default: the model's "
+                      "training label column where the file has it, else the last)")
     p.add_argument("--figures", default=None, metavar="PREFIX",
                    help="figure files PREFIX-confusion.png, PREFIX-mistakes.png, PREFIX-weights.png "
                    "(default: the model path without .npz; - for none)")
@@ -63,7 +65,8 @@ def run(args) -> int:
             check_output(figure(tail), "--figures", " (--figures - writes none)")
     if args.data is None:
         args.data = net.metadata.get("dataset", "edges")
-    ds = load_data(args)
+    # The file's labels are looked up among the model's classes, not numbered afresh.
+    ds = load_data(args, classes=fdata.model_classes(net), stored_label=net.metadata.get("label_column"))
     X_raw, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
     if y is None:
         raise UsageError(f"--data {args.data}: no labels to evaluate against")
@@ -74,6 +77,8 @@ def run(args) -> int:
     result = evaluate(net, X, y)
     part = "test split" if ds.X_test is not None else "whole file"
     print(f"{args.model} on {ds.name} ({part}, {len(X):,} rows)")
+    if ds.read_as:
+        print(f"read as   {ds.read_as}")
     print(f"loss      {result['loss']:.4f}")
     if "accuracy" not in result:
         print(f"mae       {result['mae']:.4f}\nrmse      {result['rmse']:.4f}")

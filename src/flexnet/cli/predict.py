@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from .common import (
     EXIT_OK,
     UsageError,
+    add_table_options,
     add_threads_option,
     check_output,
     label_arg,
@@ -33,8 +34,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("model", help="model file written by flexnet train")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="one .csv or .npz file, or image files")
-    p.add_argument("--label", default=None, metavar="COLUMN",
-                   help="a label column in the CSV to leave out (by name or index)")
+    add_table_options(p, "a label column in the CSV to leave out, by name or index (default: the model's "
+                      "training label column, when the file has one column more than the model's features)")
     p.add_argument("--invert", action="store_true",
                    help="images: dark ink on a light background (MNIST-style data is light on dark)")
     p.add_argument("--format", choices=("csv", "json"), default=None,
@@ -63,14 +64,22 @@ def run(args) -> int:
         ids = list(args.inputs)
     elif len(args.inputs) == 1 and suffixes <= {".csv", ".npz"}:
         path = args.inputs[0]
+        hint = ""
         if path.lower().endswith(".csv"):
-            raw, _ = fdata.read_csv(path, label_arg(args.label) if args.label is not None else None)
+            label = label_arg(args.label) if args.label is not None else _label_to_drop(args, net, path)
+            table = fdata.read_table(path, label, header=args.header, delimiter=args.delimiter)
+            raw = table.X
+            if table.layout.n_columns == 1:
+                hint = f"; one column per line: {table.layout.delimiter_hint()}"
         else:
             raw, _ = fdata.read_npz(path)
         ids = list(range(len(raw)))
     else:
         raise UsageError("INPUT: expected one .csv or .npz file, or image files (.png, .jpg, ...); "
                          f"got {', '.join(args.inputs)}")
+    if net.in_features is not None and raw.ndim == 2 and raw.shape[1] != net.in_features:
+        raise UsageError(f"{args.model} was trained on {net.in_features} features, got {raw.shape[1]} in "
+                         f"{args.inputs[0]}{hint}")
     X = fdata.prepare_input(raw, net.metadata)
     if net.in_features is not None and X.shape[1] != net.in_features:
         raise UsageError(f"{args.model} takes {net.in_features} input features, the input has {X.shape[1]}")
@@ -108,3 +117,25 @@ def run(args) -> int:
     if args.output:
         print(f"{len(records)} prediction(s) written to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _label_to_drop(args, net, path):
+    """The column to leave out of a CSV without ``--label``: none when the columns are the model's
+    features; the model's training label column when the file has one column more and holds it."""
+    from ..data.csv_layout import sniff_csv
+
+    stored = net.metadata.get("label_column")
+    layout = sniff_csv(path, header=args.header, delimiter=args.delimiter, label=stored)
+    n_in, n = net.in_features, layout.n_columns
+    if n_in is None or n != n_in + 1:
+        return None
+    by_name = isinstance(stored, str) and layout.header and layout.columns.count(stored) == 1
+    by_index = isinstance(stored, int) and not layout.header and 0 <= stored < n
+    if by_name or by_index:
+        column = stored
+    else:
+        raise UsageError(f"{path} has {n} columns, {args.model} takes {n_in} features: if one column holds "
+                         "labels, pass --label NAME|INDEX to leave it out")
+    print(f"flexnet predict: leaving out {layout.column(layout.label_index(column))}, the model's label column",
+          file=sys.stderr)
+    return column

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, check_output_folder, comma_list, parse_arch, parse_seeds, positive_float, positive_int, probability
+from .common import (
+    EXIT_OK,
+    add_table_options,
+    check_output_folder,
+    comma_list,
+    load_data,
+    parse_arch,
+    parse_seeds,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -27,6 +38,7 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="edges", help="data set name or .csv/.npz file (default edges)")
+    add_table_options(p)
     p.add_argument("--arch", nargs="+", action="extend", type=parse_arch, required=True, metavar="SIZES",
                    help="layer sizes such as 25,8,2; several separated by spaces or repeated")
     p.add_argument("--activation", type=comma_list(str), action="extend", help="hidden activations, e.g. relu,tanh (default relu)")
@@ -71,7 +83,12 @@ def run(args) -> int:
                    else row["status"] + (f": {row['error'][:120]}" if row["error"] else ""))
         print(f"[{done}/{total}] {config} seed={row['seed']}: {outcome} ({row['seconds']:.2f} s)", flush=True)
 
-    result = sweep(args.data, grid, n_random=args.random, epochs=args.epochs, val_split=args.val_split,
+    data = args.data
+    if str(data).lower().endswith((".csv", ".npz")):  # a file: read as --label, --header, --delimiter say
+        data = load_data(args)
+        if data.read_as and not args.quiet:
+            print(f"{args.data}: {data.read_as}")
+    result = sweep(data, grid, n_random=args.random, epochs=args.epochs, val_split=args.val_split,
                    jobs=args.jobs, scheduler=args.scheduler, out=args.out, resume=args.resume, on_trial=report,
                    blas_threads=args.threads)
     print(result.format_table(top=args.top))

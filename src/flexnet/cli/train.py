@@ -11,6 +11,7 @@ from .common import (
     EXIT_OK,
     SigtermAsInterrupt,
     UsageError,
+    add_table_options,
     add_threads_option,
     check_arch,
     check_figures,
@@ -44,8 +45,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
                    help="data set name (see `flexnet datasets`) or a .csv/.npz file (default edges)")
-    p.add_argument("--label", default=None, metavar="COLUMN",
-                   help="label column of a CSV file, by name or index (default: the last column)")
+    add_table_options(p)
     p.add_argument("--arch", type=parse_arch, default=None, metavar="SIZES",
                    help="layer sizes such as 784,256,128,10 (default: features,128,64,classes)")
     p.add_argument("--activation", default="relu", help="hidden activation: relu, leaky_relu, tanh, "
@@ -133,7 +133,10 @@ def _train(args, guard, resumed) -> int:
                          f"{len(ds.class_names)} for {args.data} (its classes have names)")
     args.arch = arch
     if args.val_split > 0:
-        X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed)
+        try:
+            X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed, part="validation")
+        except ValueError as exc:
+            raise UsageError(f"--data {args.data} with --val-split {args.val_split}: {exc}") from None
     scale = args.scale or ds.default_scaler
     scaler = fdata.Scaler(scale, per_feature=ds.per_feature or scale == "standard").fit(X)
     X = scaler.transform(X)
@@ -142,7 +145,7 @@ def _train(args, guard, resumed) -> int:
     net = Network(arch, activation=args.activation, dropout=args.dropout, batchnorm=args.batchnorm,
                   seed=args.seed)
     net.metadata = fdata.make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names,
-                                       dataset=args.data, pixel_max=ds.pixel_max)
+                                       dataset=args.data, pixel_max=ds.pixel_max, label_column=ds.label_column)
     optimizer = make_optimizer(args.optimizer, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = None
     if args.schedule == "cosine":
@@ -156,6 +159,8 @@ def _train(args, guard, resumed) -> int:
     callbacks = [TrainOptions(recorded(args, arch=arch, scale=scale))] if keep else []
     finished = resumed is not None and resumed.finished(args.epochs)  # nothing left to train: said so
     if not args.quiet and not finished:
+        if ds.read_as:
+            print(f"{args.data}: {ds.read_as}")
         start = "Training" if resumed is None else f"Resuming after epoch {resumed.epochs_done}:"
         print(f"{start} {net!r} on {ds.name}: {len(X):,} rows"
               + (f", {len(validation[0]):,} for validation" if validation else "")
@@ -178,7 +183,8 @@ def _train(args, guard, resumed) -> int:
     save(net, args.out)
 
     h = history.history
-    rows = [("epochs", f"{len(history)}"), ("parameters", f"{net.n_params():,}"),
+    rows = [("data", _data_line(ds))] + ([("read as", ds.read_as)] if ds.read_as else [])
+    rows += [("epochs", f"{len(history)}"), ("parameters", f"{net.n_params():,}"),
             ("training loss", f"{h['loss'][-1]:.4f}")]
     if h.get("accuracy"):
         rows.append(("training accuracy", f"{100 * h['accuracy'][-1]:.2f}%"))
@@ -203,6 +209,17 @@ def _train(args, guard, resumed) -> int:
         rows.append(("figure", figure))
     print(text_table(rows, ("summary", ""), left=2))
     return EXIT_OK
+
+
+def _data_line(ds) -> str:
+    """``iris.csv: 150 rows, 4 features, 3 classes (setosa, versicolor, virginica)``."""
+    text = f"{ds.name}: {len(ds.X_train):,} rows, {ds.n_features:,} features"
+    if ds.class_names:
+        shown = ", ".join(ds.class_names[:6]) + (", ..." if len(ds.class_names) > 6 else "")
+        text += f", {len(ds.class_names)} classes ({shown})"
+    elif ds.n_classes is not None:
+        text += f", {ds.n_classes} classes (ids 0..{ds.n_classes - 1})"
+    return text
 
 
 def _resume_command(args, checkpoint) -> str:
@@ -230,4 +247,8 @@ def _resume_command(args, checkpoint) -> str:
         parts.append(f"--weight-decay {args.weight_decay}")
     if args.label is not None:
         parts.append(f"--label {q(str(args.label))}")
+    if args.header is not None:
+        parts.append("--header" if args.header else "--no-header")
+    if args.delimiter is not None:
+        parts.append(f"--delimiter {q(args.delimiter)}")
     return " ".join(parts)

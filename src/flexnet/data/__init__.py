@@ -1,28 +1,34 @@
 """Data: reading files, downloading them safely, preparing them for a network, and data sets.
 
-``readers.py`` reads CSV, NPZ, IDX and image files; ``fetch.py`` downloads
-files and checks their SHA-256; ``prepare.py`` holds the :class:`Scaler`, the
-train/validation split and the metadata saved with a model; ``datasets.py``
-holds the built-in data sets (the tutorial's edges, digits, MNIST,
-Fashion-MNIST). Everything is re-exported here, as ``flexnet.data.read_csv``.
+``readers.py`` reads CSV, NPZ, IDX and image files (CSV through
+``csv_layout.py``, what the first lines say, and ``tables.py``, every row in
+bounded memory); ``labels.py`` turns labels into class ids; ``fetch.py`` downloads files and checks their
+SHA-256; ``prepare.py`` holds the :class:`Scaler`, the train/validation split
+and the metadata saved with a model; ``datasets.py`` holds the built-in data
+sets (the tutorial's edges, digits, MNIST, Fashion-MNIST). Everything is
+re-exported here, as ``flexnet.data.read_csv``.
 """
 
+from .csv_layout import CsvLayout, sniff_csv
+from .errors import DataFileError
+from .labels import class_ids, model_classes
 from .prepare import Scaler, flatten, make_metadata, prepare_input, train_test_split
 from .readers import (
     IDX_DTYPES,
-    DataFileError,
     encode_labels,
     read_csv,
     read_idx,
     read_images,
     read_npz,
+    read_table,
     write_idx,
 )
+from .tables import Table
 
 __all__ = [
-    "IDX_DTYPES", "DataFileError", "DownloadError", "Scaler", "download", "encode_labels",
-    "flatten", "make_metadata", "prepare_input", "read_csv", "read_idx", "read_images", "read_npz",
-    "sha256_of", "train_test_split", "write_idx",
+    "IDX_DTYPES", "CsvLayout", "DataFileError", "DownloadError", "Scaler", "Table", "class_ids", "download",
+    "encode_labels", "flatten", "make_metadata", "model_classes", "prepare_input", "read_csv", "read_idx",
+    "read_images", "read_npz", "read_table", "sha256_of", "sniff_csv", "train_test_split", "write_idx",
 ]
 
 

@@ -17,8 +17,10 @@ import numpy as np
 
 from ..nn.checks import as_float_dtype, check_positive_int, make_rng
 from .extras import optional
+from .errors import DataFileError
+from .labels import class_ids
 from .prepare import Scaler, flatten, make_metadata, train_test_split
-from .readers import DataFileError, encode_labels, read_csv, read_idx, read_npz
+from .readers import encode_labels, read_csv, read_idx, read_npz, read_table  # noqa: F401  (read_csv, encode_labels: here before 0.2)
 
 #: Class names of :func:`edges`, by class id.
 EDGE_CLASSES = ("edge", "no edge")
@@ -267,6 +269,10 @@ class Dataset:
     per_feature: bool = True
     #: the value of a white pixel for image data (255 for 8-bit images)
     pixel_max: float | None = None
+    #: how a CSV file was read: header and delimiter, given or guessed (for summaries)
+    read_as: str | None = None
+    #: the label column of a CSV file: its header name, else its index (kept in the model's metadata)
+    label_column: str | int | None = None
 
     @property
     def n_features(self) -> int:
@@ -347,13 +353,25 @@ REGISTRY = {
 }
 
 
-def load(spec: str, *, label=-1, download: bool = True, progress=None) -> Dataset:
+def load(spec: str, *, label=-1, download: bool = True, progress=None, header: bool | None = None,
+         delimiter: str | None = None, classes=None) -> Dataset:
     """Load a data set by name (see :data:`REGISTRY`) or from a .csv / .npz file.
+
+    A file's labels become class ids by the rules of :mod:`flexnet.data.labels`:
+    to train (``classes=None``) they define the classes, and a file with one
+    class, or ids far beyond the labels it holds, is refused; to evaluate a
+    model, pass its classes and the labels are looked up among them.
 
     Args:
         spec: ``"fashion-mnist"``, ``"digits"``, ... or a path ending in
             ``.csv`` or ``.npz``.
         label: the label column of a CSV file, by name or index.
+        header, delimiter: of a CSV file; None guesses (see :func:`read_csv`).
+        classes: the model's class names, or its number of classes, when the
+            data is to score a model; None to train one.
+
+    Raises:
+        DataFileError: a file, row or label that cannot be read as classes.
     """
     key = spec.lower().replace("_", "-")
     if key in REGISTRY:
@@ -367,27 +385,31 @@ def load(spec: str, *, label=-1, download: bool = True, progress=None) -> Datase
         )
     if not path.exists():  # what exists but is no regular file, the reader refuses by name
         raise FileNotFoundError(f"--data {spec!r}: no such file")
+    read_as = label_column = None
     if suffix == ".csv":
-        X, y = read_csv(path, label)
+        table = read_table(path, label, header=header, delimiter=delimiter)
+        X, raw, names, where = table.X, table.labels, table.label_names, table.where
+        read_as = table.describe()
+        label_column = table.label_name if table.label_name is not None else table.label_column
     else:
-        X, y = read_npz(path)
-    class_names = None
-    if y is not None and y.dtype.kind == "U":
-        y, class_names = encode_labels(y)
-    elif y is not None and y.dtype.kind in "iuf" and len(y):
-        bad = (y < 0) | (y != np.round(y))  # class ids: whole numbers from 0
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            where = f"data row {row + 1}" if suffix == ".csv" else f"'y' row {row}"
-            raise DataFileError(f"{path}: label {y[row]} at {where} is not a class id; "
-                                      "expected whole numbers 0, 1, 2, ... (or text labels)")
+        X, raw = read_npz(path)
+        names = None
+        if raw is not None and raw.dtype.kind in "US":
+            names, raw = np.unique(raw.astype(str), return_inverse=True)
+            names = [str(n) for n in names]
+
+        def where(row):
+            return f"{path}: 'y' row {row}"
+    y = class_names = None
+    if raw is not None:
+        y, class_names = class_ids(raw, names, where=where, source=str(path), classes=classes)
     input_shape = X.shape[1:] if X.ndim == 3 else None
     return Dataset(path.name, X, y, class_names=class_names, input_shape=input_shape,
-                   default_scaler="minmax", per_feature=X.ndim == 2)
+                   default_scaler="minmax", per_feature=X.ndim == 2, read_as=read_as, label_column=label_column)
 
 
 def load_prepared(name, dtype, *, val_split: float = 0.0, seed: int = 0) -> tuple:
-    """A data set by name or path, split and scaled as ``flexnet train`` does it.
+    """A data set by name or path (or a :class:`Dataset` loaded), split and scaled as ``flexnet train`` does it.
 
     With ``val_split`` the held-out part is a stratified split of the
     training part; without, it is the data set's test part (None for a
@@ -396,17 +418,18 @@ def load_prepared(name, dtype, *, val_split: float = 0.0, seed: int = 0) -> tupl
     Returns:
         ``(X_train, y_train, X_held, y_held, metadata)``.
     """
-    ds = load(os.fspath(name))
+    ds = name if isinstance(name, Dataset) else load(os.fspath(name))
     if ds.y_train is None:
-        raise ValueError(f"data {os.fspath(name)!r}: no labels to train on")
+        raise ValueError(f"data {ds.name!r}: no labels to train on")
     X, y = flatten(ds.X_train), ds.y_train
     if val_split:
-        X, X_held, y, y_held = train_test_split(X, y, float(val_split), seed=seed)
+        X, X_held, y, y_held = train_test_split(X, y, float(val_split), seed=seed, part="validation")
     else:
         X_held = None if ds.X_test is None else flatten(ds.X_test)
         y_held = ds.y_test
     kind = ds.default_scaler
     scaler = Scaler(kind, per_feature=ds.per_feature or kind == "standard", dtype=dtype).fit(X)
-    metadata = make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names, dataset=ds.name)
+    metadata = make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names, dataset=ds.name,
+                             label_column=ds.label_column)
     X_held = None if X_held is None else scaler.transform(X_held)
     return scaler.transform(X), y, X_held, y_held, metadata

@@ -29,6 +29,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "dask": ("dask[distributed]", "sweep"),
     "distributed": ("dask[distributed]", "sweep"),
     "scipy": ("scipy", "fast"),
+    "pyarrow": ("pyarrow", "tables"),
 }
 
 

@@ -141,15 +141,21 @@ def _mean_std(X: np.ndarray, axis) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(var)
 
 
-def train_test_split(X, y, test_size: float = 0.2, *, seed=None, stratify: bool = True):
+def train_test_split(X, y, test_size: float = 0.2, *, seed=None, stratify: bool = True, part: str = "held-out"):
     """Split rows into a training and a held-out part, keeping class proportions.
 
     With ``stratify`` (and integer class labels) every class contributes
     ``round(test_size * count)`` rows to the held-out part, at least one when
     the class has two rows or more, so a rare class is not lost.
 
+    Args:
+        part: what the held-out part is for ("validation", "test"), for messages.
+
     Returns:
         ``(X_train, X_test, y_train, y_test)``, each part in shuffled order.
+
+    Raises:
+        ValueError: when either part would be empty, saying which.
     """
     X = np.asarray(X)
     y = np.asarray(y)
@@ -174,8 +180,13 @@ def train_test_split(X, y, test_size: float = 0.2, *, seed=None, stratify: bool 
     mask[test_idx] = True
     train_idx = rng.permutation(np.flatnonzero(~mask))
     test_idx = rng.permutation(test_idx)
+    split = f"the {100 * float(test_size):g}% {part} split of {n:,} row(s)"
     if len(train_idx) == 0:
-        raise ValueError(f"train_test_split: nothing left to train on with test_size={test_size} and {n} rows")
+        raise ValueError(f"train_test_split: no rows left for training after {split}; "
+                         "give more rows or a smaller split")
+    if len(test_idx) == 0:
+        raise ValueError(f"train_test_split: {split} holds no rows (every class has one row); "
+                         "give more rows, a larger split, or none")
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
 
 
@@ -183,11 +194,13 @@ def train_test_split(X, y, test_size: float = 0.2, *, seed=None, stratify: bool 
 
 
 def make_metadata(scaler: Scaler | None, *, input_shape=None, class_names=None, dataset: str | None = None,
-                  pixel_max: float | None = None) -> dict:
+                  pixel_max: float | None = None, label_column: str | int | None = None) -> dict:
     """The JSON-friendly description of the input a model expects (``net.metadata``).
 
     ``pixel_max`` is the value of a white pixel in the training images (255
     for MNIST, 16 for the 8x8 digits), so image files can be brought to it.
+    ``label_column`` is the training CSV's label column (its name, else its
+    index), so ``predict`` can leave it out of a file that still holds it.
 
     Raises:
         ValueError: an input shape that is not positive whole numbers, a
@@ -216,6 +229,8 @@ def make_metadata(scaler: Scaler | None, *, input_shape=None, class_names=None, 
         meta["class_names"] = names
     if dataset is not None:
         meta["dataset"] = dataset
+    if label_column is not None:
+        meta["label_column"] = label_column if isinstance(label_column, str) else int(label_column)
     return meta
 
 

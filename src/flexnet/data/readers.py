@@ -7,7 +7,6 @@ upcast ``uint8_images / 255.0`` never happens here.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import math
 import zipfile
@@ -17,13 +16,11 @@ from typing import Sequence
 import numpy as np
 
 from ..filesystem import NotARegularFileError, atomic_write, open_regular
-from ..nn.checks import as_float_dtype, check_finite_rows
+from ..nn.checks import check_finite_rows
+from . import tables
+from .errors import DataFileError
 from .extras import optional
-
-
-class DataFileError(ValueError):
-    """A data file that cannot be read as what it claims to be."""
-
+from .tables import Table
 
 def _open(path, mode: str = "rb", **kwargs):
     """Open a data file, refusing at once what is not a regular file (a named pipe,
@@ -36,18 +33,9 @@ def _open(path, mode: str = "rb", **kwargs):
 
 # -- CSV ---------------------------------------------------------------------
 
-_MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ",", dtype="float32"):
+def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str | None = None, dtype="float32",
+             engine: str | None = None):
     """Read a table of numbers with one label column.
 
     Args:
@@ -56,104 +44,47 @@ def read_csv(path, label=-1, *, header: bool | None = None, delimiter: str = ","
             (negative counts from the end; default: the last column).
             ``None`` reads features only.
         header: whether the first row holds column names; default: guessed
-            (a first row with any cell that is not a number is a header).
-        delimiter: the cell separator.
+            (see :func:`flexnet.data.csv_layout.sniff_csv`).
+        delimiter: the cell separator; default: guessed among ``, ; tab |``.
         dtype: float32 (default) or float64 for the features.
+        engine: ``"pyarrow"`` (``pip install "flexnet[tables]"``) or ``"numpy"``;
+            default: pyarrow when installed. Both give the same arrays.
 
     Returns:
         ``(X, y)``: X of shape (N, columns - 1) and ``dtype``; y of shape (N,):
-        int64 when every label is a whole number, a float array otherwise, and
-        an array of strings for text labels (see :func:`encode_labels`).
-        y is None when ``label`` is None.
+        int64 when every label is a whole number (up to 2**53), float64 for
+        other numbers, and an array of strings for text labels (see
+        :func:`encode_labels`). y is None when ``label`` is None.
 
     Raises:
         DataFileError: naming the file, line and column of a missing value,
             text in a numeric column, or a row with the wrong number of cells.
     """
+    table = read_table(path, label, header=header, delimiter=delimiter, dtype=dtype, engine=engine)
+    if table.labels is None:
+        return table.X, None
+    if table.label_names is not None:
+        return table.X, np.array(table.label_names)[table.labels]
+    y = table.labels
+    if (np.abs(y) <= 2.0**53).all() and (y == np.round(y)).all():
+        return table.X, y.astype(np.int64)  # exact: no whole number up to 2**53 is rounded
+    return table.X, y
+
+
+def read_table(path, label=-1, *, header: bool | None = None, delimiter: str | None = None, dtype="float32",
+               engine: str | None = None) -> Table:
+    """Read a CSV file into a :class:`~flexnet.data.tables.Table`: features, raw labels
+    and how the file was read (delimiter and header, given or guessed).
+
+    Same arguments as :func:`read_csv`; reading takes at most the final arrays'
+    memory plus a few blocks of rows (see :mod:`flexnet.data.tables`).
+    """
     path = Path(path)
-    dtype = as_float_dtype(dtype, "read_csv(dtype)")
     if not path.exists():
         raise FileNotFoundError(f"read_csv: no such file: {path}")
-    try:
-        with _open(path, "r", newline="", encoding="utf-8-sig") as f:
-            rows = [(i, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter), start=1)
-                    if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start:exc.start + 1]!r} "
-                            f"at offset {exc.start}); save the CSV as UTF-8") from None
-    except csv.Error as exc:
-        raise DataFileError(f"{path}: not a readable CSV file ({exc})") from None
-    if not rows:
-        raise DataFileError(f"{path}: the file holds no rows")
-    first_line, first = rows[0]
-    if header is None:
-        header = not all(_is_number(c.strip()) for c in first)
-    names = [c.strip() for c in first] if header else [f"column {j}" for j in range(len(first))]
-    body = rows[1:] if header else rows
-    if not body:
-        raise DataFileError(f"{path}: the file has a header row but no data rows")
-    n_cols = len(names)
-    if label is None:
-        label_col = None
-    elif isinstance(label, str) and not label.lstrip("-").isdigit():
-        if not header:
-            raise DataFileError(
-                f"{path}: label column {label!r} given by name, but the file has no header row; "
-                "give the label column by index instead (e.g. --label -1)"
-            )
-        if label not in names:
-            raise DataFileError(f"{path}: no column named {label!r}; the columns are {names}")
-        label_col = names.index(label)
-    else:
-        index = int(label)
-        if not -n_cols <= index < n_cols:
-            raise DataFileError(f"{path}: label column {index} is out of range for {n_cols} columns")
-        label_col = index % n_cols
-    X = np.empty((len(body), n_cols - (label_col is not None)), dtype=dtype)
-    labels: list[str] = []
-    for r, (line, row) in enumerate(body):
-        if len(row) != n_cols:
-            raise DataFileError(
-                f"{path} line {line}: expected {n_cols} cells (as in line {first_line}), got {len(row)}"
-            )
-        k = 0
-        for j, cell in enumerate(row):
-            cell = cell.strip()
-            if j == label_col:
-                if cell.lower() in _MISSING:
-                    raise DataFileError(f"{path} line {line}, column {j + 1} ({names[j]}): missing label")
-                labels.append(cell)
-                continue
-            if cell.lower() in _MISSING:
-                raise DataFileError(
-                    f"{path} line {line}, column {j + 1} ({names[j]}): missing value {cell!r}; "
-                    "fill it in or drop the row"
-                )
-            try:
-                X[r, k] = float(cell)
-            except ValueError:
-                raise DataFileError(
-                    f"{path} line {line}, column {j + 1} ({names[j]}): expected a number, got {cell!r}"
-                ) from None
-            k += 1
-    if not np.isfinite(X).all():
-        r, k = np.argwhere(~np.isfinite(X))[0]
-        j = [c for c in range(n_cols) if c != label_col][k]
-        raise DataFileError(f"{path} line {body[r][0]}, column {j + 1} ({names[j]}): "
-                            f"{body[r][1][j].strip()!r} is not a finite {dtype.name} value")
-    if label_col is None:
-        return X, None
-    return X, _parse_labels(labels)
-
-
-def _parse_labels(labels: list[str]) -> np.ndarray:
-    """Whole numbers -> int64, other numbers -> float64, anything else -> strings."""
-    if all(_is_number(s) for s in labels):
-        values = np.array([float(s) for s in labels])
-        if np.isfinite(values).all() and (values == np.round(values)).all():
-            return values.astype(np.int64)
-        return values
-    return np.array(labels)
+    with _open(path):  # a pipe, a device, a folder, /proc...: refused before anything waits
+        pass
+    return tables.read_table(path, label, header=header, delimiter=delimiter, dtype=dtype, engine=engine)
 
 
 def encode_labels(y) -> tuple[np.ndarray, list[str]]:
@@ -170,7 +101,8 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
     """Read arrays ``X`` and (optionally) ``y`` from an ``.npz`` file.
 
     Object arrays are refused (``allow_pickle=False``): loading them would run
-    code from the file.
+    code from the file. An empty file, a single ``.npy`` array, a pickle or a
+    text file named ``.npz`` each get a message of their own.
 
     Returns:
         ``(X, y)`` as stored (no conversion); y is None if the file has no ``y``.
@@ -178,9 +110,13 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"read_npz: no such file: {path}")
+    _check_npz_start(path, f"np.savez(path, {x_key}=features, {y_key}=labels)")
     try:
         with _open(path) as raw, np.load(raw, allow_pickle=False) as f:
             keys = list(f.keys())
+            if not keys:
+                raise DataFileError(f"{path}: an .npz archive that holds no arrays; "
+                                    f"save with np.savez(path, {x_key}=features, {y_key}=labels)")
             if x_key not in keys:
                 raise DataFileError(
                     f"{path}: expected an array named {x_key!r} (and {y_key!r} for labels), got {keys}; "
@@ -194,10 +130,15 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
         raise DataFileError(f"{path}: cannot read arrays: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    for key, arr in ((x_key, X), (y_key, y)):
+        if arr is not None and not isinstance(arr, np.ndarray):
+            raise DataFileError(f"{path}: the member {key!r} is not a NumPy array")
     if X.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: {x_key!r} must be numeric, got dtype {X.dtype}")
     if X.ndim < 2:
         raise DataFileError(f"{path}: {x_key!r} must have shape (N, features...), got {X.shape}")
+    if len(X) == 0 or X[0].size == 0:
+        raise DataFileError(f"{path}: {x_key!r} holds no data (shape {X.shape})")
     if y is not None and (y.ndim != 1 or len(y) != len(X)):
         raise DataFileError(f"{path}: {y_key!r} must have shape ({len(X)},), got {y.shape}")
     try:
@@ -207,6 +148,37 @@ def read_npz(path, *, x_key: str = "X", y_key: str = "y"):
     except ValueError as exc:
         raise DataFileError(str(exc)) from None
     return X, y
+
+
+def _check_npz_start(path: Path, how: str) -> None:
+    """Name what a file that is not an .npz archive is, from its first bytes."""
+    with _open(path) as f:
+        head = f.read(512)
+    if head.startswith(b"PK"):
+        return
+    save = f"save the data with {how}"
+    if not head:
+        what = f"the file is empty (0 bytes); {save}"
+    elif head.startswith(b"\x93NUMPY"):
+        what = f"a single NumPy array (.npy), not an .npz archive; {save}"
+    elif head[:1] == b"\x80":
+        what = f"a Python pickle, which flexnet never loads (it can run code); {save}"
+    elif head.startswith(b"\x1f\x8b"):
+        what = f"gzip-compressed data, not an .npz archive; {save}"
+    elif b"\0" not in head and _is_text(head):
+        first = head.decode("utf-8", "replace").strip().splitlines()[0][:40] if head.strip() else ""
+        what = f"a text file (it begins {first!r}), not an .npz archive; if it is a CSV table, name it .csv"
+    else:
+        what = f"not an .npz archive (it begins with the bytes {head[:8].hex(' ')}); {save}"
+    raise DataFileError(f"{path}: {what}")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # a character cut at the end of the sample
+    return True
 
 
 # -- IDX (the MNIST file format) ---------------------------------------------
@@ -295,18 +267,40 @@ def write_idx(path, array: np.ndarray) -> None:
         f.write(payload)
 
 
-def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, invert: bool = False) -> np.ndarray:
-    """Load image files (PNG, JPEG, ...) as greyscale, resized to ``input_shape``.
+#: The most pixels an image may have before it is decoded (a 8000x8000 photo).
+MAX_IMAGE_PIXELS = 64_000_000
 
-    Needs Pillow (``pip install 'flexnet[images]'``). Values are raw pixels
-    mapped to 0..``pixel_max`` (the training images' range, see
-    :func:`make_metadata`) so the model's own scaler applies to them.
+
+def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, invert: bool = False) -> np.ndarray:
+    """Load image files (PNG, JPEG, TIFF, ...) as greyscale, resized to ``input_shape``.
+
+    Needs Pillow (``pip install 'flexnet[images]'``). Values are mapped to
+    0..``pixel_max`` (the training images' range, see :func:`make_metadata`),
+    white to ``pixel_max``, so the model's own scaler applies to them.
     ``invert`` turns dark ink on white paper into the light-on-dark of MNIST.
+
+    How each kind of image is read, so that nothing is guessed:
+
+    - 8-bit grey, colour (RGB, YCbCr), palette and 1-bit images: their
+      greyscale (ITU-R 601 luma), 0..255;
+    - 16-bit grey (and 32-bit integer images holding 0..65535, as 16-bit PNGs
+      may open): scaled from 0..65535, never clipped at 255;
+    - float images (mode F, as TIFF stores them) holding values in [0, 1];
+    - images with transparency (RGBA, LA, a palette with a transparent
+      colour): composited onto a background that shows the drawing, white
+      under dark ink and black under light ink, so a digit drawn only in the
+      alpha channel of a black image reads as black on white.
+
+    Refused with a message: several frames (an animated GIF, a multi-page
+    TIFF), CMYK and other colour spaces, integer values outside 0..65535,
+    float values outside [0, 1] or not finite, a fully transparent image,
+    more than :data:`MAX_IMAGE_PIXELS` pixels.
 
     Returns:
         float32 array of shape (len(paths), H, W).
     """
     Image = optional("PIL.Image", "reading images")
+    ImageOps = optional("PIL.ImageOps", "reading images")
     UnidentifiedImageError = Image.UnidentifiedImageError
     if input_shape is None or len(input_shape) != 2:
         raise ValueError(
@@ -318,11 +312,65 @@ def read_images(paths: Sequence, input_shape, *, pixel_max: float = 255.0, inver
     for i, p in enumerate(paths):
         try:
             with _open(p) as f, Image.open(f) as im:
-                out[i] = np.asarray(im.convert("L").resize((w, h), Image.BILINEAR), dtype=np.float32)
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise DataFileError(f"{p}: {im.width}x{im.height} pixels is more than read_images reads "
+                                        f"({MAX_IMAGE_PIXELS:,}); shrink the image first")
+                if getattr(im, "n_frames", 1) > 1:
+                    raise DataFileError(f"{p}: the file holds {im.n_frames} frames (an animation or pages); "
+                                        "save the one image to predict on its own")
+                grey = _grey(ImageOps.exif_transpose(im), p)  # a photo's EXIF orientation applied
+                out[i] = np.asarray(grey.resize((w, h), Image.BILINEAR), dtype=np.float32)
         except UnidentifiedImageError:
             raise DataFileError(f"{p}: not an image file Pillow can read") from None
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise DataFileError(f"{p}: a damaged or unreadable image ({exc})") from None
     if invert:
         out = np.float32(255) - out
     if pixel_max != 255:
         out *= np.float32(pixel_max / 255)
     return out
+
+
+def _grey(im, path):
+    """A Pillow image -> greyscale with white at 255: an ``L`` image (8-bit sources, read as
+    before) or an ``F`` image (16-bit, float and composited sources)."""
+    Image = optional("PIL.Image", "reading images")
+
+    mode = im.mode
+    if mode in ("1", "L", "RGB", "RGBX", "YCbCr") or (mode == "P" and "transparency" not in im.info):
+        return im.convert("L")
+    if mode in ("LA", "La", "RGBA", "RGBa", "PA", "P"):
+        return _composite(im, path)
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(im)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi > 65535:
+            raise DataFileError(f"{path}: integer pixels from {lo} to {hi}, outside the 16-bit range 0..65535; "
+                                "their scale is unknown, so save the image as 8- or 16-bit greyscale")
+        return Image.fromarray(values.astype(np.float32) * np.float32(255 / 65535), mode="F")
+    if mode == "F":
+        values = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise DataFileError(f"{path}: float pixels from {values.min()} to {values.max()}; expected values "
+                                "in [0, 1] (white = 1)")
+        return Image.fromarray(values * np.float32(255), mode="F")
+    raise DataFileError(f"{path}: {mode} images are not read (their grey levels would be a guess); "
+                        "save it as greyscale or RGB")
+
+
+def _composite(im, path):
+    """Transparent pixels over a background that shows the drawing: white under dark ink, black under light."""
+    Image = optional("PIL.Image", "reading images")
+
+    im = im.convert("LA" if im.mode in ("LA", "La") else "RGBA")
+    alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / np.float32(255)
+    colour = im.convert("L")  # the colour's grey, alpha left out
+    if alpha.min() == 1:
+        return colour  # opaque: read as the 8-bit image it is
+    total = float(alpha.sum())
+    if total == 0:
+        raise DataFileError(f"{path}: the image is fully transparent: nothing is drawn")
+    grey = np.asarray(colour, dtype=np.float32)
+    ink = float((grey * alpha).sum()) / total  # the drawing's mean grey, weighted by its opacity
+    background = np.float32(255 if ink < 127.5 else 0)
+    return Image.fromarray(grey * alpha + background * (1 - alpha), mode="F")

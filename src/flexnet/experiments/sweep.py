@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.datasets import load_prepared
+from ..data.datasets import Dataset, load_prepared
 from ..data.datasets import load_prepared as load_named  # noqa: F401  (its name before 0.2)
 from ..data.extras import optional
 from ..nn.checks import as_float_dtype, check_positive_int
@@ -101,14 +101,14 @@ def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32"
         data: ``(X, y)`` (``val_split`` of it is held out, stratified),
             ``(X_train, y_train, X_val, y_val)``, or the name of a data set
             flexnet loads (``"edges"``, ``"digits"``, ``"fashion-mnist"``, a
-            ``.csv``/``.npz`` path): its training part is scaled as
+            ``.csv``/``.npz`` path) or a loaded ``datasets.Dataset``: its training part is scaled as
             ``flexnet train`` does and split; its test part is not touched.
         val_split: the held-out fraction for ``(X, y)`` and names; 0 trains
             on everything and ranks by training accuracy.
     """
     dtype = as_float_dtype(dtype, "sweep(dtype)")
     metadata: dict = {}
-    if isinstance(data, (str, os.PathLike)):
+    if isinstance(data, (str, os.PathLike, Dataset)):
         X, y, X_val, y_val, metadata = load_prepared(data, dtype, val_split=val_split, seed=seed)
         data = (X, y, X_val, y_val) if val_split else (X, y)
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 4):

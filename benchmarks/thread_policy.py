@@ -6,7 +6,7 @@
 For networks from the tutorial's sizes to W-big's, each trained for one epoch
 of MNIST-shaped random data with ``fit(threads=N)`` for N = 1, 2, 4 ... up to
 the cores, and with flexnet's own choice (``threads=None``). The runs go in
-turns (1, 2, ..., choice, 1, 2, ...) and the table gives medians, the count
+turns (1, 2, ..., choice), each first in turn, and the table gives medians, the count
 flexnet chose, and its time over the best fixed count's.
 :data:`flexnet.ops.threads.WORK_PER_THREAD` comes from this table: the
 largest product (batch x the largest weight matrix, in multiply-adds) at
@@ -71,12 +71,15 @@ def main(argv=None) -> int:
             one_epoch(sizes, batch, X[:2048], y[:2048], 1)  # warm-up
             fixed = {n: [] for n in counts}
             chosen, chose = [], []
-            for _ in range(args.reps):
-                for n in counts:
-                    fixed[n].append(one_epoch(sizes, batch, X, y, n)[0])
-                seconds, count = one_epoch(sizes, batch, X, y, None)
-                chosen.append(seconds)
-                chose.append(count)
+            order = [*counts, None]
+            for rep in range(args.reps):
+                for n in order[rep % len(order):] + order[:rep % len(order)]:  # each goes first in turn
+                    seconds, count = one_epoch(sizes, batch, X, y, n)
+                    if n is None:
+                        chosen.append(seconds)
+                        chose.append(count)
+                    else:
+                        fixed[n].append(seconds)
             med = {n: statistics.median(v) for n, v in fixed.items()}
             mine = statistics.median(chosen)
             work = batch * max(a * b for a, b in zip(sizes[:-1], sizes[1:]))

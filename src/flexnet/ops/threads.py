@@ -7,7 +7,7 @@ matrix product is big enough to split, and only while the cores are free:
 - a product smaller than :data:`WORK_PER_THREAD` multiply-adds runs on one
   thread (W's largest, 64 x 784 x 128 = 6.4 million, gains nothing from a
   second thread; W-big's 256 x 784 x 512 = 103 million runs 1.7x faster);
-- a core that another process keeps busy is not counted: an OpenBLAS product
+- a core that another process keeps busy is not counted (:func:`busy_cores`): an OpenBLAS product
   split over two threads waits for the slower one, so with one of two cores
   busy W's epoch took 4.5x as long on two threads as on one;
 - ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, when
@@ -29,10 +29,12 @@ from contextlib import contextmanager
 
 from . import load
 
-#: Multiply-adds of the largest matrix product per thread: below this, one thread.
-WORK_PER_THREAD = 20_000_000
-#: How long :func:`busy_cores` watches the machine (seconds).
-WATCH = 0.02
+#: Multiply-adds of the largest matrix product per thread: below this, one thread
+#: (benchmarks/thread_policy.py: a second thread starts to pay, on a quiet machine, around
+#: 10 million; below that it gains at most a tenth, and loses several times that on a busy one).
+WORK_PER_THREAD = 10_000_000
+#: How many times :func:`busy_cores` looks at the machine, and how far apart (seconds).
+LOOKS, LOOK_EVERY = 5, 0.002
 _ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -63,38 +65,47 @@ def env_cap() -> int | None:
     return min(caps) if caps else None
 
 
-def _busy_jiffies() -> tuple[float, float] | None:
-    """(busy, all) CPU time of the whole machine so far, from /proc/stat (None elsewhere)."""
+def _runnable_elsewhere() -> int | None:
+    """Threads ready to run on the machine at this instant, less this process's
+    own (its BLAS threads may still spin after their last product). From
+    ``/proc``; None where there is none (not Linux)."""
     try:
         with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+            running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
+        own = 0
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat") as f:
+                    text = f.read()
+            except OSError:  # a thread that has just ended
+                continue
+            own += text[text.rindex(")") + 2] == "R"  # the state follows the name in brackets
+    except (OSError, StopIteration, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields[:8]) - idle, sum(fields[:8])
+    return max(0, running - own)
 
 
 _seen = {"at": -math.inf, "busy": 0.0}
 
 
-def busy_cores(watch: float = WATCH) -> float:
-    """How many cores other processes keep busy, watched for ``watch`` seconds.
+def busy_cores(looks: int = LOOKS, every: float = LOOK_EVERY) -> float:
+    """How many cores other processes keep busy now: the mean count of their
+    threads ready to run, over ``looks`` looks ``every`` seconds apart (10 ms).
 
-    This process sleeps meanwhile, so whatever the machine does is someone
-    else's work. 0.0 where the OS does not say (not Linux). A look less than a
-    second old is reused, so that many short fits in a row do not each wait.
+    0.0 where the OS does not say (not Linux). A look less than a second old is
+    reused, so that many short fits in a row do not each wait.
     """
     if time.monotonic() - _seen["at"] < 1.0:
         return _seen["busy"]
-    before = _busy_jiffies()
-    if before is None:
-        return 0.0
-    time.sleep(watch)
-    after = _busy_jiffies()
-    busy = 0.0
-    if after is not None and after[1] > before[1]:
-        share = (after[0] - before[0]) / (after[1] - before[1])  # busy share of all cores
-        busy = share * (os.cpu_count() or 1)
+    counts = []
+    for i in range(looks):
+        if i:
+            time.sleep(every)
+        count = _runnable_elsewhere()
+        if count is None:
+            return 0.0
+        counts.append(count)
+    busy = sum(counts) / len(counts)
     _seen.update(at=time.monotonic(), busy=busy)
     return busy
 
@@ -110,7 +121,7 @@ def choose(work: int) -> int:
     if most <= 1:
         return 1
     free = cores() - busy_cores()
-    return max(1, min(most, math.floor(free + 0.2)))  # a core busy 80% of the time is taken
+    return max(1, min(most, math.floor(free + 0.5)))  # a core busy more than half the time is taken
 
 
 @functools.cache

@@ -92,8 +92,9 @@ class FlexnetFit(Impl):
     def run(self):
         if self.spec["name"] == "infer":
             return super().run()
-        flexnet.fit(self.net, self.X, self.y, epochs=self.spec["epochs"], batch_size=self.B,
-                    lr=LR, shuffle=True, seed=int(self.rng.integers(2**31)), progress=False)
+        history = flexnet.fit(self.net, self.X, self.y, epochs=self.spec["epochs"], batch_size=self.B,
+                              lr=LR, shuffle=True, seed=int(self.rng.integers(2**31)), progress=False)
+        self.threads_used = history.params.get("threads")  # the count fit chose
 
     def infer(self):
         self.net.predict_proba(self.X)

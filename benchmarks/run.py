@@ -124,6 +124,8 @@ def worker(name: str, threads: int | None) -> None:
             t0 = time.perf_counter()
             impl.run()
             reply["seconds"] = time.perf_counter() - t0
+            if getattr(impl, "threads_used", None) is not None:
+                reply["threads"] = impl.threads_used
         elif cmd["cmd"] == "teardown":
             impl = make_impl(name)()
             gc.collect()
@@ -256,7 +258,10 @@ def table(rows: list[dict]) -> str:
             "x PyTorch", "x floor (NumPy)", "peak extra MiB", "peak RSS MiB")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
-        cells = (r["workload"], r["label"], fmt(r["median"], ".3f"), fmt(r["min"], ".3f"),
+        label = r["label"]
+        if r.get("threads_chosen"):  # flexnet's own choice: say which counts it chose
+            label += " [chose " + "/".join(str(c) for c in sorted(set(r["threads_chosen"]))) + "]"
+        cells = (r["workload"], label, fmt(r["median"], ".3f"), fmt(r["min"], ".3f"),
                  fmt(r["max"], ".3f"), fmt(r["samples_per_s"], ",.0f"), fmt(r["vs_torch"], ".2f"),
                  fmt(r["vs_floor_numpy"], ".2f"), fmt(r["peak_extra_mib"], ".1f"),
                  fmt(r["peak_rss_mib"], ".0f"))
@@ -275,6 +280,9 @@ def main(argv=None) -> int:
                         "default, and flexnet's choice)")
     p.add_argument("--busy", action="store_true",
                    help="keep one core busy with an unrelated process during the run")
+    p.add_argument("--gap", type=float, default=0.25,
+                   help="seconds of rest before each timed run, so that the threads a library leaves "
+                        "spinning after its run (OpenBLAS, OpenMP: about 0.1 s) do not slow the next (default 0.25)")
     p.add_argument("--json", default=os.path.join(HERE, "results.json"), help="where to write the results")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -332,9 +340,14 @@ def main(argv=None) -> int:
             spec = workload(w, args.quick)
             cold = {n: wk.ask(cmd="setup", workload=w, quick=args.quick) for n, wk in workers.items()}
             times: dict[str, list[float]] = {n: [] for n in names}
+            chose: dict[str, list[int]] = {n: [] for n in names}
             for _ in range(reps):
                 for n, wk in workers.items():
-                    times[n].append(wk.ask(cmd="run")["seconds"])
+                    time.sleep(args.gap)
+                    reply = wk.ask(cmd="run")
+                    times[n].append(reply["seconds"])
+                    if "threads" in reply:
+                        chose[n].append(reply["threads"])
             for n, wk in workers.items():
                 wk.ask(cmd="teardown")
             per_run = spec["n"] * spec.get("epochs", spec.get("passes", 1))
@@ -344,6 +357,7 @@ def main(argv=None) -> int:
                     "workload": w, "impl": n, "label": make_impl(n).label, "seconds": times[n],
                     "median": med, "min": min(times[n]), "max": max(times[n]),
                     "samples_per_s": per_run / med if med > 0 else None, **cold[n],
+                    **({"threads_chosen": chose[n]} if chose[n] else {}),
                 })
             print(f"# {w} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         finished = True

@@ -124,8 +124,8 @@ def worker(name: str, threads: int | None) -> None:
             t0 = time.perf_counter()
             impl.run()
             reply["seconds"] = time.perf_counter() - t0
-            if getattr(impl, "threads_used", None) is not None:
-                reply["threads"] = impl.threads_used
+            if threads is None and getattr(impl, "threads_used", None) is not None:
+                reply["threads"] = impl.threads_used  # default settings: the count fit chose
         elif cmd["cmd"] == "teardown":
             impl = make_impl(name)()
             gc.collect()

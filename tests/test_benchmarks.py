@@ -21,6 +21,24 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 # -- the suite -------------------------------------------------------------------
 
 
+def test_default_settings_and_busy_mode_run_and_say_what_fit_chose(tmp_path):
+    """Without --threads every library keeps its defaults and flexnet's fit chooses; --busy
+    runs a spinning process for the whole run and stops it."""
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, RUN, "--quick", "--busy", "--gap", "0", "--workloads", "tiny",
+                           "--impls", "flexnet-fit,flexnet-fit@1,torch", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| tiny | flexnet fit() [chose 1] |" in proc.stdout  # the tutorial's sizes: one thread
+    assert "| tiny | flexnet fit(threads=1) |" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["meta"]["threads"] == "default" and data["meta"]["busy"] is True
+    assert data["meta"]["busy_cpu_seconds"] > 0  # the spinner ran, and was stopped (its usage is read at exit)
+    rows = {r["impl"]: r for r in data["results"]}
+    assert rows["flexnet-fit"]["threads_chosen"] == [1]
+    assert "threads_chosen" not in rows["flexnet-fit@1"]
+
+
 def test_quick_benchmark_runs_and_writes_every_field(tmp_path):
     out = tmp_path / "results.json"
     # One thread: the smoke run checks that everything runs, not speed, and

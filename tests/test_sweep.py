@@ -120,8 +120,10 @@ def test_serial_local_processes_and_dask_give_identical_trials(dask_client):
         "save_best=False)\n"
         "print(json.dumps(r.trials))"
     )
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(GRID), address], capture_output=True,
-                         text=True, timeout=300, check=True).stdout
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(GRID), address], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
     by_address = [{k: v for k, v in t.items() if k not in ("seconds", "worker")}
                   for t in json.loads(out.splitlines()[-1])]
     assert by_address == json.loads(json.dumps(_trials(serial)))

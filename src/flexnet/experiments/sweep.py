@@ -205,13 +205,16 @@ def _execute(specs: list[dict], data: SweepData, *, jobs: int, scheduler, blas_t
             yield from parallel(delayed(run_trial)(s, *shared, blas_threads) for s in specs)
         return
     client, owned = _dask_client(scheduler)
-    arrays = data.arrays
-    with owned, parallel_config(backend="dask", client=client, n_jobs=jobs,
-                                scatter=[a for a in arrays if a is not None]):
-        # joblib's dask backend scatters the listed arrays once to every worker
-        # (broadcast=True) and replaces those arguments by their futures.
-        parallel = Parallel(return_as="generator_unordered", batch_size=1)
-        yield from parallel(delayed(run_trial)(s, *arrays, blas_threads) for s in specs)
+    with owned:
+        # The arrays go once to every worker (broadcast), and the trials carry their futures.
+        # hash=False gives them keys of their own: named by their content, the keys of two
+        # sweeps of the same data would be the same, and the first sweep's release of its
+        # futures could delete the data the second had just scattered ("Could not find data").
+        scattered = iter(client.scatter([a for a in data.arrays if a is not None], broadcast=True, hash=False))
+        arrays = [None if a is None else next(scattered) for a in data.arrays]
+        with parallel_config(backend="dask", client=client, n_jobs=jobs):
+            parallel = Parallel(return_as="generator_unordered", batch_size=1)
+            yield from parallel(delayed(run_trial)(s, *arrays, blas_threads) for s in specs)
 
 
 # -- the sweep ---------------------------------------------------------------

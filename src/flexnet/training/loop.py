@@ -319,7 +319,7 @@ class FitLoop:
             setattr(layer, attr, backup.copy())
         batch = self.step + 1
         kept = "The weights from before this batch are kept."
-        if not all(np.isfinite(p).all() for p in self.net.parameters().values()):
+        if any(non_finite(name, p) for name, p, _ in self.net.named_parameters()):
             # The loss was finite, but the update after it overflowed; checking
             # every weight after every step would cost a pass over all of them.
             kept = ("The weights were already non-finite before this batch: the previous "
@@ -477,7 +477,8 @@ class FitLoop:
         """Write the checkpoint unless this very state was just written; returns its path."""
         mark = (self.epoch, self.step, self.stop_training)
         if mark != self._saved_mark:
-            self._check_weights(self.epoch + (self.step > 0))  # never a checkpoint that cannot resume
+            if self.step:  # mid-epoch: never a checkpoint that cannot resume (an epoch's end was checked)
+                self._check_weights(self.epoch + 1)
             save_checkpoint(self, self.checkpoint)
             self._saved_mark = mark
         return self.checkpoint

@@ -22,17 +22,19 @@ from .nn.normalization import BatchNorm1d, LayerNorm
 from .files.model_file import ModelFileError, load, save
 from .filesystem import NotARegularFileError
 from .training import (
+    CSVLogger,
     EarlyStopping,
     History,
     Network,
     Sequential,
+    TensorBoard,
     TrainingDiverged,
     TrainingInterrupted,
     evaluate,
     fit,
 )
 from .experiments import SweepResult, sweep
-from .bridges import from_torch, to_onnx, to_torch  # each imports its library only when called
+from .bridges import from_torch, to_onnx, to_safetensors, to_torch  # each imports its library only when called
 from .version import __version__  # noqa: F401  (flexnet.__version__)
 from . import _moved
 
@@ -41,6 +43,7 @@ _moved.install()
 __all__ = [
     "BCEWithLogits",
     "BatchNorm1d",
+    "CSVLogger",
     "Dropout",
     "EarlyStopping",
     "GELU",
@@ -64,6 +67,7 @@ __all__ = [
     "Scaler",
     "SweepResult",
     "Tanh",
+    "TensorBoard",
     "TrainingDiverged",
     "TrainingInterrupted",
     "activations",
@@ -80,6 +84,7 @@ __all__ = [
     "save",
     "sweep",
     "to_onnx",
+    "to_safetensors",
     "to_torch",
     "train_test_split",
 ]

@@ -32,11 +32,11 @@ from .common import UsageError, label_arg
 
 #: Options a resumed run may change: applied, with a line saying so. (``threads``:
 #: how many BLAS threads compute, where a command has --threads.)
-MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads")
+MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads", "tensorboard", "csv_log")
 #: Options that are not part of the run: neither recorded nor compared.
 FREE = ("resume", "quiet", "show")
-#: Options that name files the run writes (kept as absolute paths).
-PATHS = ("out", "checkpoint", "figure")
+#: Options that name files (or a folder) the run writes (kept as absolute paths).
+PATHS = ("out", "checkpoint", "figure", "tensorboard", "csv_log")
 
 
 class TrainOptions(Callback):

@@ -16,6 +16,7 @@ from .common import (
     check_arch,
     check_figures,
     check_output,
+    check_output_folder,
     load_data,
     parse_arch,
     positive_float,
@@ -71,12 +72,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", default=None, metavar="PATH",
                    help="continue the run of this checkpoint, with the options it keeps: an option left "
                    "out takes the checkpoint's value; --epochs (the total wanted, not fewer than done; "
-                   "fixed with --schedule cosine), --out, --checkpoint and --figure may change, with a line "
+                   "fixed with --schedule cosine), --out, --checkpoint, --figure, --tensorboard and --csv-log may "
+                   "change, with a line "
                    "saying so; any other option that differs from the checkpoint's is refused. --quiet and "
                    "--show are free. The last checkpoint of a finished run writes its model")
     p.add_argument("--figure", default=None, metavar="PATH",
                    help="training-curve figure (default: next to --out, *-curves.png; - for none)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write TensorBoard event files into DIR: losses, accuracies and lr per epoch, "
+                   "histograms of the weights and gradients (needs tensorboardX: pip install "
+                   "\"flexnet[tensorboard]\"); view with tensorboard --logdir DIR")
+    p.add_argument("--csv-log", default=None, metavar="FILE",
+                   help="write one CSV row per epoch to FILE: epoch, losses, accuracies, lr, time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_option(p, "chosen for the network's sizes and the cores that are free; a resumed run "
                           "keeps the count it was started with")
@@ -122,6 +130,7 @@ def _train(args, guard, resumed) -> int:
     for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
         check_output(path, option)
     check_figures(args.figure != "-" and (args.figure is not None or args.show))  # asked for by name
+    check_loggers(args)
     ds = load_data(args)
     if ds.y_train is None:
         raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")
@@ -157,6 +166,7 @@ def _train(args, guard, resumed) -> int:
     # The run's options travel in its checkpoints, unless it continues one that keeps none.
     keep = resumed is None or resumed.options is not None
     callbacks = [TrainOptions(recorded(args, arch=arch, scale=scale))] if keep else []
+    callbacks += loggers(args)
     finished = resumed is not None and resumed.finished(args.epochs)  # nothing left to train: said so
     if not args.quiet and not finished:
         if ds.read_as:
@@ -209,6 +219,30 @@ def _train(args, guard, resumed) -> int:
         rows.append(("figure", figure))
     print(text_table(rows, ("summary", ""), left=2))
     return EXIT_OK
+
+
+def check_loggers(args) -> None:
+    """Refuse, before any work, a --tensorboard folder or --csv-log file that cannot be
+    written, or --tensorboard without tensorboardX (exit 2, naming what to install)."""
+    if args.tensorboard is not None:
+        from ..data.extras import optional
+
+        check_output_folder(args.tensorboard, "--tensorboard")
+        optional("tensorboardX", "--tensorboard")
+    if args.csv_log is not None:
+        check_output(args.csv_log, "--csv-log")
+
+
+def loggers(args) -> list:
+    """The logger callbacks asked for: TensorBoard, CSV."""
+    from ..training.loggers import CSVLogger, TensorBoard
+
+    found = []
+    if args.tensorboard is not None:
+        found.append(TensorBoard(args.tensorboard))
+    if args.csv_log is not None:
+        found.append(CSVLogger(args.csv_log))
+    return found
 
 
 def _data_line(ds) -> str:

@@ -30,6 +30,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "distributed": ("dask[distributed]", "sweep"),
     "scipy": ("scipy", "fast"),
     "pyarrow": ("pyarrow", "tables"),
+    "tensorboardX": ("tensorboardX", "tensorboard"),
+    "safetensors": ("safetensors", "safetensors"),
 }
 
 

@@ -2,7 +2,8 @@
 
 ``loop.py`` runs one batch after another (gather, forward, loss, backward,
 optimizer step, callbacks, checkpoint); ``callbacks.py`` holds History,
-EarlyStopping and the callback hooks; ``checkpoint.py`` writes and restores a
+EarlyStopping and the callback hooks; ``loggers.py`` the TensorBoard and CSV
+loggers; ``checkpoint.py`` writes and restores a
 run's whole state for exact resume; ``network.py`` gives the networks of
 :mod:`flexnet.nn` their ``fit`` and ``save`` methods.
 """
@@ -10,10 +11,11 @@ run's whole state for exact resume; ``network.py`` gives the networks of
 from .callbacks import Callback, EarlyStopping, History, LRSchedulerCallback
 from .checkpoint import TrainingInterrupted
 from .evaluation import evaluate
+from .loggers import CSVLogger, TensorBoard
 from .loop import FitLoop, TrainingDiverged, fit
 from .network import Network, Sequential
 
 __all__ = [
-    "Callback", "EarlyStopping", "FitLoop", "History", "LRSchedulerCallback", "Network",
-    "Sequential", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit",
+    "CSVLogger", "Callback", "EarlyStopping", "FitLoop", "History", "LRSchedulerCallback", "Network",
+    "Sequential", "TensorBoard", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit",
 ]

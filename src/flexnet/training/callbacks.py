@@ -102,6 +102,12 @@ class Callback:
     def on_train_end(self, logs: dict | None = None) -> None:
         pass
 
+    def on_exception(self, exc: BaseException, logs: dict | None = None) -> None:
+        """Called instead of ``on_train_end`` when ``fit`` ends by raising ``exc``
+        (:class:`~flexnet.TrainingDiverged`, :class:`~flexnet.TrainingInterrupted`,
+        Ctrl-C, an error in a callback); ``logs`` holds the completed ``epoch``.
+        A callback that holds a file open closes it here."""
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         pass
 

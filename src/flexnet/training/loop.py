@@ -379,18 +379,23 @@ class FitLoop:
             return self._run()
 
     def _run(self) -> History:
-        for cb in self.callbacks:
-            cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
-        with SignalsToFlag(self if self.checkpoint is not None else None):
-            while self.epoch < self.epochs and not self.stop_training:
-                self._run_epoch(self.epoch + 1)
-                if self.checkpoint is not None and self.ckpt_epochs and self.epoch % self.ckpt_epochs == 0:
+        try:
+            for cb in self.callbacks:
+                cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
+            with SignalsToFlag(self if self.checkpoint is not None else None):
+                while self.epoch < self.epochs and not self.stop_training:
+                    self._run_epoch(self.epoch + 1)
+                    if self.checkpoint is not None and self.ckpt_epochs and self.epoch % self.ckpt_epochs == 0:
+                        self.save_checkpoint()
+                if self.checkpoint is not None:
                     self.save_checkpoint()
-            if self.checkpoint is not None:
-                self.save_checkpoint()
-        logs = {"epoch": self.epoch}
-        for cb in self.callbacks:
-            cb.on_train_end(logs)
+            logs = {"epoch": self.epoch}
+            for cb in self.callbacks:
+                cb.on_train_end(logs)
+        except BaseException as exc:  # loggers close their files whatever ended the run
+            for cb in self.callbacks:
+                cb.on_exception(exc, {"epoch": self.epoch})
+            raise
         return self.history
 
     def _run_epoch(self, epoch: int) -> None:

@@ -214,6 +214,7 @@ def _train(args, guard, resumed) -> int:
     rows.append(("BLAS threads", str(history.params.get("threads") or "the BLAS library's default")))
     rows.append(("model", args.out))
     rows.append(("checkpoint", checkpoint))
+    rows += [(name, path) for name, path in (("tensorboard", args.tensorboard), ("csv log", args.csv_log)) if path]
     figure = write_figure(figure, training_curves, history, show=args.show, title=f"{ds.name}: {arch}")
     if figure:
         rows.append(("figure", figure))

@@ -87,7 +87,7 @@ class TensorBoard(Callback):
             raise ValueError(f"TensorBoard(histogram_every): expected an integer >= 0 (0 for no "
                              f"histograms), got {histogram_every!r}")
         self.histogram_every = int(histogram_every)
-        self._tbx = _tensorboardx()  # a missing package fails here, not when training starts
+        _tensorboardx()  # a missing package fails here, not when training starts
         self._events = None
         self.path: Path | None = None  # the event file of the current (or last) fit
 
@@ -96,7 +96,7 @@ class TensorBoard(Callback):
         self.close()
         _make_folder(self.logdir, "TensorBoard(logdir)")
         had_events = any(self.logdir.glob("events.out.tfevents.*"))
-        self._events = _EventFile(self._tbx, self.logdir)
+        self._events = _EventFile(_tensorboardx(), self.logdir)
         self.path = self._events.path
         if logs.get("resumed"):
             done = int(logs.get("epoch", 0))
@@ -245,7 +245,7 @@ class CSVLogger(Callback):
                              f"line break, got {separator!r}")
         self.append = bool(append)
         self.separator = separator
-        self._file = None
+        self._file = self._writer = None
         self._columns: list[str] | None = None
 
     # -- the file ----------------------------------------------------------------
@@ -345,7 +345,7 @@ class CSVLogger(Callback):
     def close(self) -> None:
         """Close the file (done by ``fit`` itself at its end)."""
         if self._file is not None:
-            f, self._file = self._file, None
+            f, self._file, self._writer = self._file, None, None
             f.close()
 
     def __repr__(self):

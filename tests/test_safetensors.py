@@ -15,8 +15,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import flexnet
-from flexnet.cli import main
 from flexnet.bridges import from_safetensors, to_safetensors
+from flexnet.cli import main
 
 
 def every_layer(dtype, seed):

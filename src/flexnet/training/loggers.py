@@ -167,8 +167,9 @@ class _EventFile:
         # The name ends in a count of the folder's event files, so two files
         # opened within the same second never share a name and sort in order.
         count = sum(1 for _ in folder.glob("events.out.tfevents.*"))
-        self._writer = tbx["writer"].EventsWriter(os.path.join(folder, "events"), f".{count + 1:04d}")
-        self.path = Path(self._writer._file_name)
+        suffix = f".{count + 1:04d}"
+        self._writer = tbx["writer"].EventsWriter(os.path.join(folder, "events"), suffix)
+        self.path = max(folder.glob(f"events.out.tfevents.*{suffix}"), key=lambda p: p.stat().st_mtime_ns)
 
     def _write(self, event) -> None:
         event.wall_time = time.time()

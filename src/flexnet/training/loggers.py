@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -164,13 +165,11 @@ class _EventFile:
 
     def __init__(self, tbx: dict, folder: Path):
         self._summary, self._pb = tbx["summary"], tbx["event_pb2"]
-        # The name ends in a number no event file of the folder ends in, so two
+        # The name ends in a number above those of the folder's event files, so two
         # files opened within the same second never share a name and sort in order.
-        names = [p.name for p in folder.glob("events.out.tfevents.*")]
-        n = len(names) + 1
-        while any(name.endswith(f".{n:04d}") for name in names):
-            n += 1
-        suffix = f".{n:04d}"
+        numbers = [int(m.group(1)) for p in folder.glob("events.out.tfevents.*")
+                   if (m := re.search(r"\.(\d{4,})$", p.name))]
+        suffix = f".{max(numbers, default=0) + 1:04d}"
         self._writer = tbx["writer"].EventsWriter(os.path.join(folder, "events"), suffix)
         self.path = max(folder.glob(f"events.out.tfevents.*{suffix}"), key=lambda p: p.stat().st_mtime_ns)
 

@@ -51,7 +51,7 @@ def check_sample_weight(sample_weight, n: int, where: str) -> np.ndarray | None:
     if len(neg):
         raise ValueError(f"{where}: weights must be >= 0; row {neg[0]} holds {w[neg[0]]}")
     if n and not w.any():
-        raise ValueError(f"{where}: every weight is 0, so no row would count; give some rows a weight > 0")
+        raise ValueError(f"{where}: every weight is zero, so no row would count; give some rows a weight > 0")
     return w
 
 

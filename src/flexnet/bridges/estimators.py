@@ -65,11 +65,12 @@ class _ValidationScore(Callback):
 
     def __init__(self, score):
         self.score = score
+        self.weights = None  # the held-out rows' sample weights
         self.scores: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
         loop = self.loop
-        score = float(self.score(self.net, loop.Xv, loop.yv, loop.wv))
+        score = float(self.score(self.net, loop.Xv, loop.yv, self.weights))
         self.scores.append(score)
         if logs is not None:
             logs["val_score"] = score
@@ -221,7 +222,9 @@ class _FlexNetBase(BaseEstimator):
         validation = None
         if use_validation:
             X, Xv, y, yv, sample_weight, wv = self._split(X, y, sample_weight, fit_seed)
-            validation = (Xv, yv) if wv is None else (Xv, yv, wv)
+            # (rows all of weight 0 give no weighted val_loss: it is then unweighted)
+            validation = (Xv, yv) if wv is None or not wv.any() else (Xv, yv, wv)
+            scorer.weights = wv
         result = _fit(
             self.model_, X, y, epochs=epochs, batch_size=self._batch_size(len(X)),
             optimizer=self._optimizer, validation_data=validation, shuffle=self.shuffle,

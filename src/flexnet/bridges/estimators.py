@@ -209,15 +209,15 @@ class _FlexNetBase(BaseEstimator):
         if not incremental:
             # scikit-learn's rule: on the validation score with early stopping,
             # else on the training loss, continuing the count of a warm start.
+            count = getattr(self, "_no_improvement_count", 0)
             if use_validation:
                 best = self.best_validation_score_ if self.best_validation_score_ is not None else -np.inf
                 stopper = _MLPStopping("val_score", self.n_iter_no_change, self.tol,
-                                       self.restore_best_weights, best, self._no_improvement_count)
+                                       self.restore_best_weights, best, count)
                 callbacks = [scorer, stopper]
             else:
                 best = self.best_loss_ if self.best_loss_ is not None else np.inf
-                stopper = _MLPStopping("loss", self.n_iter_no_change, self.tol, False, best,
-                                       self._no_improvement_count)
+                stopper = _MLPStopping("loss", self.n_iter_no_change, self.tol, False, best, count)
                 callbacks = [stopper]
         validation = None
         if use_validation:
@@ -453,8 +453,9 @@ the indicator matrix, ``predict_proba`` each label's probability, and
                              f"label (multilabel); got {type_of_target(y)} targets. For several "
                              "multi-class outputs use sklearn.multioutput.MultiOutputClassifier")
         if not self._fresh(incremental) and multilabel != getattr(self, "_multilabel", False):
-            raise ValueError(f"{type(self).__name__}: y is {'multilabel' if multilabel else 'single-label'} "
-                             "now but was not when the network was built; fit a new estimator")
+            now, then = ("multilabel", "single-label") if multilabel else ("single-label", "multilabel")
+            raise ValueError(f"{type(self).__name__}: y is {now} now, but the network was built for "
+                             f"{then} y; fit a new estimator")
         if first:
             if incremental and classes is None:
                 raise ValueError("partial_fit: the first call needs classes=, every label that "

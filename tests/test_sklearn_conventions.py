@@ -164,6 +164,10 @@ def test_validation_rows_keep_their_weights(blobs):
     assert split.history["val_loss"] != unweighted.history["val_loss"]
     with pytest.raises(TypeError, match=r"fit\(validation_data\): expected a pair"):
         _fit(X, y, [6, 8, 3], validation_data=(X, y, w, w))
+    one_row = np.eye(len(X))[0]  # one row weighs: one of the two parts has no weight at all
+    with pytest.raises(ValueError, match=r"every (training|validation) row of validation_split=0.5 "
+                                         r"has weight zero"):
+        _fit(X, y, [6, 8, 3], validation_split=0.5, sample_weight=one_row)
 
 
 def test_evaluate_with_sample_weight_matches_scikit_learn(blobs):
@@ -194,7 +198,7 @@ def test_a_weighted_run_resumes_exactly_and_needs_the_same_weights(blobs, tmp_pa
     resumed, _ = _fit(X, y, [6, 8, 3], epochs=4, sample_weight=w, validation_split=0.2, resume=ckpt)
     assert all(np.array_equal(a, b) for a, b in zip(_params(whole), _params(resumed)))
     for other in (None, w[::-1].copy()):
-        with pytest.raises(flexnet.files.ModelFileError, match="training data"):
+        with pytest.raises(flexnet.files.ModelFileError, match=r"training data \(X, y, sample_weight\)"):
             _fit(X, y, [6, 8, 3], epochs=4, sample_weight=other, validation_split=0.2, resume=ckpt)
 
 

@@ -185,7 +185,8 @@ class _FlexNetBase(BaseEstimator):
     def _train(self, X, y, sample_weight, *, epochs: int, incremental: bool, loss_factory, n_out: int):
         """Build (if needed) and train ``model_`` for ``epochs`` epochs on ``(X, y)``."""
         hidden = self._check_params()[0]
-        sample_weight = check_sample_weight(sample_weight, len(X), f"{type(self).__name__}.fit(sample_weight)")
+        method = "partial_fit" if incremental else "fit"
+        sample_weight = check_sample_weight(sample_weight, len(X), f"{type(self).__name__}.{method}(sample_weight)")
         fresh = self._fresh(incremental)
         if fresh:
             self._rng = self._random_source()
@@ -509,7 +510,7 @@ the indicator matrix, ``predict_proba`` each label's probability, and
         return SoftmaxCrossEntropy(label_smoothing=self.label_smoothing, class_weights=weights)
 
     def _out_activation(self) -> str:
-        return "logistic" if self._multilabel else "softmax"
+        return "logistic" if getattr(self, "_multilabel", False) else "softmax"
 
     def _net_score(self, net, X, y, sample_weight=None) -> float:
         """Accuracy (for multilabel y, the share of rows with every label right),

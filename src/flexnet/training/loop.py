@@ -218,9 +218,11 @@ class FitLoop:
                     f"fit(validation_split): expected a fraction in (0, 1), got {validation_split!r}")
             X, y, y_ids = self.use_split(_stratified_split(len(X), y_ids, frac, split_rng))
         self.X, self.y, self.y_ids = X, y, y_ids
-        if self.w is not None and not self.w.any():
-            raise ValueError("fit(sample_weight): every training row left after the validation split "
-                             "has weight 0; give some of them a weight > 0")
+        if self.w is not None and self.val_index is not None:
+            for part, w in (("training", self.w), ("validation", self.wv)):
+                if not w.any():
+                    raise ValueError(f"fit(sample_weight): every {part} row of validation_split="
+                                     f"{validation_split} has weight zero; give some of them a weight > 0")
         self.n = len(X)
         self.n_batches = -(-self.n // self.batch_size)
         _check_batchnorm_batches(net, self.n, self.batch_size)
@@ -270,9 +272,9 @@ class FitLoop:
 
     @functools.cached_property
     def data_crc(self) -> str:
-        """A checksum of the whole training data (X, y), so a resume with other data
-        is refused. Computed only when a checkpoint is written or read: a pass
-        over every byte is a noticeable part of a short run."""
+        """A checksum of the whole training data (X, y and any sample weights), so
+        a resume with other data is refused. Computed only when a checkpoint is
+        written or read: a pass over every byte is a noticeable part of a short run."""
         return _fingerprint(*self.full_data[:2], self.full_weight)
 
     def use_split(self, val_index: np.ndarray):

@@ -1,7 +1,6 @@
 """scikit-learn's conventions: sample weights, the MLP's stopping rule, random_state=None, multilabel y."""
 
 import importlib.util
-import sys
 import warnings
 from pathlib import Path
 
@@ -139,6 +138,29 @@ def test_bad_sample_weight_is_refused_with_the_argument_named(blobs, weights, me
     with pytest.raises((ValueError, TypeError), match=message):
         flexnet.fit(net, X, y, epochs=1, sample_weight=weights)
     assert all(np.array_equal(a, b) for a, b in zip(before, _params(net)))  # nothing trained
+
+
+def test_a_loss_of_your_own_says_its_rows_losses_or_is_refused(blobs):
+    X, y = blobs
+
+    class Plain(SoftmaxCrossEntropy):  # another class: flexnet cannot know its rows' losses
+        pass
+
+    net = flexnet.Sequential([flexnet.nn.layers.Linear(6, 3, seed=0)], Plain())
+    with pytest.raises(TypeError, match=r"sample_weight: Plain does not say what each row's loss is"):
+        flexnet.fit(net, X, y, epochs=1, sample_weight=np.arange(len(X)) % 3)
+
+    class Told(Plain):
+        def row_losses(self, z, y):
+            return -flexnet.nn.activations.log_softmax(z)[np.arange(len(z)), y], None
+
+    told = flexnet.Sequential([flexnet.nn.layers.Linear(6, 3, seed=0, dtype="float64")], Told(),
+                              dtype="float64")
+    plain = flexnet.Sequential([flexnet.nn.layers.Linear(6, 3, seed=0, dtype="float64")],
+                               SoftmaxCrossEntropy(), dtype="float64")
+    for model in (told, plain):
+        flexnet.fit(model, X, y, epochs=2, seed=0, sample_weight=np.arange(len(X)) % 3)
+    assert np.array_equal(told.layers[0].W, plain.layers[0].W)
 
 
 def test_zero_weight_rows_do_not_count_even_with_infinite_loss():
@@ -364,14 +386,16 @@ def multilabel():
 
 def test_multilabel_classifier_predicts_indicator_rows(multilabel):
     X, Y = multilabel
-    clf = FlexNetClassifier((32,), learning_rate_init=0.01, max_iter=100, random_state=0).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = FlexNetClassifier((32,), learning_rate_init=0.01, max_iter=100, random_state=0).fit(X, Y)
+        mlp = MLPClassifier((32,), learning_rate_init=0.01, max_iter=100, random_state=0).fit(X, Y)
     assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 4
     np.testing.assert_array_equal(clf.classes_, np.arange(4))
     assert isinstance(clf.model_.loss_fn, BCEWithLogits)
     pred, proba = clf.predict(X), clf.predict_proba(X)
     assert pred.shape == proba.shape == (300, 4) and set(np.unique(pred)) <= {0, 1}
     np.testing.assert_array_equal(pred, (proba > 0.5).astype(int))
-    mlp = MLPClassifier((32,), learning_rate_init=0.01, max_iter=100, random_state=0).fit(X, Y)
     assert clf.score(X, Y) >= mlp.score(X, Y) - 0.1  # subset accuracy, as the MLP's
     assert clf.score(X, Y) == accuracy_score(Y, pred)
     # weights and early stopping work on multilabel rows too
@@ -402,8 +426,3 @@ def test_multilabel_refusals_say_why(multilabel):
             clf.partial_fit(X, Y[:, 0])
     assert FlexNetClassifier().__sklearn_tags__().classifier_tags.multi_label
     assert not FlexNetClassifier(class_weight="balanced").__sklearn_tags__().classifier_tags.multi_label
-
-
-def test_benchmark_scripts_have_a_main():
-    assert callable(BENCH.main)
-    assert "sklearn_checks" not in sys.modules  # imported on demand only

@@ -240,11 +240,14 @@ class _FlexNetBase(BaseEstimator):
         self.val_loss_curve_ += list(history.get("val_loss", []))
         if stopper is not None:
             self._no_improvement_count = stopper.wait
-        if use_validation:
+        if use_validation:  # the rule's best: a NaN score is never the best, as in the MLP
             self.validation_scores_ += scorer.scores
-            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_validation_score_ = -np.inf if stopper.best is None else stopper.best
+        elif stopper is not None:
+            self.best_loss_ = np.inf if stopper.best is None else stopper.best
         else:
-            self.best_loss_ = min(self.loss_curve_)
+            before = np.inf if self.best_loss_ is None else self.best_loss_
+            self.best_loss_ = float(np.nanmin([before, *history["loss"]]))
         self.history_ = history
         # The fitted attributes MLPClassifier / MLPRegressor also have.
         self.loss_ = self.loss_curve_[-1]

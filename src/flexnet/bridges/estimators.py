@@ -185,8 +185,8 @@ class _FlexNetBase(BaseEstimator):
     def _train(self, X, y, sample_weight, *, epochs: int, incremental: bool, loss_factory, n_out: int):
         """Build (if needed) and train ``model_`` for ``epochs`` epochs on ``(X, y)``."""
         hidden = self._check_params()[0]
-        method = "partial_fit" if incremental else "fit"
-        sample_weight = check_sample_weight(sample_weight, len(X), f"{type(self).__name__}.{method}(sample_weight)")
+        where = f"{type(self).__name__}.{'partial_fit' if incremental else 'fit'}(sample_weight)"
+        sample_weight = check_sample_weight(sample_weight, len(X), where)
         fresh = self._fresh(incremental)
         if fresh:
             self._rng = self._random_source()

@@ -23,24 +23,42 @@ EXPECTED_FAILURES = {
     "check_regressor_multioutput": "dtype='float32' keeps predictions in float32; scikit-learn "
     "expects float64 from a regressor (dtype=None, the default, passes)",
 }
+#: Weighting a row by k equals repeating it k times for the plain network (checked);
+#: not where a row's weight cannot reach everything the row changes.
+NOT_REPEATS = {
+    "batchnorm": "a row of weight 0 still moves the batch statistics of BatchNorm1d",
+    "dropout": "dropout draws one mask per row, so k repeated rows get k masks",
+    "early_stopping": "the held-out validation rows of the weighted and the repeated data differ "
+                      "(as for MLPClassifier)",
+}
 
 ESTIMATORS = [
     FlexNetClassifier(),
     FlexNetRegressor(),
     # Everything the MLP lacks, through the same checks:
     FlexNetClassifier(hidden_layer_sizes=(16, 8), activation=["tanh", "gelu"], dropout=[0.1, 0.0],
-                      batchnorm=True, solver="adamw", early_stopping=True, class_weight="balanced",
-                      label_smoothing=0.05),
+                      batchnorm=True, solver="adamw", class_weight="balanced", label_smoothing=0.05),
     FlexNetRegressor(hidden_layer_sizes=(32,), activation="leaky_relu", layernorm=True,
                      solver="rmsprop", learning_rate_init=0.003, loss="huber", early_stopping=True,
                      dtype="float32"),
+    # scikit-learn's stopping rule on the validation score:
+    FlexNetClassifier(early_stopping=True),
 ]
 
 
 def expected_failures(estimator):
+    failures = {}
     if isinstance(estimator, FlexNetRegressor) and estimator.dtype == "float32":
-        return EXPECTED_FAILURES
-    return {}
+        failures.update(EXPECTED_FAILURES)
+    if isinstance(estimator, FlexNetClassifier) and estimator.early_stopping:
+        failures["check_class_weight_classifiers"] = (
+            "its 50 training rows leave 5 to validate on: their score stops rising within a few "
+            "epochs, and the rule stops the network undertrained (MLPClassifier, without "
+            "class_weight, does not run this check)")
+    reasons = [why for name, why in NOT_REPEATS.items() if estimator.get_params()[name]]
+    if reasons:
+        failures["check_sample_weight_equivalence_on_dense_data"] = "; ".join(reasons)
+    return failures
 
 
 def _without_array_api(decorator):
@@ -140,16 +158,16 @@ def test_early_stopping_restores_the_best_weights():
     kwargs = dict(hidden_layer_sizes=(64,), learning_rate_init=0.03, max_iter=200, early_stopping=True,
                   n_iter_no_change=5, random_state=0)
     clf = FlexNetClassifier(**kwargs).fit(X, y)
-    curve = clf.val_loss_curve_
-    assert len(curve) == clf.n_iter_ == len(clf.validation_scores_) == len(clf.loss_curve_)
+    scores = clf.validation_scores_
+    assert len(scores) == clf.n_iter_ == len(clf.val_loss_curve_) == len(clf.loss_curve_)
     assert clf.n_iter_ < 200  # stopped early
-    assert np.argmin(curve) < len(curve) - 1  # ... after the validation loss went up
+    assert np.argmax(scores) < len(scores) - 1  # ... after the validation score stopped rising
     # The held-out rows, as the estimator drew them:
-    _, Xv, _, yv = clf._split(X, np.searchsorted(clf.classes_, y), clf._fit_seed)
-    assert clf.model_.loss(Xv, yv) == pytest.approx(min(curve), rel=1e-6)
+    _, Xv, _, yv, _, _ = clf._split(X, y, None, clf._fit_seed)
+    assert clf.score(Xv, yv) == clf.best_validation_score_ == max(scores)
     last = FlexNetClassifier(**kwargs, restore_best_weights=False).fit(X, y)
-    assert last.model_.loss(Xv, yv) == pytest.approx(curve[-1], rel=1e-6)
-    assert clf.best_validation_score_ == max(clf.validation_scores_) and clf.best_loss_ is None
+    assert last.score(Xv, yv) == scores[-1]
+    assert clf.best_loss_ is None
 
 
 def test_class_weight_balanced_lifts_the_rare_class():

@@ -7,8 +7,16 @@ the same thing (``hidden_layer_sizes``, ``activation``, ``batch_size``,
 ``validation_fraction``, ``n_iter_no_change``, ``random_state``,
 ``warm_start``...) and add what the MLP lacks: dropout, batch or layer
 normalisation, one activation per hidden layer, every :mod:`flexnet.optim`
-optimizer (Adam, AdamW, RMSprop...), validation-loss curves, early stopping
-that restores the best weights, class weights and label smoothing.
+optimizer (Adam, AdamW, RMSprop...), validation-loss curves, class weights
+and label smoothing.
+
+They follow scikit-learn's conventions where its users rely on them:
+``fit(X, y, sample_weight=None)`` weights each row's loss as the MLP does;
+training stops by the MLP's rule (on the training loss, or on the validation
+score with ``early_stopping=True``), so ``n_iter_`` matches it on the same loss
+curve; ``random_state=None`` draws its seed from NumPy's global random state,
+so ``np.random.seed`` makes runs repeatable; and a 2-D 0/1 ``y`` trains a
+multilabel classifier (one sigmoid output per label).
 
 Training runs :func:`flexnet.fit`; the network itself is ``model_``, a plain
 :class:`flexnet.Sequential` that can be saved, exported to ONNX or PyTorch.
@@ -26,8 +34,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ..nn import activations as _activations
@@ -35,12 +44,13 @@ from ..nn.checks import as_float_dtype
 from ..nn.dropout import Dropout
 from ..nn.init import default_for
 from ..nn.layers import Linear
-from ..nn.losses import L1, MSE, Huber, SoftmaxCrossEntropy
+from ..nn.losses import L1, MSE, BCEWithLogits, Huber, SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d, LayerNorm
 from ..optim import make_optimizer
 from ..training.callbacks import Callback, EarlyStopping
 from ..training.loop import fit as _fit
 from ..training.network import Sequential
+from ..training.weights import check_sample_weight
 
 __all__ = ["FlexNetClassifier", "FlexNetRegressor"]
 
@@ -49,15 +59,37 @@ _ACTIVATION_ALIASES = {"logistic": "sigmoid", "identity": None}
 
 
 class _ValidationScore(Callback):
-    """Records the estimator's score (accuracy or R^2) on the held-out rows each epoch."""
+    """Records the estimator's score (accuracy or R^2, weighted by the held-out
+    rows' sample weights) each epoch, and puts it in the epoch's logs as
+    ``val_score`` for early stopping to watch."""
 
     def __init__(self, score):
         self.score = score
+        self.weights = None  # the held-out rows' sample weights
         self.scores: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.loop.Xv is not None:
-            self.scores.append(float(self.score(self.net, self.loop.Xv, self.loop.yv)))
+        loop = self.loop
+        score = float(self.score(self.net, loop.Xv, loop.yv, self.weights))
+        self.scores.append(score)
+        if logs is not None:
+            logs["val_score"] = score
+
+
+class _MLPStopping(EarlyStopping):
+    """scikit-learn's stopping rule, carrying on the count of an earlier fit
+    when ``warm_start`` continues it (as the MLP does)."""
+
+    def __init__(self, monitor, patience, tol, restore, best, wait):
+        super().__init__(monitor, patience=patience, min_delta=tol, restore_best_weights=restore,
+                         mode="max" if monitor == "val_score" else "min", rule="sklearn")
+        self._start = (best, wait)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        best, wait = self._start
+        self.best = None if best is None or not np.isfinite(best) else float(best)
+        self.wait = wait
 
 
 class _FlexNetBase(BaseEstimator):
@@ -104,13 +136,17 @@ class _FlexNetBase(BaseEstimator):
     def _random_source(self) -> np.random.Generator:
         """The generator behind every seed of a training run, from ``random_state``.
 
-        None draws fresh entropy: NumPy's global random state is never used.
+        An int seeds it directly. None follows scikit-learn's convention: a seed
+        is drawn from NumPy's global random state (``np.random.seed`` makes the
+        run repeatable), as from a RandomState given here. Only the estimators
+        do this; the rest of flexnet never touches the global state.
         """
         rs = self.random_state
-        if isinstance(rs, np.random.RandomState):
-            return np.random.default_rng(rs.randint(0, 2**31 - 1))
-        if rs is not None and (isinstance(rs, bool) or not isinstance(rs, Integral)):
+        if rs is not None and not isinstance(rs, np.random.RandomState) and (
+                isinstance(rs, bool) or not isinstance(rs, Integral)):
             raise ValueError(f"random_state: expected an int, a RandomState or None, got {rs!r}")
+        if rs is None or isinstance(rs, np.random.RandomState):
+            return np.random.default_rng(check_random_state(rs).randint(0, 2**31 - 1))
         return np.random.default_rng(rs)
 
     def _build(self, n_in: int, n_out: int, loss, seed: int, dtype) -> Sequential:
@@ -146,9 +182,11 @@ class _FlexNetBase(BaseEstimator):
                 bs += 1
         return bs
 
-    def _train(self, X, y, *, epochs: int, incremental: bool, loss_factory, n_out: int):
+    def _train(self, X, y, sample_weight, *, epochs: int, incremental: bool, loss_factory, n_out: int):
         """Build (if needed) and train ``model_`` for ``epochs`` epochs on ``(X, y)``."""
         hidden = self._check_params()[0]
+        where = f"{type(self).__name__}.{'partial_fit' if incremental else 'fit'}(sample_weight)"
+        sample_weight = check_sample_weight(sample_weight, len(X), where)
         fresh = self._fresh(incremental)
         if fresh:
             self._rng = self._random_source()
@@ -162,27 +200,37 @@ class _FlexNetBase(BaseEstimator):
             self.n_iter_, self.t_ = 0, 0
             self.best_loss_ = None if self.early_stopping else np.inf
             self.best_validation_score_ = -np.inf if self.early_stopping else None
+            self._no_improvement_count = 0
         # A new seed per call, so each partial_fit shuffles in a new order.
         fit_seed = self._fit_seed = int(self._rng.integers(2**31 - 1))
         callbacks = []
         scorer = _ValidationScore(self._net_score)
         use_validation = self.early_stopping and not incremental
-        if use_validation:
-            stopper = EarlyStopping("val_loss", patience=self.n_iter_no_change, min_delta=self.tol,
-                                    restore_best_weights=self.restore_best_weights)
-            callbacks = [scorer, stopper]
-        elif not incremental:
-            stopper = EarlyStopping("loss", patience=self.n_iter_no_change, min_delta=self.tol,
-                                    restore_best_weights=False)
-            callbacks = [stopper]
+        stopper = None
+        if not incremental:
+            # scikit-learn's rule: on the validation score with early stopping,
+            # else on the training loss, continuing the count of a warm start.
+            count = getattr(self, "_no_improvement_count", 0)
+            if use_validation:
+                best = self.best_validation_score_ if self.best_validation_score_ is not None else -np.inf
+                stopper = _MLPStopping("val_score", self.n_iter_no_change, self.tol,
+                                       self.restore_best_weights, best, count)
+                callbacks = [scorer, stopper]
+            else:
+                best = self.best_loss_ if self.best_loss_ is not None else np.inf
+                stopper = _MLPStopping("loss", self.n_iter_no_change, self.tol, False, best, count)
+                callbacks = [stopper]
         validation = None
         if use_validation:
-            X, Xv, y, yv = self._split(X, y, fit_seed)
-            validation = (Xv, yv)
+            X, Xv, y, yv, sample_weight, wv = self._split(X, y, sample_weight, fit_seed)
+            # (rows all of weight 0 give no weighted val_loss: it is then unweighted)
+            validation = (Xv, yv) if wv is None or not wv.any() else (Xv, yv, wv)
+            scorer.weights = wv
         result = _fit(
             self.model_, X, y, epochs=epochs, batch_size=self._batch_size(len(X)),
             optimizer=self._optimizer, validation_data=validation, shuffle=self.shuffle,
             callbacks=callbacks, seed=fit_seed, progress=bool(self.verbose),
+            sample_weight=sample_weight,
         )
         history = result.history
         done = len(history["loss"])
@@ -190,35 +238,60 @@ class _FlexNetBase(BaseEstimator):
         self.t_ += done * int(result.params.get("n_train", len(X)))
         self.loss_curve_ += list(history["loss"])
         self.val_loss_curve_ += list(history.get("val_loss", []))
-        if use_validation:
+        if stopper is not None:
+            self._no_improvement_count = stopper.wait
+        if use_validation:  # the rule's best: a NaN score is never the best, as in the MLP
             self.validation_scores_ += scorer.scores
-            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_validation_score_ = -np.inf if stopper.best is None else stopper.best
+        elif stopper is not None:
+            self.best_loss_ = np.inf if stopper.best is None else stopper.best
         else:
-            self.best_loss_ = min(self.loss_curve_)
+            before = np.inf if self.best_loss_ is None else self.best_loss_
+            self.best_loss_ = float(np.nanmin([before, *history["loss"]]))
         self.history_ = history
         # The fitted attributes MLPClassifier / MLPRegressor also have.
         self.loss_ = self.loss_curve_[-1]
         self.n_layers_ = len(hidden) + 2  # input, hidden layers, output, counted as they do
         self.n_outputs_ = n_out
-        self.out_activation_ = "softmax" if isinstance(self, ClassifierMixin) else "identity"
-        if not incremental and not stopper.stopped_epoch:
+        self.out_activation_ = self._out_activation()
+        if stopper is not None and not stopper.stopped_epoch:
             warnings.warn(f"{type(self).__name__}: max_iter={self.max_iter} reached and the "
                           "optimization has not converged yet; raise max_iter or learning_rate_init",
                           ConvergenceWarning, stacklevel=3)
 
-    def _split(self, X, y, seed: int):
+    def _out_activation(self) -> str:
+        return "identity"
+
+    def _split(self, X, y, sample_weight, seed: int):
         """Hold out ``validation_fraction`` of the rows (at least one), stratified
-        by class for a classifier when every class has two rows or more."""
+        by class for a single-label classifier when every class has two rows or
+        more; each row keeps its sample weight. Returns
+        ``X, X_val, y, y_val, w, w_val`` (the weights None when there are none)."""
         if len(X) < 2:
             raise ValueError("early_stopping=True needs at least 2 samples (one to validate on), "
                              "got 1 sample")
-        counts = np.unique(y, return_counts=True)[1]
-        stratify = y if isinstance(self, ClassifierMixin) and counts.min() >= 2 else None
+        stratify = None
+        if isinstance(self, ClassifierMixin) and y.ndim == 1 and np.unique(y, return_counts=True)[1].min() >= 2:
+            stratify = y
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         try:
-            return train_test_split(X, y, test_size=self.validation_fraction, random_state=seed,
-                                    stratify=stratify)
+            parts = train_test_split(*arrays, test_size=self.validation_fraction, random_state=seed,
+                                     stratify=stratify)
         except ValueError:  # too few rows to give every class a validation row
-            return train_test_split(X, y, test_size=self.validation_fraction, random_state=seed)
+            parts = train_test_split(*arrays, test_size=self.validation_fraction, random_state=seed)
+        if sample_weight is None:
+            parts += [None, None]
+        X, Xv, y, yv, w, wv = parts
+        if w is not None and not w.any():
+            raise ValueError(f"{type(self).__name__}.fit(sample_weight): every row left for training "
+                             "after holding out validation_fraction has weight zero; give more rows "
+                             "a weight > 0 or lower validation_fraction")
+        if wv is not None and not wv.any():
+            warnings.warn(f"{type(self).__name__}.fit: every validation row held out by early_stopping "
+                          "has sample weight zero, so the validation score is undefined (NaN) and "
+                          "cannot stop training; raise validation_fraction or give more rows a weight > 0",
+                          UserWarning, stacklevel=4)
+        return X, Xv, y, yv, w, wv
 
     @property
     def coefs_(self) -> list[np.ndarray]:
@@ -266,14 +339,21 @@ _COMMON_DOC = """
         batch_size: rows per step, or "auto" for ``min(200, n_samples)``.
         max_iter: the most epochs ``fit`` runs.
         shuffle: new order of the rows every epoch.
-        random_state: int, RandomState or None; fixes weights, dropout and order.
-        tol, n_iter_no_change: training stops once the monitored loss (the
-            validation loss with ``early_stopping``, else the training loss)
-            has not improved by ``tol`` for ``n_iter_no_change`` epochs.
+        random_state: int, RandomState or None; fixes weights, dropout, order
+            and the validation split. None follows scikit-learn: the seed is
+            drawn from NumPy's global random state at each ``fit``, so
+            ``np.random.seed(0)`` before it makes the run repeatable.
+        tol, n_iter_no_change: scikit-learn's MLP rule. Each epoch that does
+            not beat the best value so far by more than ``tol`` counts one,
+            any epoch that does resets the count; training stops once the count
+            exceeds ``n_iter_no_change``. The value is the training loss, or
+            with ``early_stopping`` the validation score (accuracy, or R^2).
+            On the same loss curve ``n_iter_`` is the MLP's.
         early_stopping: hold out ``validation_fraction`` of the rows (stratified
-            for classifiers) and stop on their loss.
+            for single-label classifiers; with their sample weights) and stop
+            on their score.
         restore_best_weights: with early stopping, end with the weights of the
-            epoch of lowest validation loss.
+            epoch of best validation score (as the MLP always does).
         warm_start: ``fit`` continues from the current weights and optimizer.
         dtype: "float32" or "float64" for the network; None (default) follows
             X as scikit-learn's MLP does: float32 stays float32, anything
@@ -292,7 +372,14 @@ _COMMON_DOC = """
 
 class FlexNetClassifier(ClassifierMixin, _FlexNetBase):
     __doc__ = """A neural-network classifier: softmax cross-entropy on a flexnet network.
-""" + _COMMON_DOC + """        classes_: the class labels, sorted.
+
+With a 2-D ``y`` of 0/1 indicators (one column per label, as
+``MultiLabelBinarizer`` gives) it is a multilabel classifier, as
+MLPClassifier is: one sigmoid output per label trained with binary
+cross-entropy (:class:`flexnet.nn.losses.BCEWithLogits`); ``predict`` gives
+the indicator matrix, ``predict_proba`` each label's probability, and
+``classes_`` is ``np.arange(n_labels)``.
+""" + _COMMON_DOC + """        classes_: the class labels, sorted (``np.arange(n_labels)`` for multilabel y).
         class_weight: None, "balanced", or a dict {label: weight}; weights the
             loss per class (a weighted mean, as PyTorch's CrossEntropyLoss).
         label_smoothing: in [0, 1), softens the targets.
@@ -327,46 +414,93 @@ class FlexNetClassifier(ClassifierMixin, _FlexNetBase):
         self.dtype = dtype
         self.verbose = verbose
 
-    def fit(self, X, y):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # multilabel y trains one sigmoid per label, which class weights and
+        # label smoothing do not apply to
+        tags.classifier_tags.multi_label = self.class_weight is None and not self.label_smoothing
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)`` for up to ``max_iter`` epochs; returns self.
 
-        Shapes:
-            X: (n_samples, n_features); y: (n_samples,) labels of any type.
-        """
-        return self._fit(X, y, incremental=False, classes=None)
+        ``sample_weight`` (one weight >= 0 per row, or None) weights each row's
+        loss as MLPClassifier does: every batch minimises the weighted mean of
+        its rows' losses, and with ``early_stopping`` the held-out rows keep
+        their weights in the validation score. Weights all equal train exactly
+        as None does.
 
-    def partial_fit(self, X, y, classes=None):
+        Shapes:
+            X: (n_samples, n_features); y: (n_samples,) labels of any type, or
+            (n_samples, n_labels) 0/1 indicators for multilabel data.
+        """
+        return self._fit(X, y, sample_weight, incremental=False, classes=None)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over ``(X, y)``, keeping weights and optimizer state; returns self.
 
-        The first call needs ``classes``: every label that will ever be seen.
+        The first call needs ``classes``: every label that will ever be seen
+        (for multilabel data, ``np.arange(n_labels)``).
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _fit(self, X, y, *, incremental: bool, classes):
+    def _fit(self, X, y, sample_weight, *, incremental: bool, classes):
         first = not (incremental and hasattr(self, "model_"))
-        X, y = validate_data(self, X, y, reset=first, dtype=self._fit_dtype(incremental))
-        y = column_or_1d(y, warn=True)
+        X, y = validate_data(self, X, y, reset=first, dtype=self._fit_dtype(incremental),
+                             multi_output=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         check_classification_targets(y)
+        multilabel = y.ndim == 2
+        if multilabel and type_of_target(y) != "multilabel-indicator":
+            raise ValueError(f"{type(self).__name__}: a 2-D y must hold 0/1 indicators, one column per "
+                             f"label (multilabel); got {type_of_target(y)} targets. For several "
+                             "multi-class outputs use sklearn.multioutput.MultiOutputClassifier")
+        if not self._fresh(incremental) and multilabel != getattr(self, "_multilabel", False):
+            now, then = ("multilabel", "single-label") if multilabel else ("single-label", "multilabel")
+            raise ValueError(f"{type(self).__name__}: y is {now} now, but the network was built for "
+                             f"{then} y; fit a new estimator")
         if first:
             if incremental and classes is None:
                 raise ValueError("partial_fit: the first call needs classes=, every label that "
                                  "will be seen, e.g. classes=np.unique(y_all)")
-            self.classes_ = np.unique(classes if classes is not None else y)
-            if len(self.classes_) < 2:
-                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, "
-                                 f"got 1 class: {self.classes_[0]!r}")
+            if multilabel:
+                self.classes_ = np.arange(y.shape[1])
+                if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+                    raise ValueError(f"partial_fit: for multilabel y with {y.shape[1]} columns, "
+                                     f"classes must be np.arange({y.shape[1]}), got {classes!r}")
+            else:
+                self.classes_ = np.unique(classes if classes is not None else y)
+                if len(self.classes_) < 2:
+                    raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, "
+                                     f"got 1 class: {self.classes_[0]!r}")
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"partial_fit: classes={classes!r} differ from the first call's "
                              f"{self.classes_!r}")
-        unseen = np.setdiff1d(y, self.classes_)
-        if len(unseen):
-            raise ValueError(f"y holds labels {unseen[:5]!r} that are not in classes_ {self.classes_!r}")
-        y_ids = np.searchsorted(self.classes_, y)
-        self._train(X, y_ids, epochs=1 if incremental else self.max_iter, incremental=incremental,
-                    loss_factory=lambda: self._loss(y), n_out=len(self.classes_))
+        if multilabel:
+            if y.shape[1] != len(self.classes_):
+                raise ValueError(f"y has {y.shape[1]} label columns, the network was built for "
+                                 f"{len(self.classes_)}")
+            target = y.astype(X.dtype)
+        else:
+            unseen = np.setdiff1d(y, self.classes_)
+            if len(unseen):
+                raise ValueError(f"y holds labels {unseen[:5]!r} that are not in classes_ {self.classes_!r}")
+            target = np.searchsorted(self.classes_, y)
+        if self._fresh(incremental):
+            self._multilabel = multilabel
+        self._train(X, target, sample_weight, epochs=1 if incremental else self.max_iter,
+                    incremental=incremental, loss_factory=lambda: self._loss(y),
+                    n_out=len(self.classes_))
         return self
 
-    def _loss(self, y) -> SoftmaxCrossEntropy:
+    def _loss(self, y):
+        if getattr(self, "_multilabel", False):
+            for name in ("class_weight", "label_smoothing"):
+                if getattr(self, name):
+                    raise ValueError(f"{name}={getattr(self, name)!r} applies to single-label classes; "
+                                     "multilabel y (one sigmoid output per label) takes neither")
+            return BCEWithLogits()
         weights = None
         if self.class_weight is not None:
             if isinstance(self.class_weight, str) and self.class_weight != "balanced":
@@ -378,14 +512,29 @@ class FlexNetClassifier(ClassifierMixin, _FlexNetBase):
             weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y).tolist()
         return SoftmaxCrossEntropy(label_smoothing=self.label_smoothing, class_weights=weights)
 
-    def _net_score(self, net, X, y_ids) -> float:
-        return float(np.mean(net.predict(X) == y_ids))
+    def _out_activation(self) -> str:
+        return "logistic" if getattr(self, "_multilabel", False) else "softmax"
+
+    def _net_score(self, net, X, y, sample_weight=None) -> float:
+        """Accuracy (for multilabel y, the share of rows with every label right),
+        weighted by the rows' sample weights times their class weights, as
+        scikit-learn weights a row by both."""
+        hit = net.predict(X) == y
+        if hit.ndim == 2:
+            hit = hit.all(axis=1)
+        class_weights = getattr(net.loss_fn, "class_weights", None)
+        if class_weights is not None:
+            sample_weight = class_weights[y] * (1.0 if sample_weight is None else sample_weight)
+        if sample_weight is not None and not np.any(sample_weight):
+            return float("nan")  # no row counts: no score (scikit-learn's rule then resets its count)
+        return float(np.average(hit, weights=sample_weight))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``.
+        """Class probabilities, columns in the order of ``classes_``; for
+        multilabel data each label's own probability (the rows need not sum to 1).
 
         Shapes:
-            X: (n_samples, n_features) -> (n_samples, n_classes).
+            X: (n_samples, n_features) -> (n_samples, n_classes) or (n_samples, n_labels).
         """
         z = self._outputs(X)
         return self.model_.loss_fn.proba(z)
@@ -396,8 +545,11 @@ class FlexNetClassifier(ClassifierMixin, _FlexNetBase):
             return np.log(self.predict_proba(X))
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class label for each row."""
+        """The most probable class label for each row; for multilabel data the
+        0/1 indicator matrix (a label is on when its probability is above 0.5)."""
         z = self._outputs(X)
+        if getattr(self, "_multilabel", False):
+            return (z > 0).astype(np.int64)
         return self.classes_[z.argmax(axis=1)]
 
 
@@ -441,19 +593,24 @@ class FlexNetRegressor(RegressorMixin, _FlexNetBase):
         tags.target_tags.multi_output = True
         return tags
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)`` for up to ``max_iter`` epochs; returns self.
+
+        ``sample_weight`` (one weight >= 0 per row, or None) weights each row's
+        loss as MLPRegressor does: every batch minimises the weighted mean of
+        its rows' losses, and with ``early_stopping`` the held-out rows keep
+        their weights in the validation R^2.
 
         Shapes:
             X: (n_samples, n_features); y: (n_samples,) or (n_samples, n_targets).
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, keeping weights and optimizer state; returns self."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
-    def _fit(self, X, y, *, incremental: bool):
+    def _fit(self, X, y, sample_weight, *, incremental: bool):
         if self.loss not in self._LOSSES:
             raise ValueError(f"loss: expected one of {sorted(self._LOSSES)}, got {self.loss!r}")
         first = not (incremental and hasattr(self, "model_"))
@@ -465,12 +622,12 @@ class FlexNetRegressor(RegressorMixin, _FlexNetBase):
         elif y.shape[1:] != self._y_shape:
             raise ValueError(f"partial_fit: y has shape {y.shape[1:]} per row, the first call had {self._y_shape}")
         n_out = 1 if y.ndim == 1 else y.shape[1]
-        self._train(X, y.reshape(len(y), n_out), epochs=1 if incremental else self.max_iter,
+        self._train(X, y.reshape(len(y), n_out), sample_weight, epochs=1 if incremental else self.max_iter,
                     incremental=incremental, loss_factory=self._LOSSES[self.loss], n_out=n_out)
         return self
 
-    def _net_score(self, net, X, y) -> float:
-        return float(r2_score(y, net.forward(X)))
+    def _net_score(self, net, X, y, sample_weight=None) -> float:
+        return float(r2_score(y, net.forward(X), sample_weight=sample_weight))
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shaped like the ``y`` given to ``fit``.

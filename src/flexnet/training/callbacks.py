@@ -156,16 +156,38 @@ class EarlyStopping(Callback):
         restore_best_weights: put the best epoch's weights back at the end.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy-like
             metrics, min otherwise).
+        rule: when an epoch counts as an improvement.
+
+            - ``"keras"`` (the default, as Keras and PyTorch Lightning): an
+              epoch improves when it beats the best value by more than
+              ``min_delta``; only then does the best value move. Training stops
+              once ``patience`` epochs in a row have not improved.
+            - ``"sklearn"``, scikit-learn's MLP rule (its ``tol`` is
+              ``min_delta``, its ``n_iter_no_change`` is ``patience``): an
+              epoch that beats the best value by more than ``min_delta`` resets
+              the count, any other adds one to it; the best value (and, with
+              ``restore_best_weights``, the weights kept) moves on every
+              strict improvement, however small. Training stops once the count
+              exceeds ``patience``: ``patience`` epochs without improvement are
+              tolerated and the next one stops, so ``EarlyStopping("loss",
+              patience=10, min_delta=1e-4, rule="sklearn")`` stops at the epoch
+              where ``MLPClassifier(tol=1e-4, n_iter_no_change=10)`` does.
+              An epoch whose value is NaN resets the count, as there.
+
+    Example:
+        >>> stop = EarlyStopping("loss", patience=10, min_delta=1e-4, rule="sklearn")
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 restore_best_weights: bool = True, mode: str = "auto"):
+                 restore_best_weights: bool = True, mode: str = "auto", rule: str = "keras"):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"EarlyStopping(patience): expected an integer >= 0, got {patience!r}")
         if not (isinstance(min_delta, (int, float)) and min_delta >= 0):
             raise ValueError(f"EarlyStopping(min_delta): expected a number >= 0, got {min_delta!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping(mode): expected 'auto', 'min' or 'max', got {mode!r}")
+        if rule not in ("keras", "sklearn"):
+            raise ValueError(f"EarlyStopping(rule): expected 'keras' or 'sklearn', got {rule!r}")
         if mode == "auto":
             mode = "max" if any(k in monitor for k in ("acc", "f1", "precision", "recall")) else "min"
         self.monitor = monitor
@@ -173,6 +195,7 @@ class EarlyStopping(Callback):
         self.min_delta = float(min_delta)
         self.restore_best_weights = restore_best_weights
         self.mode = mode
+        self.rule = rule
         self._reset()
 
     def _reset(self) -> None:
@@ -199,6 +222,9 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored(logs or {}, self.monitor, "EarlyStopping")
         self.last_epoch = epoch
+        if self.rule == "sklearn":
+            self._sklearn_rule(epoch, value)
+            return
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
@@ -206,6 +232,23 @@ class EarlyStopping(Callback):
             return
         self.wait += 1
         if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.loop.stop_training = True
+
+    def _sklearn_rule(self, epoch: int, value: float) -> None:
+        # Written as scikit-learn's _update_no_improvement_count writes it, NaN included.
+        if self.mode == "min":
+            best = math.inf if self.best is None else self.best
+            no_improvement, better = value > best - self.min_delta, value < best
+        else:
+            best = -math.inf if self.best is None else self.best
+            no_improvement, better = value < best + self.min_delta, value > best
+        self.wait = self.wait + 1 if no_improvement else 0
+        if better:
+            self.best, self.best_epoch = value, epoch
+            if self.restore_best_weights:
+                self.best_weights = {name: arr.copy() for name, arr in _state_arrays(self.net)}
+        if self.wait > self.patience:
             self.stopped_epoch = epoch
             self.loop.stop_training = True
 
@@ -230,7 +273,8 @@ class EarlyStopping(Callback):
 
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
-                f"min_delta={self.min_delta}, restore_best_weights={self.restore_best_weights})")
+                f"min_delta={self.min_delta}, restore_best_weights={self.restore_best_weights}"
+                + (f", rule={self.rule!r})" if self.rule != "keras" else ")"))
 
 
 class LRSchedulerCallback(Callback):

@@ -237,7 +237,7 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
         if got is None or got.shape != arr.shape or got.dtype != arr.dtype:
             problems.append(f"array {name!r} is missing or has the wrong shape/dtype")
     saved, now = training["settings"], _settings(loop)
-    labels = {"data": "the training data (X, y)", "batch_size": "batch_size", "shuffle": "shuffle",
+    labels = {"data": "the training data (X, y, sample_weight)", "batch_size": "batch_size", "shuffle": "shuffle",
               "validation": "the kind of validation (validation_data / validation_split)"}
     for key, label in labels.items():
         if saved.get(key) != now[key]:

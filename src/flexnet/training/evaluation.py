@@ -11,6 +11,7 @@ import numpy as np
 
 from ..nn.checks import as_input, check_finite_rows, check_labels
 from ..nn.losses import SoftmaxCrossEntropy
+from .weights import check_sample_weight, row_losses
 
 #: Rows per forward pass when evaluating (bounds memory, not results).
 EVAL_CHUNK = 4096
@@ -76,17 +77,41 @@ def outputs(net, X: np.ndarray) -> np.ndarray:
     return np.concatenate([net.forward(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)])
 
 
-def loss_and_accuracy(net, X, y, y_ids) -> tuple[float, float | None]:
+def loss_and_accuracy(net, X, y, y_ids, sample_weight=None) -> tuple[float, float | None]:
+    """The loss and the accuracy (None for regression) on every row; with
+    ``sample_weight`` (checked already) both are weighted means."""
     z = outputs(net, X)
     loss = net.loss_fn.forward(z, y)
+    if sample_weight is not None:
+        loss = weighted_mean_loss(net.loss_fn, z, y, sample_weight)
     if y_ids is None:
         return loss, None
     pred = np.asarray(net.loss_fn.predict(z))
+    if sample_weight is not None:
+        hit = (pred == y_ids).reshape(len(pred), -1).mean(axis=1)
+        return loss, float(np.dot(sample_weight, hit) / sample_weight.sum())
     return loss, float(np.count_nonzero(pred == y_ids) / pred.size)
 
 
-def evaluate(net, X, y) -> dict:
+def weighted_mean_loss(loss_fn, z, y, w) -> float:
+    """``sum w_i u_i / sum w_i c_i`` over every row (see :mod:`flexnet.training.weights`)."""
+    u, c = row_losses(loss_fn, z, y)
+    keep = w > 0
+    divisor = w.sum() if c is None else np.dot(w, c)
+    if divisor == 0:
+        return float("nan")  # only rows of a class weighted 0 by the loss: undefined
+    return float(np.dot(w[keep], u[keep]) / divisor)
+
+
+def evaluate(net, X, y, sample_weight=None) -> dict:
     """Score ``net`` on ``(X, y)`` in inference mode.
+
+    With ``sample_weight`` (one weight >= 0 per row, as scikit-learn's
+    ``score(X, y, sample_weight)``), every number is weighted: the loss is the
+    weighted mean, and each row adds its weight, not 1, to the confusion
+    matrix, from which accuracy, precision, recall, f1 and support follow (as
+    ``sklearn.metrics.confusion_matrix(sample_weight=)``); mae and rmse are
+    weighted means.
 
     Returns a JSON-friendly dict. Classifiers: ``loss``, ``accuracy``,
     per-class ``precision``, ``recall``, ``f1`` and ``support`` (lists indexed
@@ -99,20 +124,30 @@ def evaluate(net, X, y) -> dict:
         X: (N, in_features); y: class ids (N,), one-hot (N, C) or targets.
     """
     X, y, y_ids = prepare_xy(net, X, y, "evaluate")
+    w = check_sample_weight(sample_weight, len(X), "evaluate(sample_weight)")
     z = outputs(net, X)
     result = {"loss": float(net.loss_fn.forward(z, y))}
+    if w is not None:
+        result["loss"] = weighted_mean_loss(net.loss_fn, z, y, w)
     if y_ids is None:
         pred = np.asarray(net.loss_fn.predict(z), dtype=np.float64)
         err = pred.reshape(len(pred), -1) - y.reshape(len(y), -1).astype(np.float64)
+        if w is not None:
+            row_w = w / w.sum()
+            result["mae"] = float(np.dot(row_w, np.abs(err).mean(axis=1)))
+            result["rmse"] = float(np.sqrt(np.dot(row_w, (err ** 2).mean(axis=1))))
+            return result
         result["mae"] = float(np.abs(err).mean())
         result["rmse"] = float(np.sqrt((err ** 2).mean()))
         return result
     pred = np.asarray(net.loss_fn.predict(z))
     # One class per row from a softmax; otherwise each output is a yes/no answer.
     n_classes = z.shape[1] if pred.ndim == 1 and z.shape[1] > 1 else 2
+    per_row = pred.size // len(pred)
     pred = pred.reshape(-1).astype(np.int64)
     true = np.rint(np.asarray(y_ids)).reshape(-1).astype(np.int64)
-    confusion = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
+    counts = None if w is None else np.repeat(w, per_row)  # each label of a row weighs the row's weight
+    confusion = np.bincount(true * n_classes + pred, weights=counts, minlength=n_classes * n_classes)
     confusion = confusion.reshape(n_classes, n_classes)  # (true, predicted)
     tp = np.diag(confusion).astype(np.float64)
     predicted = confusion.sum(axis=0)
@@ -122,7 +157,7 @@ def evaluate(net, X, y) -> dict:
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
     result.update(
-        accuracy=float(tp.sum() / len(true)),
+        accuracy=float(tp.sum() / confusion.sum()),
         precision=precision.tolist(), recall=recall.tolist(), f1=f1.tolist(),
         support=support.tolist(),
         macro_precision=float(precision.mean()), macro_recall=float(recall.mean()),

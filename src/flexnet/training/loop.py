@@ -34,6 +34,7 @@ from .callbacks import (
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .diagnostics import DIAG_ROWS, Diagnostics  # noqa: F401  (DIAG_ROWS: found here in 0.1)
 from .evaluation import EVAL_CHUNK, evaluate, largest_product, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
+from .weights import check_sample_weight, weighted_loss
 
 __all__ = [
     "Callback",
@@ -187,13 +188,15 @@ class FitLoop:
 
     def __init__(self, net, X, y, *, epochs, batch_size, optimizer, lr, validation_data,
                  validation_split, shuffle, callbacks, scheduler, seed, progress,
-                 diagnostics, checkpoint, checkpoint_every, threads=None):
+                 diagnostics, checkpoint, checkpoint_every, threads=None, sample_weight=None):
         self.net = net
         self.threads = None if threads is None else check_positive_int(threads, "fit(threads)")
         self.epochs = check_positive_int(epochs, "fit(epochs)")
         self.batch_size = check_positive_int(batch_size, "fit(batch_size)")
         self.shuffle = bool(shuffle)
         X, y, y_ids = prepare_xy(net, X, y, "fit")
+        self.full_weight = self.w = check_sample_weight(sample_weight, len(X), "fit(sample_weight)")
+        self.wv = None  # the validation rows' weights
         split_rng, self.shuffle_rng = _two_generators(seed)
         self.val_index = None
         if validation_data is not None and validation_split:
@@ -201,9 +204,13 @@ class FitLoop:
         self.Xv = self.yv = self.yv_ids = None
         self.full_data = (X, y, y_ids)  # every row, before any validation split
         if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise TypeError("fit(validation_data): expected a pair (X_val, y_val)")
-            self.Xv, self.yv, self.yv_ids = prepare_xy(net, *validation_data, "fit(validation_data)")
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+                raise TypeError("fit(validation_data): expected a pair (X_val, y_val) or a triple "
+                                "(X_val, y_val, sample_weight_val)")
+            self.Xv, self.yv, self.yv_ids = prepare_xy(net, *validation_data[:2], "fit(validation_data)")
+            if len(validation_data) == 3:
+                self.wv = check_sample_weight(validation_data[2], len(self.Xv),
+                                              "fit(validation_data) sample_weight_val")
         elif validation_split:
             frac = float(validation_split)
             if not 0.0 < frac < 1.0:
@@ -211,6 +218,11 @@ class FitLoop:
                     f"fit(validation_split): expected a fraction in (0, 1), got {validation_split!r}")
             X, y, y_ids = self.use_split(_stratified_split(len(X), y_ids, frac, split_rng))
         self.X, self.y, self.y_ids = X, y, y_ids
+        if self.w is not None and self.val_index is not None:
+            for part, w in (("training", self.w), ("validation", self.wv)):
+                if not w.any():
+                    raise ValueError(f"fit(sample_weight): every {part} row of validation_split="
+                                     f"{validation_split} has weight zero; give some of them a weight > 0")
         self.n = len(X)
         self.n_batches = -(-self.n // self.batch_size)
         _check_batchnorm_batches(net, self.n, self.batch_size)
@@ -260,10 +272,10 @@ class FitLoop:
 
     @functools.cached_property
     def data_crc(self) -> str:
-        """A checksum of the whole training data (X, y), so a resume with other data
-        is refused. Computed only when a checkpoint is written or read: a pass
-        over every byte is a noticeable part of a short run."""
-        return _fingerprint(*self.full_data[:2])
+        """A checksum of the whole training data (X, y and any sample weights), so
+        a resume with other data is refused. Computed only when a checkpoint is
+        written or read: a pass over every byte is a noticeable part of a short run."""
+        return _fingerprint(*self.full_data[:2], self.full_weight)
 
     def use_split(self, val_index: np.ndarray):
         """Hold out rows ``val_index`` of the data for validation; returns the
@@ -275,6 +287,8 @@ class FitLoop:
         self.yv_ids = None if y_ids is None else y_ids[val_index]
         self.X, self.y = X[train_idx], y[train_idx]
         self.y_ids = None if y_ids is None else (self.y if y_ids is y else y_ids[train_idx])
+        if self.full_weight is not None:
+            self.wv, self.w = self.full_weight[val_index], self.full_weight[train_idx]
         return self.X, self.y, self.y_ids
 
     # -- one batch: the hot path -------------------------------------------------
@@ -299,6 +313,8 @@ class FitLoop:
             loss = loss_fn.forward(z, yb, checked=True)  # every label was checked before the loop
         else:
             loss = loss_fn.forward(z, yb)
+        if self.w is not None:
+            return self._train_weighted_batch(idx, z, yb, loss)
         if not math.isfinite(loss):
             return loss
         if self.y_ids is not None:
@@ -312,6 +328,29 @@ class FitLoop:
         self.optimizer.step(self.net)
         self.sums["loss"] += loss * m
         self.sums["count"] += m
+        return loss
+
+    def _train_weighted_batch(self, idx, z, yb, loss) -> float:
+        """The rest of :meth:`_train_batch` with sample weights: the weighted mean
+        loss, the loss's gradient scaled row by row (:mod:`flexnet.training.weights`),
+        and the epoch's sums counted in weight rather than rows."""
+        wb = self.w[idx]
+        loss, scale, total = weighted_loss(self.net.loss_fn, z, yb, wb, loss)
+        if not math.isfinite(loss) or total == 0:  # a batch of weight 0 teaches nothing
+            return loss
+        if self.y_ids is not None:
+            hit = self.net.loss_fn.predict(z) == self.y_ids[idx]
+            self.sums["correct"] += float(np.dot(wb, hit if hit.ndim == 1 else hit.sum(axis=1)))
+        grad = None
+        if scale is not None:
+            grad = self.net.loss_fn.backward()
+            grad *= scale.astype(grad.dtype).reshape((-1,) + (1,) * (grad.ndim - 1))
+        self.net.backward(grad)
+        if self.diag is not None:
+            self.diag.after_backward(self.step == self.n_batches - 1)
+        self.optimizer.step(self.net)
+        self.sums["loss"] += loss * total
+        self.sums["count"] += total
         return loss
 
     def _diverged(self, loss: float, epoch: int) -> TrainingDiverged:
@@ -437,7 +476,7 @@ class FitLoop:
             self._check_weights(epoch, loss)
             logs = self._running_logs()
             if self.Xv is not None:
-                val_loss, val_acc = loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids)
+                val_loss, val_acc = loss_and_accuracy(self.net, self.Xv, self.yv, self.yv_ids, self.wv)
                 logs["val_loss"] = val_loss
                 if val_acc is not None:
                     logs["val_accuracy"] = val_acc
@@ -493,17 +532,20 @@ class FitLoop:
         self.resumed = True
 
 
-def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
-    """A checksum of the data, so a resume with other data is refused."""
+def _fingerprint(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> str:
+    """A checksum of the data (and the sample weights, if any), so a resume with
+    other data is refused."""
     crc = zlib.crc32(np.ascontiguousarray(X).view(np.uint8).reshape(-1))
     crc = zlib.crc32(np.ascontiguousarray(y).view(np.uint8).reshape(-1), crc)
+    if w is not None:
+        return f"{X.shape}/{X.dtype}/{y.shape}/{y.dtype}/{crc:08x}/weights:{zlib.crc32(w.view(np.uint8)):08x}"
     return f"{X.shape}/{X.dtype}/{y.shape}/{y.dtype}/{crc:08x}"
 
 
 def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr: float = 0.01,
         validation_data=None, validation_split: float = 0.0, shuffle: bool = True, callbacks=(),
         scheduler=None, seed=None, progress: bool | None = None, diagnostics: bool = False,
-        checkpoint=None, checkpoint_every=1, resume=None, threads=None) -> History:
+        checkpoint=None, checkpoint_every=1, resume=None, threads=None, sample_weight=None) -> History:
     """Train ``net`` on ``(X, y)`` with mini-batches; returns a :class:`History`.
 
     Args:
@@ -515,9 +557,11 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
         optimizer: a :mod:`flexnet.optim` optimizer, a name such as ``"adam"``
             (built with ``lr``), or None for ``SGD(lr)`` (or the scheduler's).
         lr: learning rate when ``optimizer`` is None or a name.
-        validation_data: ``(X_val, y_val)`` scored after every epoch.
+        validation_data: ``(X_val, y_val)`` scored after every epoch, or
+            ``(X_val, y_val, sample_weight_val)`` for a weighted ``val_loss``.
         validation_split: fraction of ``(X, y)`` held out instead (stratified
-            by class for classifiers, drawn with ``seed``).
+            by class for classifiers, drawn with ``seed``; the rows keep their
+            ``sample_weight``).
         shuffle: draw a new order of the rows every epoch.
         callbacks: :class:`Callback` objects (e.g. :class:`EarlyStopping`).
         scheduler: a learning-rate schedule stepped once per epoch
@@ -547,6 +591,12 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
             products of typical MLPs, more for big ones while cores are free;
             a resumed run keeps its count). The count used is in
             ``history.params["threads"]``; the same count gives the same bits.
+        sample_weight: None, or one weight >= 0 per row of ``X``. Each batch
+            then minimises the weighted mean of its rows' losses, as
+            scikit-learn's MLP does (``sum w_i l_i / sum w_i``); ``loss`` and
+            ``accuracy`` in the history are weighted means too. Equal weights
+            train exactly as None does. Checkpoints keep a checksum of the
+            weights: a resume needs the same ones.
 
     Raises:
         ValueError/TypeError: bad data or settings, before any training.
@@ -565,7 +615,7 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
                    validation_data=validation_data, validation_split=validation_split,
                    shuffle=shuffle, callbacks=callbacks, scheduler=scheduler, seed=seed,
                    progress=progress, diagnostics=diagnostics, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, threads=threads)
+                   checkpoint_every=checkpoint_every, threads=threads, sample_weight=sample_weight)
     if checkpoint is not None:  # a run whose checkpoint cannot be written fails now, not after an epoch
         check_writable(checkpoint)
     if resume is not None:

@@ -248,7 +248,6 @@ def test_from_torch_reproduces_a_torch_model():
 
 @pytest.mark.parametrize("module, message", [
     (torch.nn.Conv1d(1, 1, 1), r"module \[1\] \(Conv1d\) has no flexnet equivalent"),
-    (torch.nn.Linear(4, 4, bias=False), r"module \[1\]: Linear with bias=False"),
     (torch.nn.BatchNorm1d(4, track_running_stats=False), r"module \[1\]: BatchNorm1d with track_running"),
     (torch.nn.BatchNorm1d(4, bias=False), r"module \[1\]: BatchNorm1d with bias=False"),
     (torch.nn.LayerNorm((2, 2)), r"module \[1\]: LayerNorm with normalized_shape=\(2, 2\)"),

@@ -4,7 +4,7 @@
 
 A Linear right before a training-mode BatchNorm1d has a bias whose true gradient is 0:
 the batch mean takes it away again. Both libraries compute that gradient as rounding
-noise of about 1e-9, and Adam divides a gradient by its own running size, so the noise
+noise of about 1e-8, and Adam divides a gradient by its own running size, so the noise
 becomes full-size steps that differ between the two. The network here,
 ``Network([20, 32, 16, 4], batchnorm=True)``, is trained side by side with its
 ``to_torch`` copy on the same batches of Gaussian blobs, once with

@@ -236,3 +236,18 @@ def test_producer_and_no_trailing_identity(tmp_path):
     assert [node.op_type for node in model.graph.node] == ["Identity"]
     x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
     np.testing.assert_array_equal(run_onnx(export(only, tmp_path, in_features=3), x), x)
+
+
+def test_the_gelu_benchmark_runs_and_shows_the_fused_nodes():
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "onnx_gelu.py")
+    proc = subprocess.run([sys.executable, script, "--sizes", "16,8,3", "--batches", "1,4", "--runs", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| none", "| tanh"))]
+    assert len(rows) == 4, proc.stdout
+    assert all("-> Gemm Gelu Gemm |" in row for row in rows[:2]), rows
+    assert all("-> Gemm FastGelu Gemm |" in row for row in rows[2:]), rows

@@ -681,3 +681,19 @@ def test_float32_adam_follows_torch_optim_on_a_network_without_redundant_biases(
                 for name, t in torch_names(net).items() if name in net.parameters()
                 for p in [net.parameters()[name]])
     assert worst < 1e-5, worst
+
+
+def test_the_batchnorm_bias_benchmark_shows_the_drift_and_its_cure(capsys):
+    import os
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    try:
+        import batchnorm_bias
+    finally:
+        sys.path.pop(0)
+    batchnorm_bias.main(["--steps", "8"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:40].strip(): [float(v) for v in line[40:].split()] for line in lines[2:]}
+    with_bias, without = rows["with the redundant bias"], rows["Linear(bias=False) before BatchNorm1d"]
+    assert with_bias[0] > 1e-3 and with_bias[1] < 1e-5  # the biases drift, the weights do not
+    assert np.isnan(without[0]) and without[2] < 1e-5

@@ -68,7 +68,9 @@ class _Graph:
 
     def gemm(self, hint: str, x: str, w: np.ndarray, b: np.ndarray | None) -> str:
         """``x @ w + b`` as one Gemm (``w`` is (in, out), as flexnet keeps it)."""
-        inputs = [x, self.const(f"{hint}.W", w)] + ([] if b is None else [self.const(f"{hint}.b", np.reshape(b, -1))])
+        inputs = [x, self.const(f"{hint}.W", w)]
+        if b is not None:
+            inputs.append(self.const(f"{hint}.b", np.reshape(b, -1)))  # (out,)
         return self.op("Gemm", *inputs)
 
 
@@ -128,11 +130,9 @@ def _folded(layer, nxt) -> tuple[np.ndarray, np.ndarray] | None:
     Linear and the other a BatchNorm1d; else None. Worked out in float64:
     ``(x @ W + b) * scale + shift == x @ (W * scale) + (b * scale + shift)`` and
     ``(x * scale + shift) @ W + b == x @ (scale[:, None] * W) + (shift @ W + b)``."""
-    kinds = (type(layer).__name__, type(nxt).__name__)
+    kinds = (type(layer).__name__, type(nxt).__name__)  # flexnet's own classes: lookalikes were refused
     if kinds not in (("Linear", "BatchNorm1d"), ("BatchNorm1d", "Linear")):
         return None
-    if any(type(one) is not flexnet_class(type(one).__name__) for one in (layer, nxt)):
-        return None  # a lookalike: refused by the exporter's own check
     linear, bn = (layer, nxt) if kinds[0] == "Linear" else (nxt, layer)
     w = np.asarray(linear.W, dtype=np.float64)
     b = np.zeros(w.shape[1]) if linear.b is None else np.reshape(linear.b, -1).astype(np.float64)

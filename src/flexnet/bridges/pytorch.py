@@ -68,7 +68,8 @@ def _refuse(module, what: str) -> None:
 
 
 def _linear_to_torch(cfg: dict) -> dict:
-    return {"in_features": cfg["in_features"], "out_features": cfg["out_features"], "bias": cfg.get("bias", True)}
+    return {"in_features": cfg["in_features"], "out_features": cfg["out_features"],
+            "bias": cfg.get("bias", True)}
 
 
 def _linear_from_torch(m) -> dict:

@@ -44,6 +44,7 @@ LAYER_FACTORIES = {
     "Linear": lambda n, dtype, seed: Linear(n, 3, dtype=dtype, seed=seed),
     "Linear[glorot_uniform]": lambda n, dtype, seed: Linear(n, 3, dtype=dtype, seed=seed,
                                                             init="glorot_uniform"),
+    "Linear[no bias]": lambda n, dtype, seed: Linear(n, 3, dtype=dtype, seed=seed, bias=False),
     "ReLU": lambda n, dtype, seed: ReLU(),
     "LeakyReLU": lambda n, dtype, seed: LeakyReLU(0.1),
     "Sigmoid": lambda n, dtype, seed: Sigmoid(),

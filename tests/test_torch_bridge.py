@@ -248,7 +248,6 @@ def test_from_torch_reproduces_a_torch_model():
 
 @pytest.mark.parametrize("module, message", [
     (torch.nn.Conv1d(1, 1, 1), r"module \[1\] \(Conv1d\) has no flexnet equivalent"),
-    (torch.nn.Linear(4, 4, bias=False), r"module \[1\]: Linear with bias=False"),
     (torch.nn.BatchNorm1d(4, track_running_stats=False), r"module \[1\]: BatchNorm1d with track_running"),
     (torch.nn.BatchNorm1d(4, bias=False), r"module \[1\]: BatchNorm1d with bias=False"),
     (torch.nn.LayerNorm((2, 2)), r"module \[1\]: LayerNorm with normalized_shape=\(2, 2\)"),
@@ -537,3 +536,164 @@ def test_cli_export_torch_writes_a_file_torch_load_reads(tmp_path, capsys):
     assert rel_err(module(torch.tensor(x)).detach().numpy(), net.forward(x)) <= 1e-12
     assert main(["export", str(tmp_path / "model.npz"), "--format", "torch", "--probabilities"]) == 2
     assert "--format onnx only" in capsys.readouterr().err
+
+
+# -- Linear(bias=False), the batch count, half-precision modules ----------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_without_bias_crosses_both_ways(dtype, tmp_path):
+    net = Sequential([Linear(4, 6, dtype=dtype, seed=0, bias=False), BatchNorm1d(6, dtype=dtype), GELU(),
+                      Linear(6, 3, dtype=dtype, seed=1, bias=False)], dtype=dtype)
+    module = to_torch(net)
+    assert module[0].bias is None and module[3].bias is None
+    assert "0.bias" not in module.state_dict() and "layers.0.b" not in torch_names(net)
+    x = np.random.default_rng(0).normal(size=(7, 4)).astype(dtype)
+    assert rel_err(module(torch.tensor(x)).detach().numpy(), net.forward(x)) <= RTOL[dtype]
+    back = from_torch(module)
+    assert [layer.config() for layer in back.layers] == [layer.config() for layer in net.layers]
+    np.testing.assert_array_equal(back.forward(x), net.forward(x))
+    save_torch(net, tmp_path / "m.pt")
+    loaded = load_torch(tmp_path / "m.pt")
+    assert loaded[0].bias is None
+    np.testing.assert_array_equal(loaded(torch.tensor(x)).detach().numpy(), module(torch.tensor(x)).detach().numpy())
+    # and a torch model built the usual way
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 5, bias=False), torch.nn.BatchNorm1d(5), torch.nn.ReLU(),
+                                 torch.nn.Linear(5, 2)).to(getattr(torch, dtype)).eval()
+    ours = from_torch(theirs)
+    assert ours.layers[0].b is None and ours.layers[3].b is not None
+    assert rel_err(ours.forward(x), theirs(torch.tensor(x)).detach().numpy()) <= RTOL[dtype]
+
+
+def test_linear_without_bias_gradients_equal_autograd():
+    net = Sequential([Linear(5, 4, dtype="float64", seed=0, bias=False), Tanh(),
+                      Linear(4, 3, dtype="float64", seed=1, bias=False)], dtype="float64")
+    module = to_torch(net).train()
+    x, y = data(net)
+    net.loss_fn.forward(net.forward(x, training=True), y)
+    net.backward()
+    torch_loss(net.loss_fn, net.dtype)(module(torch.tensor(x)), torch.tensor(y)).backward()
+    grads = torch_grads(net, module)
+    assert set(grads) == {"layers.0.W", "layers.2.W"}
+    for name, g in net.gradients().items():
+        assert rel_err(g, grads[name]) <= 1e-12, name
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.3, None])
+def test_a_network_trained_for_ten_batches_exports_a_count_of_ten(momentum, tmp_path):
+    rng = np.random.default_rng(0)
+    net = Sequential([Linear(4, 6, seed=0), BatchNorm1d(6, momentum=momentum), ReLU(), Linear(6, 3, seed=1),
+                      BatchNorm1d(3, momentum=momentum)])
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), rng.integers(0, 3, 40)
+    flexnet.fit(net, x, y, epochs=2, batch_size=8, seed=0)  # 5 batches an epoch
+    module = to_torch(net)
+    assert [int(module[i].num_batches_tracked) for i in (1, 4)] == [10, 10]
+    assert module[1].num_batches_tracked.dtype == torch.int64
+    save_torch(net, tmp_path / "m.pt")
+    assert int(torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]["1.num_batches_tracked"]) == 10
+    # torch counts on from there, and flexnet takes its count back
+    module.train()
+    for _ in range(3):
+        module(torch.tensor(x[:8]))
+    back = from_torch(module)
+    assert back.layers[1].num_batches_tracked == 13 and back.layers[4].num_batches_tracked == 13
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_a_torch_count_is_imported_and_trains_on_as_in_torch(momentum):
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4, momentum=momentum)).double()
+    module.train()
+    for _ in range(6):
+        module(torch.randn(5, 4, dtype=torch.float64))
+    assert int(module[1].num_batches_tracked) == 6
+    net = from_torch(module)
+    assert net.layers[1].num_batches_tracked == 6
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    net.forward(x, training=True)
+    module(torch.tensor(x))
+    assert net.layers[1].num_batches_tracked == 7 == int(module[1].num_batches_tracked)
+    np.testing.assert_allclose(net.layers[1].running_mean.ravel(), module[1].running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(net.layers[1].running_var.ravel(), module[1].running_var.numpy(), rtol=1e-12)
+
+
+def test_a_bfloat16_module_is_refused_with_its_index_and_a_hint():
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).bfloat16()
+    with pytest.raises(ValueError, match=r"module \[0\] \(Linear\) holds weight in torch\.bfloat16.*\.float\(\)"):
+        from_torch(module)
+    mixed = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4).bfloat16())
+    with pytest.raises(ValueError, match=r"module \[1\] \(BatchNorm1d\).*bfloat16"):
+        from_torch(mixed)
+
+
+def test_a_float16_module_is_converted_with_a_warning():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).half()
+    with pytest.warns(UserWarning, match=r"modules \[0\], \[2\] hold float16 weights; they are converted to float32"):
+        net = from_torch(module)
+    assert net.dtype == np.float32
+    np.testing.assert_array_equal(net.layers[0].W, module[0].weight.detach().float().numpy().T)  # exactly
+    with pytest.warns(UserWarning, match="converted to float64"):
+        assert from_torch(module, dtype="float64").dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int32])
+def test_other_module_dtypes_are_refused(dtype):
+    import warnings
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about complex modules
+        module[0].weight = torch.nn.Parameter(module[0].weight.detach().to(dtype), requires_grad=False)
+    with pytest.raises(ValueError, match=rf"module \[0\] \(Linear\) holds weight in {dtype}; flexnet takes float32"):
+        from_torch(module)
+
+
+# -- float32 Adam: exact with Linear(bias=False) before batch norm ----------------------
+
+
+def test_float32_adam_follows_torch_optim_on_a_network_without_redundant_biases():
+    """Network(batchnorm=True, bias=False): every parameter has a true gradient, and 20 steps of
+    float32 Adam stay within float32 rounding of torch.optim (with a bias before each
+    BatchNorm1d, that bias's true gradient is 0 and Adam scales its rounding noise up to
+    full steps in both libraries; benchmarks/batchnorm_bias.py shows both)."""
+    from flexnet.optim import Adam
+
+    rng = np.random.default_rng(1)
+    y = np.arange(640) % 4
+    x = (rng.normal(0, 2, (4, 20))[y] + rng.normal(size=(640, 20))).astype(np.float32)
+    net = flexnet.Network([20, 32, 16, 4], batchnorm=True, bias=False, seed=0)
+    module = to_torch(net).train()
+    opt_f, opt_t = Adam(lr=0.01), torch.optim.Adam(module.parameters(), lr=0.01)
+    crit = torch_loss(net.loss_fn)
+    for step in range(20):
+        xb, yb = x[step * 32:(step + 1) * 32], y[step * 32:(step + 1) * 32]
+        net.loss_fn.forward(net.forward(xb, training=True), yb)
+        net.backward()
+        opt_f.step(net)
+        opt_t.zero_grad()
+        crit(module(torch.tensor(xb)), torch.tensor(yb)).backward()
+        opt_t.step()
+    assert_same_state(net, module, 1e-5)
+    state = module.state_dict()
+    worst = max(float(np.abs(p - (state[t].numpy().T if p.ndim == 2 else state[t].numpy().reshape(p.shape))).max())
+                for name, t in torch_names(net).items() if name in net.parameters()
+                for p in [net.parameters()[name]])
+    assert worst < 1e-5, worst
+
+
+def test_the_batchnorm_bias_benchmark_shows_the_drift_and_its_cure(capsys):
+    import os
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    try:
+        import batchnorm_bias
+    finally:
+        sys.path.pop(0)
+    batchnorm_bias.main(["--steps", "8"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:40].strip(): [float(v) for v in line[40:].split()] for line in lines[2:]}
+    with_bias, without = rows["with the redundant bias"], rows["Linear(bias=False) before BatchNorm1d"]
+    assert with_bias[0] > 1e-3 and with_bias[1] < 1e-5  # the biases drift, the weights do not
+    assert np.isnan(without[0]) and without[2] < 1e-5

@@ -1,10 +1,16 @@
 """Export a network to ONNX for inference in ONNX Runtime and elsewhere.
 
 The graph is the network's inference pass: dropout is left out and batch
-normalisation is folded into one multiply and one add from its running
-statistics. The batch dimension is dynamic (``"batch"``). The graph is built
-with the ``onnx`` package's helper API at opset :data:`OPSET`, so it runs in
-any ONNX Runtime from 1.13 on.
+normalisation, a multiply and an add from its running statistics, is folded
+into the weights of the Linear layer right before it (or else right after it)
+when there is one. The batch dimension is dynamic (``"batch"``). The graph is
+built with the ``onnx`` package's helper API at opset :data:`OPSET`, so it runs
+in any ONNX Runtime from 1.13 on.
+
+Each piece is written as ONNX Runtime's graph optimiser recognises it, so a
+session at ``ORT_ENABLE_ALL`` (its default) runs fused kernels: ``Gemm`` with
+the activation after it (``FusedGemm``), ``LayerNormalization``, and GELU in
+the node order ``torch.onnx`` writes (``Gelu``, ``FastGelu`` for the tanh form).
 
 Each flexnet layer has one entry in :data:`EXPORTERS`; a new layer is a new
 entry. ``onnx`` is imported only when :func:`to_onnx` is called.
@@ -20,6 +26,7 @@ import numpy as np
 from ..data.extras import optional
 from ..filesystem import write_bytes
 from ..nn.network import Sequential
+from ..version import __version__
 from .pytorch import flexnet_class
 
 #: The ONNX operator set the graph uses, and the IR version that goes with it.
@@ -59,14 +66,19 @@ class _Graph:
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], **attrs))
         return out
 
+    def gemm(self, hint: str, x: str, w: np.ndarray, b: np.ndarray | None) -> str:
+        """``x @ w + b`` as one Gemm (``w`` is (in, out), as flexnet keeps it)."""
+        inputs = [x, self.const(f"{hint}.W", w)]
+        if b is not None:
+            inputs.append(self.const(f"{hint}.b", np.reshape(b, -1)))  # (out,)
+        return self.op("Gemm", *inputs)
+
 
 # -- one exporter per layer: (graph, layer, input name) -> output name -------------
 
 
 def _linear(g: _Graph, layer, x: str) -> str:
-    w = g.const(f"{layer.name}.W", layer.W)  # (in, out): Gemm reads x @ W as is
-    b = g.const(f"{layer.name}.b", np.reshape(layer.b, -1))  # (out,)
-    return g.op("Gemm", x, w, b)
+    return g.gemm(layer.name, x, layer.W, layer.b)  # W (in, out): Gemm reads x @ W as is
 
 
 def _leaky_relu(g: _Graph, layer, x: str) -> str:
@@ -74,36 +86,60 @@ def _leaky_relu(g: _Graph, layer, x: str) -> str:
 
 
 def _gelu(g: _Graph, layer, x: str) -> str:
-    half_x = g.op("Mul", x, g.const("half", 0.5))
+    # Written as ONNX Runtime's GeluFusion and FastGeluFusion look for them, so
+    # a session fuses each into one node (Gelu, FastGelu). The exact form takes
+    # torch.onnx's node order; a Mul by 1/sqrt(2) in place of the Div is left unfused.
     if layer.config().get("approximate", "none") == "tanh":
-        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = g.op("Mul", g.op("Mul", x, x), x)
-        inner = g.op("Add", x, g.op("Mul", cube, g.const("c", 0.044715)))
-        t = g.op("Tanh", g.op("Mul", inner, g.const("sqrt_2_over_pi", math.sqrt(2 / math.pi))))
+        # (0.5 x) (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2))),
+        # which is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) rearranged.
+        half_x = g.op("Mul", x, g.const("half", 0.5))
+        inner = g.op("Add", g.op("Mul", g.op("Mul", x, g.const("kappa", 0.044715)), x), g.const("one", 1.0))
+        t = g.op("Tanh", g.op("Mul", g.op("Mul", x, g.const("sqrt_2_over_pi", math.sqrt(2 / math.pi))), inner))
+        return g.op("Mul", half_x, g.op("Add", t, g.const("one", 1.0)))
+    # (x (1 + erf(x / sqrt(2)))) 0.5. ONNX Runtime has no float64 Erf, so a
+    # float64 graph takes erf in float32 (relative error about 1e-7).
+    scaled = g.op("Div", x, g.const("sqrt2", math.sqrt(2)))
+    if g.dtype == np.float64:
+        f32 = g.op("Cast", scaled, to=g.onnx.TensorProto.FLOAT)
+        t = g.op("Cast", g.op("Erf", f32), to=g.onnx.TensorProto.DOUBLE)
     else:
-        # 0.5 x (1 + erf(x / sqrt(2))). ONNX Runtime has no float64 Erf, so a
-        # float64 graph takes erf in float32 (relative error about 1e-7).
-        scaled = g.op("Mul", x, g.const("inv_sqrt2", 1 / math.sqrt(2)))
-        if g.dtype == np.float64:
-            f32 = g.op("Cast", scaled, to=g.onnx.TensorProto.FLOAT)
-            t = g.op("Cast", g.op("Erf", f32), to=g.onnx.TensorProto.DOUBLE)
-        else:
-            t = g.op("Erf", scaled)
-    return g.op("Mul", half_x, g.op("Add", t, g.const("one", 1.0)))
+        t = g.op("Erf", scaled)
+    return g.op("Mul", g.op("Mul", x, g.op("Add", t, g.const("one", 1.0))), g.const("half", 0.5))
 
 
-def _batchnorm(g: _Graph, layer, x: str) -> str:
-    # (x - mean) / sqrt(var + eps) * gamma + beta  ==  x * scale + shift,
-    # worked out once here in float64 and stored in the graph's dtype.
-    cfg = layer.config()
+def _batchnorm_affine(layer) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` in float64, with ``BatchNorm1d(x) == x * scale + shift`` in inference:
+    ``(x - mean) / sqrt(var + eps) * gamma + beta``."""
     mean = np.reshape(layer.running_mean, -1).astype(np.float64)
     var = np.reshape(layer.running_var, -1).astype(np.float64)
     gamma = np.reshape(getattr(layer, "gamma", np.ones_like(mean)), -1).astype(np.float64)
     beta = np.reshape(getattr(layer, "beta", np.zeros_like(mean)), -1).astype(np.float64)
-    scale = gamma / np.sqrt(var + cfg.get("eps", 1e-5))
-    shift = beta - mean * scale
+    scale = gamma / np.sqrt(var + layer.config().get("eps", 1e-5))
+    return scale, beta - mean * scale
+
+
+def _batchnorm(g: _Graph, layer, x: str) -> str:
+    # x * scale + shift, worked out once here in float64 and stored in the graph's dtype.
+    scale, shift = _batchnorm_affine(layer)
     return g.op("Add", g.op("Mul", x, g.const(f"{layer.name}.scale", scale)),
                 g.const(f"{layer.name}.shift", shift))
+
+
+def _folded(layer, nxt) -> tuple[np.ndarray, np.ndarray] | None:
+    """The weights ``(W, b)`` of one Gemm equal to ``layer`` then ``nxt``, when one is a
+    Linear and the other a BatchNorm1d; else None. Worked out in float64:
+    ``(x @ W + b) * scale + shift == x @ (W * scale) + (b * scale + shift)`` and
+    ``(x * scale + shift) @ W + b == x @ (scale[:, None] * W) + (shift @ W + b)``."""
+    kinds = (type(layer).__name__, type(nxt).__name__)  # flexnet's own classes: lookalikes were refused
+    if kinds not in (("Linear", "BatchNorm1d"), ("BatchNorm1d", "Linear")):
+        return None
+    linear, bn = (layer, nxt) if kinds[0] == "Linear" else (nxt, layer)
+    w = np.asarray(linear.W, dtype=np.float64)
+    b = np.zeros(w.shape[1]) if linear.b is None else np.reshape(linear.b, -1).astype(np.float64)
+    scale, shift = _batchnorm_affine(bn)
+    if linear is layer:
+        return w * scale, b * scale + shift
+    return scale[:, None] * w, shift @ w + b
 
 
 def _layernorm(g: _Graph, layer, x: str) -> str:
@@ -150,23 +186,34 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
                                 for a in ("in_features", "num_features") if hasattr(layer, a)), None)
     if n_in is None:
         raise ValueError("to_onnx: no layer tells the network's input width; pass in_features=")
-    g = _Graph(net.dtype)
-    x = "input"
-    width = n_in
     for layer in net.layers:
         export = EXPORTERS.get(type(layer).__name__)
         # Only flexnet's own classes: a lookalike with the same name may compute something else.
         if export is None or type(layer) is not flexnet_class(type(layer).__name__):
             raise ValueError(f"to_onnx: {layer.where()} ({type(layer).__name__}) has no ONNX "
                              f"exporter; supported layers: {', '.join(EXPORTERS)}")
-        x = export(g, layer, x)
+    g = _Graph(net.dtype)
+    x = "input"
+    width = n_in
+    layers = [layer for layer in net.layers if type(layer).__name__ != "Dropout"]  # identity in inference
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        folded = _folded(layer, layers[i + 1]) if i + 1 < len(layers) else None
+        if folded is not None:
+            x = g.gemm(f"{layer.name}+{layers[i + 1].name}", x, *folded)
+            width = layers[i + 1].output_size(layer.output_size(width))
+            i += 2
+            continue
+        x = EXPORTERS[type(layer).__name__](g, layer, x)
         width = layer.output_size(width)
+        i += 1
     if probabilities:
         x, width = _probabilities(g, net.loss_fn, x, width)
     out_name = "probabilities" if probabilities else "output"
     if x == "input":  # a network of identity layers only
-        x = g.op("Identity", x)
-    g.nodes.append(onnx.helper.make_node("Identity", [x], [out_name]))
+        g.op("Identity", x)
+    g.nodes[-1].output[0] = out_name  # the last node writes the graph's output: no Identity after it
     graph = onnx.helper.make_graph(
         g.nodes, "flexnet",
         [onnx.helper.make_tensor_value_info("input", g.elem_type, ["batch", n_in])],
@@ -174,7 +221,8 @@ def build_onnx(net: Sequential, *, probabilities: bool = False, in_features: int
         g.initializers,
     )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)],
-                                   ir_version=IR_VERSION, producer_name="flexnet")
+                                   ir_version=IR_VERSION, producer_name="flexnet",
+                                   producer_version=__version__)
     model.doc_string = repr(net)
     onnx.checker.check_model(model)
     return model

@@ -11,6 +11,7 @@ flexnet`` never needs it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -66,10 +67,14 @@ def _refuse(module, what: str) -> None:
     raise ValueError(f"{type(module).__name__} with {what} has no flexnet equivalent")
 
 
+def _linear_to_torch(cfg: dict) -> dict:
+    return {"in_features": cfg["in_features"], "out_features": cfg["out_features"],
+            "bias": cfg.get("bias", True)}
+
+
 def _linear_from_torch(m) -> dict:
-    if m.bias is None:
-        _refuse(m, "bias=False")
-    return {"in_features": m.in_features, "out_features": m.out_features}
+    bias = {} if m.bias is not None else {"bias": False}
+    return {"in_features": m.in_features, "out_features": m.out_features, **bias}
 
 
 def _softmax_from_torch(m) -> dict:
@@ -105,8 +110,7 @@ def _layernorm_from_torch(m) -> dict:
 
 #: Every layer the bridge knows, flexnet side first.
 LAYERS: tuple[LayerPair, ...] = (
-    LayerPair("Linear", "Linear", lambda c: {"in_features": c["in_features"], "out_features": c["out_features"]},
-              _linear_from_torch, (("W", "weight"), ("b", "bias"))),
+    LayerPair("Linear", "Linear", _linear_to_torch, _linear_from_torch, (("W", "weight"), ("b", "bias"))),
     LayerPair("ReLU", "ReLU"),
     LayerPair("LeakyReLU", "LeakyReLU", lambda c: {"negative_slope": c.get("negative_slope", 0.01)},
               lambda m: {"negative_slope": float(m.negative_slope)}),
@@ -165,7 +169,7 @@ def torch_module(layer: Layer, dtype=None):
     with torch.no_grad():
         for flex_attr, torch_attr in pair.arrays:
             target = getattr(module, torch_attr)
-            if target is None or not hasattr(layer, flex_attr):  # BatchNorm1d(affine=False)
+            if target is None or flex_attr not in _arrays(layer):  # no bias, BatchNorm1d(affine=False)
                 continue
             target.copy_(_to_tensor(getattr(layer, flex_attr), target))
     return module
@@ -181,9 +185,14 @@ def torch_names(net: Sequential) -> dict[str, str]:
     for i, layer in enumerate(net.layers):
         pair = _BY_FLEXNET.get(type(layer).__name__)
         for flex_attr, torch_attr in pair.arrays if pair else ():
-            if hasattr(layer, flex_attr):
+            if flex_attr in _arrays(layer):
                 names[f"layers.{i}.{flex_attr}"] = f"{i}.{torch_attr}"
     return names
+
+
+def _arrays(layer: Layer) -> tuple[str, ...]:
+    """The names of ``layer``'s parameters and buffers: the arrays that cross."""
+    return tuple(layer.params) + tuple(layer.buffers)
 
 
 def _layer_dtype(layer: Layer) -> np.dtype:
@@ -216,9 +225,12 @@ def from_torch(module, loss=None, *, dtype=None, seed=None) -> Sequential:
 
     Args:
         module: a ``torch.nn.Sequential`` (or a list of modules) of supported
-            layers: Linear (with bias), ReLU, LeakyReLU, Sigmoid, Tanh, GELU,
-            Softmax(dim=1), Dropout, BatchNorm1d (running statistics copied)
-            and LayerNorm.
+            layers: Linear (with or without bias), ReLU, LeakyReLU, Sigmoid,
+            Tanh, GELU, Softmax(dim=1), Dropout, BatchNorm1d (running
+            statistics and ``num_batches_tracked`` copied) and LayerNorm. Its
+            weights are float32 or float64; float16 ones are converted, with a
+            warning; bfloat16 and other types are refused (call ``.float()``).
+            A module on a GPU is copied to the CPU.
         loss: a flexnet :class:`Loss`, a matching PyTorch loss module
             (``nn.CrossEntropyLoss``, ``nn.MSELoss``...), or None for
             softmax cross-entropy.
@@ -227,7 +239,8 @@ def from_torch(module, loss=None, *, dtype=None, seed=None) -> Sequential:
 
     Raises:
         ValueError: for any module flexnet has no layer for, naming its index
-            and type, e.g. ``module [2] (Conv1d) has no flexnet equivalent``.
+            and type, e.g. ``module [2] (Conv1d) has no flexnet equivalent``,
+            or whose weights are bfloat16 or not floating point.
     """
     torch = _torch()
     if isinstance(module, torch.nn.Module) and not isinstance(module, torch.nn.Sequential):
@@ -238,14 +251,41 @@ def from_torch(module, loss=None, *, dtype=None, seed=None) -> Sequential:
     modules = list(module)
     if not modules:
         raise ValueError("from_torch: the Sequential is empty; expected at least one layer")
+    half = [i for i, m in enumerate(modules) if _check_tensor_dtypes(i, m)]
     if dtype is None:
         dtypes = [p.dtype for m in modules for p in m.parameters()]
         dtype = "float64" if dtypes and dtypes[0] == torch.float64 else "float32"
     dtype = as_float_dtype(dtype, "from_torch(dtype)")
+    if half:
+        warnings.warn(f"from_torch: module{'s' * (len(half) > 1)} {', '.join(f'[{i}]' for i in half)} "
+                      f"hold{'s' * (len(half) == 1)} float16 weights; they are converted to {dtype.name} "
+                      "(exactly: every float16 value is a float32 value) and the network computes in "
+                      f"{dtype.name}, not float16", UserWarning, stacklevel=2)
     layers = [_flexnet_layer(i, m, dtype) for i, m in enumerate(modules)]
     if loss is not None and not isinstance(loss, Loss):
         loss = loss_from_torch(loss)
     return Sequential(layers, loss, dtype=dtype, seed=seed)
+
+
+def _check_tensor_dtypes(index: int, m) -> bool:
+    """Refuse a module whose weights are not float32 or float64; True when they are float16.
+
+    NumPy has no bfloat16, and flexnet computes in float32 or float64.
+    """
+    torch = _torch()
+    half = False
+    for name, tensor in [*m.named_parameters(), *m.named_buffers()]:
+        if name == "num_batches_tracked" or tensor.dtype in (torch.float32, torch.float64):
+            continue  # the count is an integer in PyTorch
+        where = f"from_torch: module [{index}] ({type(m).__name__}) holds {name} in {tensor.dtype}"
+        if tensor.dtype == torch.bfloat16:
+            raise ValueError(f"{where}, which flexnet does not compute in (NumPy has no bfloat16); "
+                             "convert the model first with module.float() (or .double())")
+        if tensor.dtype != torch.float16:
+            raise ValueError(f"{where}; flexnet takes float32 or float64 weights (float16 is converted): "
+                             "convert the model first with module.float() (or .double())")
+        half = True
+    return half
 
 
 def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
@@ -268,7 +308,7 @@ def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
     layer = cls(**kwargs)
     for flex_attr, torch_attr in pair.arrays:
         tensor = getattr(m, torch_attr)
-        if tensor is None or not hasattr(layer, flex_attr):
+        if tensor is None or flex_attr not in _arrays(layer):
             continue
         like = np.asarray(getattr(layer, flex_attr)).astype(dtype)
         setattr(layer, flex_attr, _to_array(tensor, like))

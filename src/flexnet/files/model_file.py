@@ -36,6 +36,7 @@ import numpy as np
 from ..nn.layers import Layer
 from ..nn.losses import Loss
 from ..nn.network import Network, Sequential
+from ..nn.normalization import BatchNorm1d
 from ..version import __version__
 from .archive import (
     ArchiveReader,
@@ -66,9 +67,9 @@ SCALER_KINDS = ("minmax", "standard", "none")
 
 __all__ = [  # the archive functions too: checkpoints and users find them here
     "CHECKPOINT_FORMAT", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError",
-    "ModelFileNotFoundError", "check_metadata", "describe", "flatten_state", "load",
+    "ModelFileNotFoundError", "check_metadata", "describe", "flatten_state", "forget_counts", "load",
     "model_from_state", "model_state", "non_finite", "read_archive", "save", "summary",
-    "unflatten_state", "write_archive",
+    "unflatten_state", "unwritten_counts", "write_archive",
 ]
 
 
@@ -285,6 +286,7 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
         meta_json = {}
     expected = {name: None for name in state_array_refs(meta_json)}  # name: (shape, dtype)
     if net is not None:
+        forget_counts(unwritten_counts(net, stored))
         for layer in net.layers:
             for attr in layer.params + layer.buffers:
                 like = getattr(layer, attr)
@@ -329,6 +331,23 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
             setattr(layer, "d" + attr, None)
     net.metadata = metadata
     return net
+
+
+def unwritten_counts(net, stored) -> list:
+    """The BatchNorm1d layers of ``net`` whose batch count is not among the array
+    names ``stored``: files written before every BatchNorm1d counted its batches
+    kept the count (``num_batches_tracked``) only with ``momentum=None``."""
+    return [layer for layer in net.layers
+            if isinstance(layer, BatchNorm1d) and layer.momentum is not None
+            and "num_batches_tracked" in layer.buffers and f"{layer.name}.num_batches_tracked" not in stored]
+
+
+def forget_counts(layers) -> None:
+    """Make each BatchNorm1d of ``layers`` as such a file wrote it: without a
+    batch count (its momentum makes the count change nothing it computes), so it
+    saves the same arrays again and resumes its run exactly."""
+    for layer in layers:
+        layer.buffers = tuple(b for b in layer.buffers if b != "num_batches_tracked")
 
 
 def _network_from_sizes(model: dict, specs: list, loss, dtype, budget: list):

@@ -116,6 +116,9 @@ class Linear(Layer):
         seed: int, ``np.random.Generator`` or None, for the initial weights.
         init: a name from :mod:`flexnet.init` ("he_normal", "glorot_uniform",
             ...) or a callable ``init(fan_in, fan_out, rng, dtype)``.
+        bias: learn ``b`` (default). ``bias=False`` gives ``z = x @ W``, with
+            ``W`` its one parameter: the layer to put before a BatchNorm1d,
+            whose shift ``beta`` already does a bias's job.
 
     Weights start He-normal by default, ``W ~ N(0, 2 / in_features)``, which
     keeps the activation variance steady through a stack of ReLUs; biases
@@ -126,13 +129,13 @@ class Linear(Layer):
 
     Shapes:
         x: (N, in_features) -> z: (N, out_features).
-        W: (in_features, out_features), b: (1, out_features).
+        W: (in_features, out_features), b: (1, out_features) (None without bias).
     """
 
     params = ("W", "b")
 
     def __init__(self, in_features: int, out_features: int, *, dtype="float32", seed=None,
-                 init="he_normal"):
+                 init="he_normal", bias: bool = True):
         self.in_features = check_positive_int(in_features, "Linear(in_features)")
         self.out_features = check_positive_int(out_features, "Linear(out_features)")
         self.dtype = as_float_dtype(dtype, "Linear(dtype)")
@@ -142,7 +145,8 @@ class Linear(Layer):
         if self.W.shape != (in_features, out_features) or self.W.dtype != self.dtype:
             raise ValueError(f"Linear(init): {init!r} returned {self.W.dtype} {self.W.shape}; expected "
                              f"{self.dtype} ({in_features}, {out_features})")
-        self.b = np.zeros((1, out_features), dtype=self.dtype)
+        self.b = np.zeros((1, out_features), dtype=self.dtype) if bias else None
+        self.params = ("W", "b") if bias else ("W",)
         self.dW = None
         self.db = None
         self.x = None  # cached input
@@ -164,7 +168,8 @@ class Linear(Layer):
             x = x.astype(self.dtype)
         self.x = x
         z = x @ self.W  # (N, out), a new array: the caller may keep it
-        z += self.b  # bias added in place, no second (N, out) temporary
+        if self.b is not None:
+            z += self.b  # bias added in place, no second (N, out) temporary
         return z
 
     def backward(self, dz, input_grad=True):
@@ -173,7 +178,8 @@ class Linear(Layer):
         # db into the previous step's arrays when they fit (copy them to keep them).
         self._check_grad(dz, None if self.x is None else (len(self.x), self.out_features))
         self.dW = ops.matmul(self.x.T, dz, out=self.dW)  # dW = x.T @ dz            (in, out)
-        self.db = ops.sum_batch(dz, out=self.db)  # db = dz.sum(axis=0)                (1, out)
+        if self.b is not None:
+            self.db = ops.sum_batch(dz, out=self.db)  # db = dz.sum(axis=0)            (1, out)
         if not input_grad:
             return None  # the first layer's dx is never used: skip a whole matmul
         return dz @ self.W.T  # dx = dz @ W.T                                          (N, in)
@@ -182,10 +188,11 @@ class Linear(Layer):
         return self.out_features
 
     def config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features}
+        bias = {} if self.b is not None else {"bias": False}  # files of old keep their exact config
+        return {"in_features": self.in_features, "out_features": self.out_features, **bias}
 
     def __repr__(self):
-        return f"Linear({self.in_features} -> {self.out_features})"
+        return f"Linear({self.in_features} -> {self.out_features}{'' if self.b is not None else ', bias=False'})"
 
 
 class ReLU(Layer):

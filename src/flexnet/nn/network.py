@@ -182,6 +182,10 @@ class Network(Sequential):
         dropout: probability for a Dropout after each hidden activation
             (0 adds none).
         batchnorm: add a BatchNorm1d before each hidden activation.
+        bias: False builds each Linear that a BatchNorm1d follows without a
+            bias: in training the batch mean takes any bias away again, and
+            BatchNorm's shift ``beta`` does its job (the layout PyTorch models
+            usually have). Needs ``batchnorm=True``; the output layer keeps its bias.
         layernorm: add a LayerNorm there instead.
         loss: a Loss or its name (default :class:`SoftmaxCrossEntropy`).
         init: initialiser name or callable for every Linear; by default the
@@ -192,12 +196,14 @@ class Network(Sequential):
 
     def __init__(self, layer_sizes: Sequence[int], *, activation="relu", dropout: float = 0.0,
                  batchnorm: bool = False, layernorm: bool = False, loss: Loss | str | None = None,
-                 init=None, dtype="float32", seed=None):
+                 init=None, dtype="float32", seed=None, bias: bool = True):
         sizes = check_layer_sizes(layer_sizes)
         dtype = as_float_dtype(dtype, "Network(dtype)")
         act = get_activation(activation)
         if batchnorm and layernorm:
             raise ValueError("Network: choose batchnorm=True or layernorm=True, not both")
+        if not bias and not batchnorm:
+            raise ValueError("Network(bias=False) drops the bias before each BatchNorm1d: it needs batchnorm=True")
         if dropout:
             Dropout(dropout)  # validates p with its own message
         if isinstance(loss, str):
@@ -206,8 +212,9 @@ class Network(Sequential):
         init_used = initializers.default_for(act) if init is None else init
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng, init=init_used))
-            if i == len(sizes) - 2:
+            hidden = i < len(sizes) - 2
+            layers.append(Linear(n_in, n_out, dtype=dtype, seed=rng, init=init_used, bias=bias or not hidden))
+            if not hidden:
                 break  # the output layer: raw outputs go to the loss
             if batchnorm:
                 layers.append(BatchNorm1d(n_out, dtype=dtype))
@@ -221,10 +228,10 @@ class Network(Sequential):
         #: The builder's options as given, for repr and model files.
         self.options = {"activation": activation if isinstance(activation, str) else act.__name__,
                         "dropout": float(dropout), "batchnorm": bool(batchnorm),
-                        "layernorm": bool(layernorm), "init": init}
+                        "layernorm": bool(layernorm), "init": init, **({} if bias else {"bias": False})}
 
     def __repr__(self) -> str:
         defaults = {"activation": ("relu", "ReLU"), "dropout": (0.0,), "batchnorm": (False,),
-                    "layernorm": (False,), "init": (None,)}
+                    "layernorm": (False,), "init": (None,), "bias": (True,)}
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if v not in defaults[k])
         return f"Network({self.layer_sizes}{extra}, dtype={self.dtype.name!r})"

@@ -76,9 +76,14 @@ class BatchNorm1d(_Normalization):
         eps: added to the variance before the square root.
         momentum: weight of the newest batch in the running statistics, in
             [0, 1]; or None for PyTorch's cumulative average, where batch t
-            weighs 1/t (the count is kept in the buffer ``num_batches_tracked``).
+            weighs 1/t.
         affine: learn ``gamma`` and ``beta`` (else the output is just ``xhat``).
         dtype: float32 (default) or float64.
+
+    The buffer ``num_batches_tracked`` counts the training batches seen, as
+    PyTorch's does, in the layer's float dtype like every buffer (exact up to
+    2**24 batches in float32). A layer loaded from a file written before the
+    count was kept, with a momentum, has none and counts nothing.
 
     Shapes:
         x: (N, F) -> (N, F); gamma, beta, running_mean, running_var: (1, F).
@@ -91,12 +96,8 @@ class BatchNorm1d(_Normalization):
             momentum, "BatchNorm1d(momentum)", high=1.0, high_open=False)
         self.running_mean = np.zeros((1, self.num_features), dtype=self.dtype)
         self.running_var = np.ones((1, self.num_features), dtype=self.dtype)
-        self.buffers = ("running_mean", "running_var")
-        if self.momentum is None:
-            # A count of batches, stored in the layer's float dtype like every
-            # buffer (exact up to 2**24 batches in float32).
-            self.num_batches_tracked = np.zeros((), dtype=self.dtype)
-            self.buffers += ("num_batches_tracked",)
+        self.num_batches_tracked = np.zeros((), dtype=self.dtype)
+        self.buffers = ("running_mean", "running_var", "num_batches_tracked")
         self.batch_stats = False  # whether the last forward used batch statistics
 
     def forward(self, x, training=False):
@@ -110,9 +111,10 @@ class BatchNorm1d(_Normalization):
                              "a variance over one row is 0. Use a larger batch or drop the last one.")
         mean = x.mean(axis=0, keepdims=True)  # (1, F)
         var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
+        if "num_batches_tracked" in self.buffers:
+            self.num_batches_tracked += 1
         m = self.momentum
         if m is None:  # cumulative average: the t-th batch weighs 1/t
-            self.num_batches_tracked += 1
             m = 1.0 / float(self.num_batches_tracked)
         # In place, so references to the buffers (optimizers, io) stay valid.
         self.running_mean *= 1 - m

@@ -35,10 +35,12 @@ from ..files.model_file import (
     ModelFileError,
     flatten_state,
     flexnet_version,
+    forget_counts,
     model_state,
     non_finite,
     read_archive,
     unflatten_state,
+    unwritten_counts,
     write_archive,
 )
 from .callbacks import History, restore_state_arrays
@@ -230,8 +232,9 @@ def _check_compatible(loop, model: dict, training: dict, arrays, problems: list)
         problems.append("it was written for another architecture or loss; build the same network to resume")
     if model.get("dtype") != mine["dtype"]:
         problems.append(f"it holds {model.get('dtype')} weights but the network is {mine['dtype']}")
+    unwritten = {f"{layer.name}.num_batches_tracked" for layer in unwritten_counts(loop.net, arrays)}
     for name, arr in my_arrays.items():
-        if name.startswith("metadata/"):
+        if name.startswith("metadata/") or name in unwritten:  # written before BatchNorm1d counted
             continue
         got = arrays.get(name)
         if got is None or got.shape != arr.shape or got.dtype != arr.dtype:
@@ -346,6 +349,7 @@ def _apply(loop, training: dict, arrays) -> None:
         cb.load_state_dict(saved["state"])
     if loop.diag is not None:
         loop.diag.load_state_dict(training["diagnostics"])
+    forget_counts(unwritten_counts(net, arrays))  # the layers as the checkpoint wrote them
     names = [name for name, _, _ in net.named_parameters()] + [name for name, _ in net.named_buffers()]
     restore_state_arrays(net, {name: arrays[name] for name in names})
     rngs = training["rng"]

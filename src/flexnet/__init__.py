@@ -19,7 +19,7 @@ from .nn.gradcheck import gradcheck
 from .nn.layers import Layer, Linear, ReLU
 from .nn.losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .nn.normalization import BatchNorm1d, LayerNorm
-from .files.model_file import ModelFileError, load, save
+from .files.model_file import ModelFileError, load, register_layer, save
 from .filesystem import NotARegularFileError
 from .training import (
     EarlyStopping,
@@ -77,6 +77,7 @@ __all__ = [
     "from_torch",
     "gradcheck",
     "optim",
+    "register_layer",
     "save",
     "sweep",
     "to_onnx",

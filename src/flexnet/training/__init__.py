@@ -3,8 +3,9 @@
 ``loop.py`` runs one batch after another (gather, forward, loss, backward,
 optimizer step, callbacks, checkpoint); ``callbacks.py`` holds History,
 EarlyStopping and the callback hooks; ``checkpoint.py`` writes and restores a
-run's whole state for exact resume; ``network.py`` gives the networks of
-:mod:`flexnet.nn` their ``fit`` and ``save`` methods.
+run's whole state for exact resume; ``trace.py`` follows one batch through
+every layer (``net.trace``); ``network.py`` gives the networks of
+:mod:`flexnet.nn` their ``fit``, ``save`` and ``trace`` methods.
 """
 
 from .callbacks import Callback, EarlyStopping, History, LRSchedulerCallback
@@ -12,8 +13,9 @@ from .checkpoint import TrainingInterrupted
 from .evaluation import evaluate
 from .loop import FitLoop, TrainingDiverged, fit
 from .network import Network, Sequential
+from .trace import Trace
 
 __all__ = [
     "Callback", "EarlyStopping", "FitLoop", "History", "LRSchedulerCallback", "Network",
-    "Sequential", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit",
+    "Sequential", "Trace", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit",
 ]

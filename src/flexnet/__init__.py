@@ -33,6 +33,7 @@ from .training import (
 )
 from .experiments import SweepResult, sweep
 from .bridges import from_torch, to_onnx, to_torch  # each imports its library only when called
+from . import plots  # noqa: F401  (History.plot draws with it; matplotlib only when it draws)
 from .version import __version__  # noqa: F401  (flexnet.__version__)
 from . import _moved
 

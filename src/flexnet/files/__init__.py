@@ -4,7 +4,14 @@
 Reading a file never unpickles and never imports anything the file names."""
 
 from .archive import ModelFileError, ModelFileNotFoundError, read_archive, write_archive
-from .model_file import describe, load, model_from_state, model_state, register_layer, save
+from .model_file import (
+    describe,
+    load,
+    model_from_state,
+    model_state,
+    register_layer,
+    save,
+)
 
 __all__ = [
     "ModelFileError", "ModelFileNotFoundError", "describe", "load", "model_from_state",

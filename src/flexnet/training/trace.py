@@ -32,7 +32,7 @@ __all__ = ["Trace", "trace"]
 _COLUMNS = (("layer", "layer", 0), ("input", "input_shape", 2), ("output", "output_shape", 2),
             ("mean", "mean", 1), ("std", "std", 1), ("min", "min", 1), ("max", "max", 1),
             ("zeros", "zero_fraction", 1), ("dL/dout", "output_grad_norm", 1), ("param", None, 2),
-            ("grad", "grad_norm", 2), ("upd/weight", "update_ratio", 1))
+            ("grad", "grad_norm", 2), ("update", "update_ratio", 1))
 
 
 class Trace:
@@ -99,7 +99,7 @@ class Trace:
         if self.loss is not None:
             text += "; dL/dout: norm of the gradient reaching the output; grad: ||dL/dparam||"
         if self.lr is not None:
-            text += f"; upd/weight: lr * ||grad|| / ||param|| for lr={self.lr:g}"
+            text += f"; update: the update/weight ratio lr * ||grad|| / ||param|| for lr={self.lr:g}"
         return text
 
     def table(self) -> list[list[str]]:
@@ -174,10 +174,12 @@ def _number(value) -> str:
         return "-"
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
-    if 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{mantissa}e{int(exponent)}"  # 1.77e-8, not 1.77e-08
+    if 1e-2 <= abs(value) < 1e3:
+        return f"{value:.3g}"  # 0.0123, 1.23, 123
+    if 1e3 <= abs(value) < 1e5:
+        return f"{value:.0f}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"  # 1.8e-8, not 1.77e-08: seven characters at most
 
 
 def _norm(a) -> float:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from inspect import Parameter, signature
 from numbers import Integral
 from pathlib import Path
@@ -461,6 +462,10 @@ def _build_one(base, spec, where: str, budget: list, problems: list, custom: Map
         problems.append(f"{where}: config of {name} must be an object, got {config!r:.80}")
         return None
     cls = _find_class(base, name, module, custom)
+    if cls is None and len([c for c in _subclasses(base) if c.__name__ == name]) > 1:
+        problems.append(f"{where}: several {kind} classes named {name!r} are defined (one redefined?), and the "
+                        f"file cannot say which: pass it, load(path, custom_layers={{{name!r}: {name}}})")
+        return None
     if cls is None:
         where_defined = f"defined in {module}; " if isinstance(module, str) else ""
         problems.append(f"{where}: unknown {kind} class {name!r} ({where_defined}import that module before "
@@ -642,9 +647,12 @@ def _find_class(base, name: str, module, custom: Mapping = {}):
     if name in custom:
         return custom[name]
     found = [c for c in _subclasses(base) if c.__name__ == name]
-    for c in found:
-        if c.__module__ == module:
-            return c
+    same = [c for c in found if c.__module__ == module]
+    if len(same) > 1:  # a class redefined (in a notebook): the one its module's name holds now
+        current = getattr(sys.modules.get(module), name, None)
+        return current if current in same else None
+    if same:
+        return same[0]
     flexnet_own = [c for c in found if c.__module__.startswith("flexnet.")]
     if len(flexnet_own) == 1:
         return flexnet_own[0]

@@ -25,14 +25,14 @@ from .normalization import BatchNorm1d, LayerNorm
 
 
 @cache
-def _takes_input_grad(cls) -> bool:  # read once per class
-    return "input_grad" in signature(cls.backward).parameters
+def _takes_input_grad(backward) -> bool:  # read once per method (not per class: classes stay collectable)
+    return "input_grad" in signature(backward).parameters
 
 
 def layer_backward(layer, grad, input_grad: bool = True):
     """``layer.backward(grad, input_grad=...)``, or ``layer.backward(grad)`` for a layer written
     without ``input_grad`` (its backward then always returns dL/d(input))."""
-    return layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer)) else layer.backward(grad)
+    return layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer).backward) else layer.backward(grad)
 
 
 class Sequential:

@@ -329,3 +329,27 @@ def test_a_class_redefined_in_its_module_loads_as_the_current_one(tmp_path):
     """)
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_the_examples_of_docs_layers_md_run(tmp_path):
+    """Every python block of docs/layers.md, in order, as a reader pastes them."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "layers.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 5
+    script = "\n".join(blocks) + textwrap.dedent("""
+        assert np.array_equal(again.predict_proba(X), net.predict_proba(X))
+        assert history["loss"][-1] < history["loss"][0] / 5
+        err = flexnet.gradcheck(Scale(5), x)
+        assert max(err.values()) < 1e-6, err
+        assert max(flexnet.gradcheck(ScaledSwish(2.0), x).values()) < 1e-6
+        s = flexnet.Sequential([flexnet.Linear(5, 3, seed=0), ScaledSwish(2.0), Scale(3)])
+        s.save("scaled.npz")
+        back = flexnet.load("scaled.npz", custom_layers={"ScaledSwish": ScaledSwish, "Scale": Scale})
+        assert back.layers[1].beta == 2.0 and np.array_equal(back.forward(x), s.forward(x))
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-2000:] + r.stderr[-3000:]

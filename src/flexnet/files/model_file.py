@@ -16,12 +16,13 @@ first in the ``custom_layers`` given to :func:`load`, then among the classes
 :func:`register_layer` registered, then among the :class:`~flexnet.Layer` and
 :class:`~flexnet.Loss` subclasses already imported (a file never makes flexnet
 import a module). Saving refuses a layer that ``cls(**config())`` could not
-rebuild, so a file that saves also loads. Loading then checks the arrays the header declares against the rebuilt network *before*
-any is decompressed; only the arrays the model uses are then read (a
-checkpoint's training state is not). Loading never builds more than the arrays
-in the file: the layers together may ask for at most a few times the elements
-the header declares for them. The arrays must be finite, and the metadata
-``predict`` relies on must fit the network (:func:`check_metadata`).
+rebuild, so a file that saves also loads. Loading then checks the arrays the
+header declares against the rebuilt network *before* any is decompressed; only
+the arrays the model uses are then read (a checkpoint's training state is not).
+Loading never builds more than the arrays in the file: the layers together may
+ask for at most a few times the elements the header declares for them. The
+arrays must be finite, and the metadata ``predict`` relies on must fit the
+network (:func:`check_metadata`).
 Checkpoints use the same ``"model"`` entry beside their training state.
 """
 
@@ -644,7 +645,7 @@ def _find_class(base, name: str, module, custom: Mapping = {}):
     Only classes already imported are candidates: a file never makes flexnet
     import anything (even a flexnet module: ``flexnet.__main__`` runs the CLI).
     """
-    if name in custom:
+    if isinstance(name, str) and name in custom:  # a crafted file may give anything as a name
         return custom[name]
     found = [c for c in _subclasses(base) if c.__name__ == name]
     same = [c for c in found if c.__module__ == module]

@@ -34,6 +34,8 @@ class Summary(str):
 
     def _repr_html_(self) -> str:
         lines = str(self).splitlines()
+        if not lines or "output" not in lines[0] or "params" not in lines[0]:  # not the usual table
+            return f"<pre>{html.escape(str(self))}</pre>"
         rows = [line for line in lines[1:] if set(line) != {"-"}]
         cells = [_split_row(line, lines[0]) for line in rows]
         head = "".join(f"<th>{html.escape(c)}</th>" for c in _split_row(lines[0], lines[0]))

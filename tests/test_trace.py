@@ -236,13 +236,14 @@ def test_cli_without_labels_is_forward_only(model):
 
 @pytest.mark.parametrize("args, match", [
     (["missing.npz"], "missing.npz"),
-    (["m.npz", "--data", "digits"], "25 input features"),
+    (["m.npz", "--data", "wide.npz"], "takes 25 input features, --data wide.npz has 30"),
     (["m.npz", "--batch", "0"], "--batch"),
     (["m.npz", "--lr", "-1"], "--lr"),
     (["m.npz", "--data", "nolabels.npz", "--split", "test"], "no test split"),
 ])
 def test_cli_errors_exit_2_with_one_line(model, args, match):
     np.savez(model / "nolabels.npz", X=np.zeros((3, 25)))
+    np.savez(model / "wide.npz", X=np.zeros((3, 30)), y=np.array([0, 1, 0]))
     r = _cli("trace", *args, cwd=model)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert match in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

@@ -20,11 +20,11 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "trace",
         help="follow one batch through a saved model: shapes, activations, gradients",
-        description="Run the first rows of a data set through a saved model, forward and back, and show "
-        "for each layer the input and output shapes, the mean, standard deviation, min and max of its "
-        "output, the fraction of zeros after each ReLU, the norm of each gradient and, with --lr, the "
-        "update/weight ratio lr * ||grad|| / ||weight||. The model file is only read: no weight changes. "
-        "The batch runs in training mode (dropout on, batch norm on the batch's statistics), as a "
+        description="Run the first rows of a data set through a saved model, forward and back, and show\n"
+        "for each layer the input and output shapes, the mean, standard deviation, min and max of\n"
+        "its output, the fraction of zeros after each ReLU, the norm of each gradient and, with --lr,\n"
+        "the update/weight ratio lr * ||grad|| / ||weight||. The model file is only read.\n"
+        "The batch runs in training mode (dropout on, batch norm on the batch's statistics), as a\n"
         "training step would, unless --inference.",
         epilog="examples:\n"
         "  flexnet trace digits.npz --data digits --batch 16 --lr 0.01\n"

@@ -207,6 +207,8 @@ def test_in_a_jupyter_kernel():
         "y = (x[:, 0] > 0).astype(int)\nh = net.fit(x, y, epochs=2, batch_size=16, seed=0)\n"
         "warnings.resetwarnings()",
         "net.summary()", "net.trace(x[:8], y[:8], lr=0.1)", "h", "net",
+        "fig = h.plot()\nfig",  # shown once, inline: not again as a figure left open
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2]);",  # the notebook's backend is still inline
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
@@ -214,6 +216,8 @@ def test_in_a_jupyter_kernel():
     assert out[0][0]["text"].strip() == "True"
     stderr = "".join(o.get("text", "") for o in out[1] if o.get("name") == "stderr")
     assert "epoch 2/2" in stderr and "100%" in stderr and "Warning" not in stderr
-    for outputs in out[2:]:
+    for outputs in out[2:6]:
         assert "text/html" in outputs[-1]["data"] and "<table>" in outputs[-1]["data"]["text/html"]
+    assert [o["output_type"] for o in out[6]] == ["execute_result"] and "image/png" in out[6][0]["data"]
+    assert [o["output_type"] for o in out[7]] == ["display_data"] and "image/png" in out[7][0]["data"]
     assert out[2][-1]["data"]["text/plain"].startswith("layer ")  # the table, not "'layer ...\\n...'"

@@ -28,9 +28,10 @@ PACKAGE = "flexnet"
 #: The most lines the core may hold. The aim is 1,200; the core held 1,699 in the flat
 #: layout (with the schedules its optimizers imported) and was cut to 1,274 without
 #: removing a feature, then grew by 8 to keep 0.1's pickles and custom layers working, and speed,
-#: and by 6 for Linear(bias=False), Network(bias=False) and a batch count in every BatchNorm1d.
+#: and by 6 for Linear(bias=False), Network(bias=False) and a batch count in every BatchNorm1d,
+#: and by 7 so that a layer written as ``backward(self, grad)``, without ``input_grad``, works.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1288
+LIMIT = 1295
 
 
 def lines_of_code(path):

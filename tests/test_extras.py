@@ -150,6 +150,7 @@ QUIET_FALLBACK = {
     "flexnet/ops/threads.py": {"threadpoolctl"},  # a required dependency: the thread limits
     "flexnet/nn/activations.py": {"scipy"},  # erf: SciPy's, or math.erf
     "flexnet/training/loop.py": {"tqdm"},  # a progress bar, or none
+    "flexnet/training/notebook.py": {"tqdm"},  # a widget in a notebook, a text bar, or none
     "flexnet/data/fetch.py": {"tqdm"},
     "flexnet/data/tables.py": {"pyarrow"},  # pyarrow's CSV reader, or NumPy's
     "flexnet/bridges/estimators.py": {"sklearn"},  # the scikit-learn bridge itself, never imported by the CLI

@@ -322,7 +322,9 @@ def test_unknown_layer_class(saved, tmp_path):
     model["layers"][1] = {"class": "Swish", "module": "mylib.layers", "config": {}}
     err = _refusal(_rewrite(path, tmp_path / "bad.npz", dict(header, model=model)))
     assert err.problems == ["layers.1: unknown layer class 'Swish' (defined in mylib.layers; "
-                            "import that module before loading)"]
+                            "import that module before loading, or pass the class: "
+                            "load(path, custom_layers={'Swish': Swish}), or register it with "
+                            "flexnet.register_layer)"]
 
 
 def test_module_names_in_a_file_are_never_imported(saved, tmp_path):

@@ -19,7 +19,7 @@ from .nn.gradcheck import gradcheck
 from .nn.layers import Layer, Linear, ReLU
 from .nn.losses import L1, MSE, BCEWithLogits, Huber, Loss, SoftmaxCrossEntropy
 from .nn.normalization import BatchNorm1d, LayerNorm
-from .files.model_file import ModelFileError, load, save
+from .files.model_file import ModelFileError, load, register_layer, save
 from .filesystem import NotARegularFileError
 from .training import (
     CSVLogger,
@@ -35,6 +35,7 @@ from .training import (
 )
 from .experiments import SweepResult, sweep
 from .bridges import from_torch, to_onnx, to_safetensors, to_torch  # each imports its library only when called
+from . import plots  # noqa: F401  (History.plot draws with it; matplotlib only when it draws)
 from .version import __version__  # noqa: F401  (flexnet.__version__)
 from . import _moved
 
@@ -81,6 +82,7 @@ __all__ = [
     "from_torch",
     "gradcheck",
     "optim",
+    "register_layer",
     "save",
     "sweep",
     "to_onnx",

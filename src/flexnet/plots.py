@@ -345,3 +345,81 @@ def sweep_curves_figure(trials, configs, path=None, *, top: int = 5, show: bool 
     fig.tight_layout()
     _finish(fig, plt, path, show)
     return fig
+
+
+def _pyplot_as_is(show: bool = False):
+    """pyplot on the backend already chosen when there is one (a notebook's inline
+    backend, a script's own pyplot); else as :func:`_pyplot`."""
+    import sys
+
+    from .training.notebook import in_notebook
+
+    if "matplotlib.pyplot" in sys.modules or in_notebook():
+        return optional("matplotlib.pyplot", "drawing figures")
+    return _pyplot(show)
+
+
+def history_figure(history, path=None, *, metrics=None, show: bool = False, title: str = "Training"):
+    """``History.plot``: one panel per metric, per epoch, validation beside training.
+
+    The loss panel turns logarithmic when the loss spans more than two powers of
+    ten, so that 0.005 and 0.0001 stay apart.
+
+    Args:
+        history: a History, or a dict of per-epoch lists.
+        path: image file to write, or None.
+        metrics: the keys to draw (default ``loss`` and ``accuracy``, or whatever
+            non-validation metrics the run recorded besides ``lr`` and ``time``).
+
+    Returns:
+        The matplotlib Figure, closed (a notebook shows it inline once); its
+        panels are ``fig.axes``.
+    """
+    h = _history_dict(history)
+    if metrics is None:
+        metrics = [k for k in h if "/" not in k and not k.startswith("val_") and k not in ("lr", "time")
+                   and h.get(k)]
+        metrics.sort(key=lambda k: k != "loss")
+    elif isinstance(metrics, str):
+        metrics = [metrics]
+    metrics = list(metrics)
+    unknown = [k for k in metrics if not h.get(k) and not h.get("val_" + k)]
+    if unknown or not metrics:
+        raise ValueError(f"History.plot: no values recorded for {unknown or metrics}; the history has "
+                         f"{sorted(h)}")
+    plt = _pyplot_as_is(show)
+    epochs_of = getattr(history, "epoch", None)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], metrics):
+        percent = "accuracy" in key
+        for prefix, name, style in (("", "training", "-"), ("val_", "validation", "--")):
+            values = h.get(prefix + key)
+            if not values:
+                continue
+            y = np.asarray(values, dtype=float) * (100.0 if percent else 1.0)
+            x = (np.asarray(epochs_of) if epochs_of is not None and len(epochs_of) == len(y)
+                 else np.arange(1, len(y) + 1))
+            ax.plot(x, y, style, marker="o" if len(y) < 20 else None, markersize=3, label=name)
+        values = np.asarray(h.get(key) or h.get("val_" + key), dtype=float)
+        finite = values[np.isfinite(values)]
+        if key == "loss" and finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(key + (" (%)" if percent else ""))
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    _finish(fig, plt, path, show)
+    return fig
+
+
+def _attach():
+    from .training.callbacks import History
+
+    History.figure = staticmethod(history_figure)
+
+
+_attach()

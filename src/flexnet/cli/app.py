@@ -18,11 +18,11 @@ import numpy as np
 
 from ..data.extras import as_missing_extra
 from ..version import __version__
-from . import compare, datasets, evaluate, export, gradcheck, info, predict, sweep, train
+from . import compare, datasets, evaluate, export, gradcheck, info, predict, sweep, trace, train
 from .common import EXIT_FAILURE, EXIT_USAGE, UsageError, restore_threads
 
 #: The commands, in the order ``flexnet --help`` lists them.
-COMMANDS = (compare, info, train, evaluate, predict, gradcheck, datasets, sweep, export)
+COMMANDS = (compare, info, train, evaluate, predict, trace, gradcheck, datasets, sweep, export)
 
 
 class _Parser(argparse.ArgumentParser):

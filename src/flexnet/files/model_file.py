@@ -11,14 +11,18 @@ never unpickles). Its header holds::
                "n_params": 226},
      "arrays": {"layers.0.W": {"shape": [25, 8], "dtype": "<f4"}, ...}}
 
-Loading rebuilds each layer as ``cls(**config)``, looking ``cls`` up among the
-:class:`~flexnet.Layer` and :class:`~flexnet.Loss` subclasses by name, and
-checks the arrays the header declares against the rebuilt network *before*
-any is decompressed; only the arrays the model uses are then read (a
-checkpoint's training state is not). Loading never builds more than the arrays
-in the file: the layers together may ask for at most a few times the elements
-the header declares for them. The arrays must be finite, and the metadata
-``predict`` relies on must fit the network (:func:`check_metadata`).
+Loading rebuilds each layer as ``cls(**config)``, looking ``cls`` up by name:
+first in the ``custom_layers`` given to :func:`load`, then among the classes
+:func:`register_layer` registered, then among the :class:`~flexnet.Layer` and
+:class:`~flexnet.Loss` subclasses already imported (a file never makes flexnet
+import a module). Saving refuses a layer that ``cls(**config())`` could not
+rebuild, so a file that saves also loads. Loading then checks the arrays the
+header declares against the rebuilt network *before* any is decompressed; only
+the arrays the model uses are then read (a checkpoint's training state is not).
+Loading never builds more than the arrays in the file: the layers together may
+ask for at most a few times the elements the header declares for them. The
+arrays must be finite, and the metadata ``predict`` relies on must fit the
+network (:func:`check_metadata`).
 Checkpoints use the same ``"model"`` entry beside their training state.
 """
 
@@ -27,6 +31,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+from inspect import Parameter, signature
 from numbers import Integral
 from pathlib import Path
 from typing import Mapping
@@ -68,7 +74,7 @@ SCALER_KINDS = ("minmax", "standard", "none")
 __all__ = [  # the archive functions too: checkpoints and users find them here
     "CHECKPOINT_FORMAT", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError",
     "ModelFileNotFoundError", "check_metadata", "describe", "flatten_state", "forget_counts", "load",
-    "model_from_state", "model_state", "non_finite", "read_archive", "save", "summary",
+    "model_from_state", "model_state", "non_finite", "read_archive", "register_layer", "save", "summary",
     "unflatten_state", "unwritten_counts", "write_archive",
 ]
 
@@ -94,7 +100,9 @@ def save(net, path) -> None:
 
     Raises:
         TypeError: ``net`` is not a network, or its metadata or a layer config
-            cannot be stored as JSON and arrays.
+            cannot be stored as JSON and arrays, or a layer (or the loss) could
+            not be rebuilt from its ``config()`` (a layer of your own whose
+            constructor takes arguments needs a ``config()`` returning them).
         IsADirectoryError: ``path`` is a folder.
         NotARegularFileError: ``path`` is a device, a named pipe or a socket (an
             ``OSError`` and a ``ValueError``).
@@ -125,8 +133,16 @@ def save(net, path) -> None:
 BUILDS: dict[str, type] = {"Sequential": Sequential, "Network": Network}
 
 
-def load(path):
+def load(path, *, custom_layers: Mapping[str, type] | None = None):
     """Load a network saved by :func:`save` (or the model inside a checkpoint).
+
+    Args:
+        path: the model (or checkpoint) file.
+        custom_layers: your own layer (or loss) classes by the name the file
+            gives them, ``{"Swish": Swish}``; they come before the classes of
+            :func:`register_layer` and before flexnet's own. Nothing is ever
+            imported: a class the file names must be given here, registered, or
+            already defined.
 
     Returns:
         A ``Network`` when the file holds one built from layer sizes, else a
@@ -139,21 +155,70 @@ def load(path):
             :mod:`flexnet.files.archive`, holds an object array, has missing,
             extra, misshapen or mistyped arrays, arrays holding NaN or infinity
             or metadata that does not fit the network, comes from a newer
-            format version, or names a layer class flexnet does not know. One
-            error lists every problem; nothing is returned half-loaded.
+            format version, or names a layer class flexnet does not know (the
+            message says how to pass it). One error lists every problem;
+            nothing is returned half-loaded.
+        TypeError: ``custom_layers`` is not a dict of Layer or Loss classes.
     """
-    return _load(Path(os.fspath(path)))[1]
+    return _load(Path(os.fspath(path)), custom_layers)[1]
 
 
-def _load(path: Path):
+#: Layer and loss classes of your own, by class name (:func:`register_layer`).
+REGISTERED: dict[str, type] = {}
+
+
+def register_layer(cls: type) -> type:
+    """Make ``cls`` known to every :func:`load` (and checkpoint resume) by its name.
+
+    Use it as a decorator, or call it once before loading::
+
+        @flexnet.register_layer
+        class Swish(flexnet.Layer):
+            ...
+
+    Returns ``cls``. Registering another class under a name already registered
+    replaces the earlier one (a class redefined in a notebook).
+
+    Raises:
+        TypeError: ``cls`` is not a subclass of :class:`~flexnet.Layer` or :class:`~flexnet.Loss`.
+    """
+    REGISTERED[_custom_class(cls, "register_layer")] = cls
+    return cls
+
+
+def _custom_class(cls, where: str) -> str:
+    """The name of a layer or loss class given by a user; TypeError for anything else."""
+    if not (isinstance(cls, type) and issubclass(cls, (Layer, Loss))):
+        got = f"the instance {cls!r:.60}" if isinstance(cls, (Layer, Loss)) else f"{cls!r:.60}"
+        raise TypeError(f"{where}: expected a class that subclasses flexnet.Layer (or flexnet.Loss), "
+                        f"got {got}")
+    return cls.__name__
+
+
+def _custom_classes(custom_layers) -> dict[str, type]:
+    """``custom_layers`` checked, on top of the registered classes."""
+    if custom_layers is None:
+        return dict(REGISTERED)
+    if not isinstance(custom_layers, Mapping):
+        raise TypeError("load(custom_layers): expected a dict of class name -> layer class, such as "
+                        f"{{'Swish': Swish}}, got {type(custom_layers).__name__}")
+    for name, cls in custom_layers.items():
+        if not isinstance(name, str):
+            raise TypeError(f"load(custom_layers): keys are the class names a file gives, got {name!r:.60}")
+        _custom_class(cls, f"load(custom_layers[{name!r}])")
+    return {**REGISTERED, **custom_layers}
+
+
+def _load(path: Path, custom_layers=None):
     """``(header, net, stored array names)``, or one ModelFileError listing every problem."""
+    custom = _custom_classes(custom_layers)
     with ArchiveReader(path) as archive:
         header, net, problems = archive.header, None, archive.problems
         if header is not None:
             model = _model_header(header, problems)
             if model is not None:
                 net = _build_model(model, archive, problems,
-                                   only_model_arrays=header.get("format") != MODEL_FORMAT)
+                                   only_model_arrays=header.get("format") != MODEL_FORMAT, custom=custom)
         if problems:
             raise ModelFileError(path, problems)
     return header, net, archive.stored
@@ -171,9 +236,11 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
     for layer in net.layers:
         config = layer.config()
         _check_json(config, f"save: {layer.where()}.config()")
+        _check_rebuild(layer, config, f"save: {layer.where()}")
         layers.append({"class": type(layer).__name__, "module": type(layer).__module__, "config": config})
     loss_config = net.loss_fn.config()
     _check_json(loss_config, f"save: {net.loss_fn!r}.config()")
+    _check_rebuild(net.loss_fn, loss_config, f"save: the loss {net.loss_fn!r}")
     meta_json, arrays = flatten_state(dict(net.metadata), prefix="metadata")
     for name, p in list(net.parameters().items()) + list(net.named_buffers()):
         arrays[name] = p
@@ -194,14 +261,17 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
     return model, arrays
 
 
-def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model>"):
+def model_from_state(model: dict, arrays: Mapping[str, np.ndarray], path="<model>", *, custom_layers=None):
     """Rebuild a network from :func:`model_state`'s pair (as read from a file).
+
+    ``custom_layers``: as for :func:`load`.
 
     Raises:
         ModelFileError: naming ``path`` and listing every problem.
     """
     problems: list[str] = []
-    net = _build_model(model, _InMemory(arrays), problems, only_model_arrays=True)
+    net = _build_model(model, _InMemory(arrays), problems, only_model_arrays=True,
+                       custom=_custom_classes(custom_layers))
     if problems:
         raise ModelFileError(path, problems)
     return net
@@ -241,7 +311,7 @@ def _model_header(header: dict, problems: list) -> dict | None:
     return model
 
 
-def _build_model(model: dict, source, problems: list, only_model_arrays: bool = False):
+def _build_model(model: dict, source, problems: list, only_model_arrays: bool = False, custom=None):
     """Rebuild the network described by ``model`` and fill in its arrays.
 
     ``source`` is an :class:`ArchiveReader` (or :class:`_InMemory`): the layers
@@ -251,7 +321,9 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
     weights, not two). Every problem goes to ``problems``; returns None when
     there is any. ``only_model_arrays``: the file holds other arrays too (a
     checkpoint), so only ``layers.*`` and ``metadata/*`` names are checked for extras.
+    ``custom``: classes of the user's by name, looked up first (:func:`load`'s ``custom_layers``).
     """
+    custom = REGISTERED if custom is None else custom
     start = len(problems)
     declared, stored = source.declared, source.stored
     dtype = model.get("dtype")
@@ -268,12 +340,13 @@ def _build_model(model: dict, source, problems: list, only_model_arrays: bool = 
     # What the layers may build, in elements: a few times what the file declares for them.
     budget = [BUILD_FLOOR + BUILD_FACTOR * sum(
         math.prod(shape) for name, (shape, _) in declared.items() if name.startswith("layers."))]
-    loss = _build_one(Loss, model.get("loss"), "loss", budget, problems)
+    loss = _build_one(Loss, model.get("loss"), "loss", budget, problems, custom)
     net = None
     if model.get("class") == "Network" and len(problems) == start:
-        net = _network_from_sizes(model, specs, loss, dtype, budget)
+        net = _network_from_sizes(model, specs, loss, dtype, budget, custom)
     if net is None:
-        layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems) for i, spec in enumerate(specs)]
+        layers = [_build_one(Layer, spec, f"layers.{i}", budget, problems, custom)
+                  for i, spec in enumerate(specs)]
         if len(problems) == start:
             try:
                 net = BUILDS["Sequential"](layers, loss, dtype=dtype)
@@ -350,7 +423,7 @@ def forget_counts(layers) -> None:
         layer.buffers = tuple(b for b in layer.buffers if b != "num_batches_tracked")
 
 
-def _network_from_sizes(model: dict, specs: list, loss, dtype, budget: list):
+def _network_from_sizes(model: dict, specs: list, loss, dtype, budget: list, custom: Mapping = {}):
     """The :class:`Network` that the builder makes from the file's ``layer_sizes``
     and options, when it is exactly the stack ``specs`` lists; else None.
 
@@ -376,7 +449,7 @@ def _network_from_sizes(model: dict, specs: list, loss, dtype, budget: list):
     except Exception:  # a builder option this flexnet lacks: a Sequential predicts the same
         return None
     same = len(net.layers) == len(specs) and all(
-        type(layer) is _find_class(Layer, spec.get("class"), spec.get("module"))
+        type(layer) is _find_class(Layer, spec.get("class"), spec.get("module"), custom)
         and json.loads(json.dumps(layer.config())) == spec.get("config", {})
         for layer, spec in zip(net.layers, specs))
     if not same:
@@ -394,7 +467,7 @@ def _elements(config) -> int:
                      if isinstance(v, int) and not isinstance(v, bool) and v > 0 and k != "seed")
 
 
-def _build_one(base, spec, where: str, budget: list, problems: list):
+def _build_one(base, spec, where: str, budget: list, problems: list, custom: Mapping = {}):
     """One layer or loss from ``{"class", "module", "config"}``; None on a problem.
 
     ``budget``: ``[elements]`` the layers built so far have left; each takes the
@@ -408,10 +481,20 @@ def _build_one(base, spec, where: str, budget: list, problems: list):
     if not isinstance(config, dict):
         problems.append(f"{where}: config of {name} must be an object, got {config!r:.80}")
         return None
-    cls = _find_class(base, name, module)
+    cls = _find_class(base, name, module, custom)
+    if cls is None and len([c for c in _subclasses(base) if c.__name__ == name]) > 1:
+        problems.append(f"{where}: several {kind} classes named {name!r} are defined (one redefined?), and the "
+                        f"file cannot say which: pass it, load(path, custom_layers={{{name!r}: {name}}})")
+        return None
     if cls is None:
-        hint = f" (defined in {module}; import that module before loading)" if isinstance(module, str) else ""
-        problems.append(f"{where}: unknown {kind} class {name!r}{hint}")
+        where_defined = f"defined in {module}; " if isinstance(module, str) else ""
+        problems.append(f"{where}: unknown {kind} class {name!r} ({where_defined}import that module before "
+                        f"loading, or pass the class: load(path, custom_layers={{{name!r}: {name}}}), "
+                        "or register it with flexnet.register_layer)")
+        return None
+    if not issubclass(cls, base):
+        problems.append(f"{where}: the file's {kind} {name!r} was given as {cls.__name__}, which is not a "
+                        f"flexnet {base.__name__}")
         return None
     if budget[0] < 0:  # spent at an earlier layer, which said so
         return None
@@ -424,6 +507,13 @@ def _build_one(base, spec, where: str, budget: list, problems: list):
         budget[0] = -1
         return None
     budget[0] -= size
+    missing = _missing_arguments(cls, config)
+    if missing:
+        problems.append(f"{where}: cannot build {name}(**{config!r:.200}): its constructor needs "
+                        f"{', '.join(missing)}, which the file does not record (the layer was saved "
+                        f"without a config() returning them): define {name}.config() and save the "
+                        "model again")
+        return None
     try:
         return cls(**config)
     except Exception as exc:
@@ -567,16 +657,22 @@ def _number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _find_class(base, name: str, module):
-    """The subclass of ``base`` called ``name``, preferring the one from ``module``.
+def _find_class(base, name: str, module, custom: Mapping = {}):
+    """The class the user gave for ``name`` (``custom``), else the subclass of
+    ``base`` called ``name``, preferring the one from ``module``.
 
     Only classes already imported are candidates: a file never makes flexnet
     import anything (even a flexnet module: ``flexnet.__main__`` runs the CLI).
     """
+    if isinstance(name, str) and name in custom:  # a crafted file may give anything as a name
+        return custom[name]
     found = [c for c in _subclasses(base) if c.__name__ == name]
-    for c in found:
-        if c.__module__ == module:
-            return c
+    same = [c for c in found if c.__module__ == module]
+    if len(same) > 1:  # a class redefined (in a notebook): the one its module's name holds now
+        current = getattr(sys.modules.get(module), name, None)
+        return current if current in same else None
+    if same:
+        return same[0]
     flexnet_own = [c for c in found if c.__module__.startswith("flexnet.")]
     if len(flexnet_own) == 1:
         return flexnet_own[0]
@@ -591,6 +687,48 @@ def _subclasses(base) -> list[type]:
                 out.append(sub)
                 todo.append(sub)
     return out
+
+
+def _missing_arguments(cls, config: dict) -> list[str]:
+    """The constructor arguments of ``cls`` that ``cls(**config)`` would lack."""
+    try:
+        params = signature(cls).parameters.values()
+    except (TypeError, ValueError):  # a constructor Python cannot describe: let it try
+        return []
+    return [p.name for p in params if p.default is Parameter.empty and p.name not in config
+            and p.kind in (Parameter.POSITIONAL_OR_KEYWORD, Parameter.KEYWORD_ONLY)]
+
+
+def _check_rebuild(obj, config: dict, where: str) -> None:
+    """Refuse to save a layer (or loss) that load could not rebuild as ``cls(**config)``.
+
+    A constructor argument ``config()`` leaves out must have a default; for a
+    class of the user's, an attribute of that argument's name that no longer
+    holds the default (``Swish(beta=2.0)`` keeping ``self.beta``) must be in
+    ``config()`` too, or the file would load as a different layer.
+    """
+    cls = type(obj)
+    missing = _missing_arguments(cls, config)
+    try:
+        params = list(signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    changed = []  # arguments config() leaves out whose attribute no longer holds the default
+    if not missing and not cls.__module__.startswith("flexnet."):
+        for p in params:
+            value = getattr(obj, p.name, p.default)
+            if (p.name not in config and p.default is not Parameter.empty and p.name not in ("dtype", "seed")
+                    and isinstance(value, (bool, int, float, str, type(None))) and value != p.default):
+                changed.append(f"{p.name} is {value!r:.40} here, and would load as the default {p.default!r:.40}")
+    if not missing and not changed:
+        return
+    args = [p.name for p in params if p.kind in (Parameter.POSITIONAL_OR_KEYWORD, Parameter.KEYWORD_ONLY)]
+    example = ", ".join(f"{n!r}: self.{n}" for n in args)
+    lacks = f"without {', '.join(missing)}, which the constructor needs" if missing else "; ".join(changed)
+    raise TypeError(
+        f"{where} cannot be saved: load rebuilds it as {cls.__name__}(**config()), and config() returns "
+        f"{config!r:.100}, {lacks}. Define config() in {cls.__name__} returning the constructor's "
+        f"arguments, for example: def config(self): return {{{example}}}; nothing was written")
 
 
 def _check_json(value, where: str) -> None:

@@ -25,10 +25,43 @@ from .checks import as_float_dtype, check_float_input, check_lr, check_positive_
 
 
 class Layer:
-    """Base class of every layer.
+    """Base class of every layer, and the contract a layer of your own follows.
 
-    Subclasses set ``params`` (trainable arrays) and ``buffers`` (state that is
-    saved but not trained, such as running statistics) to attribute names.
+    A layer needs two methods; everything else has a default here:
+
+    - ``forward(self, x, training=False)``: return the output for the batch
+      ``x`` (shape ``(N, features)``) and keep on ``self`` what backward will
+      need (the input, a mask). ``training`` is True inside ``fit`` (dropout
+      drops, batch norm uses the batch's statistics) and False for predictions.
+    - ``backward(self, grad)``, or ``backward(self, grad, input_grad=True)``:
+      ``grad`` is dL/d(output) of the last forward, shape of that output.
+      Store the gradient of each parameter ``W`` in ``self.dW`` and return
+      dL/d(input), shape of ``x``. The network passes ``input_grad=False`` to
+      the first layer, whose input gradient nobody uses, when backward accepts
+      the argument; without it, backward always returns dL/d(input). Never
+      change a parameter in backward.
+
+    And, as the layer needs them:
+
+    - ``params``: a tuple of attribute names of the trainable arrays,
+      ``("W", "b")``; the gradient of ``W`` lives in ``dW`` (None until
+      backward). Optimizers, ``update(lr)`` (``p -= lr * dp``), model files and
+      ``gradcheck`` find the parameters through it. ``buffers``: arrays that are
+      saved but not trained (running statistics).
+    - ``config(self)``: the constructor's arguments as a JSON-friendly dict;
+      loading rebuilds the layer as ``cls(**config())`` and then fills in the
+      arrays. A layer whose constructor takes no arguments needs none; ``save``
+      refuses one that cannot be rebuilt and says what to add.
+    - ``output_size(in_features)``: the output width, for ``summary()``, when
+      it differs from the input width.
+
+    ``flexnet.gradcheck(layer, x)`` checks backward against central finite
+    differences of ``sum(forward(x) * R)`` for a fixed random ``R``: every
+    parameter's gradient and the returned input gradient (errors below about
+    1e-6 mean they agree). To load a model that uses the layer in another
+    program, pass ``flexnet.load(path, custom_layers={"Swish": Swish})`` or
+    decorate the class with ``@flexnet.register_layer``. docs/layers.md walks
+    through a layer written this way.
     """
 
     params: tuple[str, ...] = ()

@@ -8,6 +8,8 @@ mapping.
 
 from __future__ import annotations
 
+from functools import cache
+from inspect import signature
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -20,6 +22,17 @@ from .layers import Layer, Linear
 from .losses import Loss, SoftmaxCrossEntropy
 from .losses import get as get_loss
 from .normalization import BatchNorm1d, LayerNorm
+
+
+@cache
+def _takes_input_grad(backward) -> bool:  # read once per method (not per class: classes stay collectable)
+    return "input_grad" in signature(backward).parameters
+
+
+def layer_backward(layer, grad, input_grad: bool = True):
+    """``layer.backward(grad, input_grad=...)``, or ``layer.backward(grad)`` for a layer written
+    without ``input_grad`` (its backward then always returns dL/d(input))."""
+    return layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer).backward) else layer.backward(grad)
 
 
 class Sequential:
@@ -98,8 +111,8 @@ class Sequential:
             grad = self.loss_fn.backward()
         layers = self.layers
         for i in range(len(layers) - 1, 0, -1):
-            grad = layers[i].backward(grad, input_grad=True)
-        return layers[0].backward(grad, input_grad=input_grad)
+            grad = layer_backward(layers[i], grad)
+        return layer_backward(layers[0], grad, input_grad)
 
     def update(self, lr: float) -> None:
         """Plain gradient descent on every parameter."""

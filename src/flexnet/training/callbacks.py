@@ -13,6 +13,7 @@ written mid-run resumes them exactly.
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -68,6 +69,62 @@ class History:
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+    #: What :meth:`plot` draws with: :func:`flexnet.plots.history_figure`, put here when
+    #: flexnet.plots is imported (``import flexnet`` does it; the figures sit above training).
+    figure = None
+
+    def plot(self, metrics=None, path=None, *, show: bool = False, title: str = "Training"):
+        """Curves of the run: the loss and each metric per epoch, validation beside training.
+
+        Args:
+            metrics: the keys to draw, one panel each (``val_`` curves join their
+                training curve); default: ``loss`` and the metrics recorded
+                beside it (``accuracy``).
+            path: also write the figure to this image file.
+            show: open it in a window (in a notebook the returned figure shows inline).
+
+        Returns:
+            The matplotlib ``Figure`` (its panels are ``fig.axes``). Needs
+            matplotlib: ``pip install "flexnet[plot]"``.
+        """
+        draw = type(self).figure
+        if draw is None:
+            raise RuntimeError("History.plot: flexnet.plots is not imported; import flexnet first")
+        return draw(self, path, metrics=metrics, show=show, title=title)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the final numbers, then a small table of epochs."""
+        keys = [k for k in self.history if "/" not in k and k != "time"]
+        n = len(self.epoch)
+        parts = [f"<p><b>History</b>: {n} epoch{'s' * (n != 1)}"]
+        if n:
+            final = ", ".join(f"{html.escape(k)} {_cell(self.history[k][-1])}" for k in keys
+                              if len(self.history[k]) == n)
+            parts.append(f"; final {final}")
+            if self.history.get("val_accuracy"):
+                best = int(np.argmax(self.history["val_accuracy"]))
+                parts.append(f"; best val_accuracy {_cell(self.history['val_accuracy'][best])} "
+                             f"at epoch {self.epoch[best] if best < n else best + 1}")
+        parts.append("</p>")
+        if not n:
+            return "".join(parts)
+        shown = sorted({int(round(i)) for i in np.linspace(0, n - 1, min(n, 10))})
+        cols = [k for k in keys if len(self.history[k]) == n] + (["time"] if len(self.history.get("time", [])) == n
+                                                                  else [])
+        head = "<th>epoch</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in cols)
+        body = "".join(f"<tr><td>{self.epoch[i]}</td>" + "".join(
+            f'<td style="text-align:right">{_cell(self.history[k][i])}</td>' for k in cols) + "</tr>"
+            for i in shown)
+        note = f"<caption>{len(shown)} of {n} epochs</caption>" if len(shown) < n else ""
+        parts.append(f"<table>{note}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return "".join(parts)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
 
 
 def _to_json_number(value):

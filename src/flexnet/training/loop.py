@@ -35,6 +35,7 @@ from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, sav
 from .diagnostics import DIAG_ROWS, Diagnostics  # noqa: F401  (DIAG_ROWS: found here in 0.1)
 from .evaluation import EVAL_CHUNK, evaluate, largest_product, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
 from .weights import check_sample_weight, weighted_loss
+from .notebook import progress_class, progress_kind
 
 __all__ = [
     "Callback",
@@ -163,16 +164,9 @@ def _parse_every(every) -> tuple[int, int]:
 
 
 def _progress_factory(progress):
-    """A tqdm constructor, or None when the bar should stay quiet."""
-    if progress is None:
-        progress = sys.stderr is not None and sys.stderr.isatty()  # where the bar is drawn
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the 'progress' extra is optional
-        return None
-    return tqdm
+    """A tqdm constructor, or None when the bar should stay quiet: a text bar on a
+    terminal, a widget in a notebook (:func:`flexnet.training.notebook.progress_kind`)."""
+    return progress_class(progress_kind(progress))
 
 
 # -- the loop ----------------------------------------------------------------

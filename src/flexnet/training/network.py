@@ -3,12 +3,15 @@
 :mod:`flexnet.nn` knows nothing of training loops or files, so its
 ``Sequential`` and ``Network`` have ``forward``, ``backward``, ``update`` and
 ``train_step`` and stop there. The classes here add the conveniences a user
-reaches for next, ``net.fit(X, y)``, ``net.save(path)`` and ``net.summary()``, and
+reaches for next, ``net.fit(X, y)``, ``net.save(path)``, ``net.summary()`` and
+``net.trace(x, y)`` (with a table of layers in a notebook), and
 every model file loads as them (:data:`flexnet.files.model_file.BUILDS`). These are the classes exported as
 ``flexnet.Sequential`` and ``flexnet.Network``.
 """
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 
@@ -16,8 +19,37 @@ from ..files import model_file
 from ..nn import network as plain
 from .callbacks import History
 from .loop import fit
+from .trace import Trace
+from .trace import trace as trace_batch
 
-__all__ = ["Network", "Sequential"]
+__all__ = ["Network", "Sequential", "Summary"]
+
+
+class Summary(str):
+    """The text of ``net.summary()``: prints as the table, and shows as an HTML
+    table in a notebook (rather than as one quoted string)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        lines = str(self).splitlines()
+        if not lines or "output" not in lines[0] or "params" not in lines[0]:  # not the usual table
+            return f"<pre>{html.escape(str(self))}</pre>"
+        rows = [line for line in lines[1:] if set(line) != {"-"}]
+        cells = [_split_row(line, lines[0]) for line in rows]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in _split_row(lines[0], lines[0]))
+        body = "".join("<tr>" + "".join(f'<td style="text-align:{"right" if i == 2 else "left"}">'
+                                        f"{html.escape(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+                       for row in cells)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _split_row(line: str, header: str) -> list[str]:
+    """The three cells of a summary line, cut where the header's columns start."""
+    starts = [0, header.index("output"), header.index("params")]
+    ends = starts[1:] + [None]
+    return [line[a:b].strip() for a, b in zip(starts, ends)]
 
 
 class Sequential(plain.Sequential):
@@ -31,9 +63,26 @@ class Sequential(plain.Sequential):
         """Save to one safe ``.npz`` file with :func:`flexnet.save`; load with :func:`flexnet.load`."""
         model_file.save(self, path)
 
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts."""
-        return model_file.summary(self)
+    def summary(self) -> Summary:
+        """A table of layers, output shapes and parameter counts.
+
+        A ``str`` (``print(net.summary())``) that shows as an HTML table in a notebook.
+        """
+        return Summary(model_file.summary(self))
+
+    def trace(self, x, y=None, lr=None, *, training: bool = True) -> Trace:
+        """One batch forward (and backward with ``y``), layer by layer; see :func:`flexnet.training.trace.trace`.
+
+        Shapes, activation statistics (mean, std, min, max; zeros after each
+        ReLU), gradient norms and, with ``lr``, update/weight ratios. Runs in
+        training mode by default, as ``fit`` does, on a copy: the network is
+        left exactly as it was. Returns a :class:`~flexnet.training.trace.Trace`:
+        ``print`` it, show it in a notebook, or read ``trace.rows``.
+        """
+        return trace_batch(self, x, y, lr, training=training)
+
+    def _repr_html_(self) -> str:
+        return f"<p><code>{html.escape(repr(self))}</code></p>" + self.summary()._repr_html_()
 
     def predict(self, x) -> np.ndarray:
         """Class ids for classifiers, raw outputs for regression.

@@ -329,3 +329,31 @@ def test_the_python_logger_without_tensorboardx_names_the_extra(tmp_path):
                           text=True, timeout=120, cwd=tmp_path, check=True)
     assert proc.stdout.strip() == ('the TensorBoard logger needs tensorboardX; install it with: '
                                    'pip install "flexnet[tensorboard]"')
+
+
+def test_a_failing_on_exception_does_not_hide_the_error_that_stopped_fit():
+    """Every callback's on_exception runs, and fit raises the run's own error."""
+    import warnings as _warnings
+
+    class Broken(flexnet.training.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyError("the run's own error")
+
+        def on_exception(self, exc, logs=None):
+            raise OSError("cleanup failed")
+
+    class Records(flexnet.training.Callback):
+        seen = None
+
+        def on_exception(self, exc, logs=None):
+            Records.seen = exc
+
+    X = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = np.arange(32) % 2
+    net = flexnet.Network([4, 8, 2], seed=0)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        with pytest.raises(KeyError, match="own error"):
+            net.fit(X, y, epochs=2, batch_size=8, callbacks=[Broken(), Records()], progress=False)
+    assert isinstance(Records.seen, KeyError)
+    assert any("on_exception failed too" in str(w.message) for w in caught)

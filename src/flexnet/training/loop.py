@@ -14,6 +14,7 @@ import math
 import re
 import sys
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -427,7 +428,12 @@ class FitLoop:
                 cb.on_train_end(logs)
         except BaseException as exc:  # loggers close their files whatever ended the run
             for cb in self.callbacks:
-                cb.on_exception(exc, {"epoch": self.epoch})
+                try:
+                    cb.on_exception(exc, {"epoch": self.epoch})
+                except Exception as inner:  # the run's own error is the one to report
+                    warnings.warn(f"fit: {type(cb).__name__}.on_exception failed too ({inner!r}) "
+                                  f"while fit was stopping for {type(exc).__name__}", RuntimeWarning,
+                                  stacklevel=2)
             raise
         return self.history
 

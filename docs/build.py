@@ -182,8 +182,9 @@ def main(argv=None) -> int:
     pages(fast=args.fast)
     if args.no_site:
         return 0
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml")],
-                          cwd=ROOT).returncode
+                          cwd=ROOT, env=env).returncode
 
 
 if __name__ == "__main__":

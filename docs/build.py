@@ -3,6 +3,7 @@
     python docs/build.py            # the site in site/ (open site/index.html)
     python docs/build.py --fast     # the guides' small settings (FLEXNET_GUIDE_FAST=1)
     python docs/build.py --no-site  # only the pages, in build/docs/
+    python docs/build.py --reuse    # the guides' last runs where a guide has not changed
 
 The guides in ``docs/guides/`` are notebooks kept as text (jupytext's MyST
 markdown): each is executed here with nbclient in a fresh kernel, and written
@@ -24,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -82,6 +84,11 @@ def _tags(cell) -> set[str]:
     return set(cell.get("metadata", {}).get("tags", []))
 
 
+def _output(text: str) -> str:
+    """What a cell printed, as a block the site's style sets apart from code."""
+    return f'<div class="guide-output" markdown>\n\n```text\n{text.rstrip()}\n```\n\n</div>'
+
+
 def to_markdown(nb, stem: str, out_dir: Path) -> str:
     """An executed notebook as a markdown page; its images go to ``out_dir/<stem>_files/``."""
     files = out_dir / f"{stem}_files"
@@ -95,7 +102,10 @@ def to_markdown(nb, stem: str, out_dir: Path) -> str:
             continue
         if cell.cell_type != "code":
             continue
-        if "remove-input" not in tags and cell.source.strip():
+        if "hide-input" in tags:  # shown folded: the setup a reader may skip
+            code = textwrap.indent(f"```python\n{cell.source.rstrip()}\n```", "    ")
+            parts.append(f'??? note "Setup: imports, settings, where figures go"\n\n{code}')
+        elif "remove-input" not in tags and cell.source.strip():
             parts.append(f"```python\n{cell.source.rstrip()}\n```")
         if "remove-output" in tags:
             continue
@@ -104,7 +114,7 @@ def to_markdown(nb, stem: str, out_dir: Path) -> str:
             if kind == "stream":
                 text = out.get("text", "")
                 if text.strip():
-                    parts.append(f"```text\n{text.rstrip()}\n```")
+                    parts.append(_output(text))
             elif kind in ("execute_result", "display_data"):
                 data = out.get("data", {})
                 if "image/png" in data:
@@ -118,7 +128,7 @@ def to_markdown(nb, stem: str, out_dir: Path) -> str:
                 elif "text/markdown" in data:
                     parts.append(data["text/markdown"])
                 elif "text/plain" in data:
-                    parts.append(f"```text\n{data['text/plain'].rstrip()}\n```")
+                    parts.append(_output(data["text/plain"]))
             elif kind == "error":
                 raise RuntimeError(f"{stem}: a cell failed: {out.get('ename')}: {out.get('evalue')}")
     return "\n\n".join(parts) + "\n"
@@ -140,8 +150,14 @@ def _rewrite_links(text: str, prefix: str = "") -> str:
     return re.sub(r"\]\(((?!https?:)([^)\s]+))\)", fix, text)
 
 
-def pages(*, fast: bool) -> None:
-    """Write every page of the site into ``build/docs``."""
+def pages(*, fast: bool, reuse: bool = False) -> None:
+    """Write every page of the site into ``build/docs``.
+
+    ``reuse``: take a guide's outputs from its last run (``build/guide-runs/``)
+    when the guide has not changed since, instead of running it again.
+    """
+    import nbformat
+
     if BUILD.exists():
         shutil.rmtree(BUILD)
     BUILD.mkdir(parents=True)
@@ -160,10 +176,15 @@ def pages(*, fast: bool) -> None:
     for path in guide_paths():
         start = time.perf_counter()
         work = ROOT / "build" / "guide-runs" / path.stem
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        nb = execute(path, work, fast=fast)
+        saved = work.parent / f"{path.stem}.ipynb"
+        if reuse and saved.exists() and saved.stat().st_mtime >= path.stat().st_mtime:
+            nb = nbformat.read(saved, as_version=4)
+        else:
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir(parents=True)
+            nb = execute(path, work, fast=fast)
+            nbformat.write(nb, saved)
         text = to_markdown(nb, path.stem, out_dir)
         note = (f'!!! note "This page is a notebook"\n    It was run to build this page: '
                 f"`docs/guides/{path.name}` (jupytext MyST markdown). Open it in Jupyter with jupytext "
@@ -178,8 +199,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fast", action="store_true", help="the guides' small settings")
     parser.add_argument("--no-site", action="store_true", help="write the pages only, no mkdocs build")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a guide's last run when the guide has not changed since")
     args = parser.parse_args(argv)
-    pages(fast=args.fast)
+    pages(fast=args.fast, reuse=args.reuse)
     if args.no_site:
         return 0
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def run_all(text: str, folder: Path) -> None:
     namespace: dict = {"__name__": "__main__"}
     os.chdir(folder)
     for b in runnable(text):
+        start = time.perf_counter()
         print(f"--- README.md line {b['line']} ({b['lang']})", flush=True)
         if b["lang"] == "bash":
             proc = subprocess.run(["bash", "-euo", "pipefail", "-c", b["code"]], env=env, timeout=TIMEOUT,
@@ -94,6 +96,7 @@ def run_all(text: str, folder: Path) -> None:
             if proc.returncode != 0:
                 raise AssertionError(f"README.md line {b['line']}: the bash block exited with {proc.returncode}\n"
                                      f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            print(f"--- ({time.perf_counter() - start:.1f} s)")
             continue
         captured = io.StringIO()
         try:
@@ -103,6 +106,7 @@ def run_all(text: str, folder: Path) -> None:
             raise AssertionError(f"README.md line {b['line']}: {type(exc).__name__}: {exc}") from exc
         printed = captured.getvalue()
         sys.stdout.write(printed)
+        print(f"--- ({time.perf_counter() - start:.1f} s)")
         if b["expect"] is not None:
             checker = doctest.OutputChecker()
             flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -109,13 +109,16 @@ def to_markdown(nb, stem: str, out_dir: Path) -> str:
             parts.append(f"```python\n{cell.source.rstrip()}\n```")
         if "remove-output" in tags:
             continue
-        for out in cell.get("outputs", []):
+        printed = ""  # consecutive printed text is one block, however the kernel sent it
+        for out in cell.get("outputs", []) + [{"output_type": "end"}]:
             kind = out.get("output_type")
             if kind == "stream":
-                text = out.get("text", "")
-                if text.strip():
-                    parts.append(_output(text))
-            elif kind in ("execute_result", "display_data"):
+                printed += out.get("text", "")
+                continue
+            if printed.strip():
+                parts.append(_output(printed))
+            printed = ""
+            if kind in ("execute_result", "display_data"):
                 data = out.get("data", {})
                 if "image/png" in data:
                     files.mkdir(parents=True, exist_ok=True)

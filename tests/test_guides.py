@@ -32,8 +32,6 @@ def test_the_six_guides_are_there():
 
 @pytest.mark.parametrize("path", GUIDES, ids=[p.stem for p in GUIDES])
 def test_guide_runs(path, tmp_path):
-    pytest.importorskip("nbclient")
-    pytest.importorskip("jupytext")
     figures = tmp_path / "figures"
     nb = build.execute(path, tmp_path, fast=True, figures=figures, timeout=TIMEOUT)
     drawn = sorted(f.name for f in figures.glob("*.png"))
@@ -41,3 +39,38 @@ def test_guide_runs(path, tmp_path):
     page = build.to_markdown(nb, path.stem, tmp_path / "page")
     assert page.count("![figure") >= len(drawn), f"{path.name}: a figure was drawn but not shown"
     assert "Traceback" not in page
+
+
+def test_pages_show_what_cells_printed_drew_and_displayed(tmp_path):
+    import base64
+
+    import nbformat.v4 as v4
+
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
+    setup = v4.new_code_cell("import os", metadata={"tags": ["hide-input"]})
+    code = v4.new_code_cell("print(1)", outputs=[
+        v4.new_output("stream", name="stdout", text="a\n"), v4.new_output("stream", name="stdout", text="b\n"),
+        v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+        v4.new_output("display_data", data={"text/html": "<table><tr><td>1</td></tr></table>", "text/plain": "T"}),
+    ])
+    hidden = v4.new_code_cell("secret()", metadata={"tags": ["remove-cell"]})
+    nb = v4.new_notebook(cells=[v4.new_markdown_cell("# Title\n\ntext"), setup, code, hidden])
+    page = build.to_markdown(nb, "g", tmp_path)
+    assert page.startswith("# Title\n\ntext")
+    assert '??? note "Setup' in page and "    import os" in page
+    assert "```text\na\nb\n```" in page  # two pieces of printed text, one block
+    assert "![figure 1](g_files/figure-1.png)" in page
+    assert (tmp_path / "g_files" / "figure-1.png").read_bytes().startswith(b"\x89PNG")
+    assert "<table><tr><td>1</td></tr></table>" in page
+    assert "secret" not in page
+    failed = v4.new_notebook(cells=[v4.new_code_cell("1/0", outputs=[
+        v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])])])
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        build.to_markdown(failed, "f", tmp_path)
+
+
+def test_readme_links_point_inside_the_site():
+    text = "[a](docs/files.md#x) [b](src/flexnet/nn/layers.py) [c](https://e.org/docs/x.md) [d](#own)"
+    assert build._rewrite_links(text) == ("[a](files.md#x) [b](api/layers.md#flexnet.nn.layers) "
+                                          "[c](https://e.org/docs/x.md) [d](#own)")
+    assert build._rewrite_links("[g](docs/guides/index.md)", "../") == "[g](../guides/index.md)"

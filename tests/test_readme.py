@@ -78,6 +78,13 @@ def runnable(text: str) -> list[dict]:
 
 def run_all(text: str, folder: Path) -> None:
     """Run the README's blocks in ``folder``; raise AssertionError naming the block that failed."""
+    from flexnet.data.datasets import idx_files
+
+    try:  # the README loads Fashion-MNIST, which would download it; a test never downloads
+        idx_files("fashion-mnist", download=False)
+    except FileNotFoundError as exc:
+        raise AssertionError(f"the README's examples need Fashion-MNIST's files here (Debian package "
+                             f"dataset-fashion-mnist, or $FLEXNET_DATA): {exc}") from exc
     bin_dir = folder / ".bin"
     bin_dir.mkdir(parents=True)
     shim = bin_dir / "flexnet"

@@ -66,7 +66,7 @@ def execute(path: Path, cwd: Path, *, fast: bool, figures: Path | None = None, t
     env_before = {k: os.environ.get(k) for k in ("FLEXNET_GUIDE_FAST", "FLEXNET_GUIDE_FIGURES", "MPLBACKEND")}
     os.environ["FLEXNET_GUIDE_FAST"] = "1" if fast else "0"
     os.environ["FLEXNET_GUIDE_FIGURES"] = str(figures or (cwd / "figures"))
-    os.environ.pop("MPLBACKEND", None)  # the kernel draws inline; the guides save their own files
+    os.environ.pop("MPLBACKEND", None)  # each guide chooses its own (it saves figures, then shows the files)
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(cwd)}})
@@ -180,13 +180,16 @@ def pages(*, fast: bool, reuse: bool = False) -> None:
         start = time.perf_counter()
         work = ROOT / "build" / "guide-runs" / path.stem
         saved = work.parent / f"{path.stem}.ipynb"
-        if reuse and saved.exists() and saved.stat().st_mtime >= path.stat().st_mtime:
-            nb = nbformat.read(saved, as_version=4)
-        else:
+        nb = nbformat.read(saved, as_version=4) if reuse and saved.exists() else None
+        if nb is not None and (saved.stat().st_mtime < path.stat().st_mtime
+                               or nb.metadata.get("flexnet_guide_fast") != fast):
+            nb = None  # the guide changed since, or ran with the other settings
+        if nb is None:
             if work.exists():
                 shutil.rmtree(work)
             work.mkdir(parents=True)
             nb = execute(path, work, fast=fast)
+            nb.metadata["flexnet_guide_fast"] = fast
             nbformat.write(nb, saved)
         text = to_markdown(nb, path.stem, out_dir)
         note = (f'!!! note "This page is a notebook"\n    It was run to build this page: '

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 GUIDES = DOCS / "guides"
 BUILD = ROOT / "build" / "docs"
-#: seconds one guide may take before its run fails
+#: seconds one cell of a guide may take before the run fails
 GUIDE_TIMEOUT = 300
 
 #: README and reference links that point outside the site, and where they go inside it.

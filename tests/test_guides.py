@@ -20,7 +20,7 @@ build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build)
 
 GUIDES = build.guide_paths()
-#: seconds one guide may take in the fast settings before it fails (they take 10-30 s)
+#: seconds one cell of a guide may take before the run fails (a whole guide takes 3-30 s)
 TIMEOUT = 150
 
 

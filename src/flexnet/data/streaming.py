@@ -33,7 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..filesystem import atomic_write, check_regular, check_writable, temporary_name, write_text
+from ..filesystem import (
+    atomic_write,
+    check_regular,
+    check_writable,
+    temporary_name,
+    write_text,
+)
 from .errors import DataFileError
 from .extras import optional
 from .labels import class_ids

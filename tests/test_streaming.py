@@ -311,3 +311,26 @@ def test_training_on_a_file_keeps_anonymous_memory_bounded(tmp_path):
     assert proc.returncode == 0, proc.stderr
     grew_mib = int(proc.stdout.split()[-1])
     assert grew_mib < 100, f"training on a {path.stat().st_size >> 20} MiB file took {grew_mib} MiB more"
+
+
+# -- sweeps ----------------------------------------------------------------------------
+
+
+def test_a_sweep_on_a_file_shares_it_by_name_and_matches_memory(tmp_path):
+    import importlib
+    import pickle
+
+    sw = importlib.import_module("flexnet.experiments.sweep")
+    X, y = make_data(n=300)
+    path = save_npy(tmp_path, X)
+    grid = {"arch": [[12, 8, 3]], "lr": 0.05, "batch_size": 16, "seed": [0, 1]}
+    in_memory = sw.sweep((X, y), grid, epochs=2, save_best=False)
+    shared = sw.prepare_data((str(path), y), val_split=0.2)
+    assert isinstance(shared.X, sources.Rows) and isinstance(shared.X_val, sources.Rows)
+    assert len(pickle.dumps(shared.X)) < 4000  # the file's name and the rows' numbers, never the rows
+    assert shared.fingerprint() == sw.prepare_data((X, y), val_split=0.2).fingerprint()
+    for data, jobs in (((str(path), y), 1), ((np.load(path, mmap_mode="r"), y), 2)):
+        result = sw.sweep(data, grid, epochs=2, jobs=jobs, save_best=False)
+        strip = [{k: v for k, v in t.items() if k not in ("seconds", "worker")} for t in result.trials]
+        assert strip == [{k: v for k, v in t.items() if k not in ("seconds", "worker")}
+                         for t in in_memory.trials]

@@ -189,6 +189,7 @@ class MemmapRows(Rows):
     CHUNK_ROWS = 65536
 
     def __init__(self, array, dtype):
+        self.file = _file_of(array)  # (name, offset) of the rows in their file, when known
         array = np.asarray(array)  # a plain ndarray view of the mapping: no copy
         self.array = array
         self.shape = array.shape
@@ -197,7 +198,17 @@ class MemmapRows(Rows):
         self.chunk_starts = np.arange(0, max(len(array), 1), self.CHUNK_ROWS)
 
     def as_dtype(self, dtype) -> Rows:
-        return MemmapRows(self.array, dtype)
+        rows = MemmapRows(self.array, dtype)
+        rows.file = self.file
+        return rows
+
+    def __reduce__(self):
+        """Pickled as the file's name and place, never its rows: a worker process
+        (a sweep's) maps the same file, and the page cache holds one copy for all."""
+        if self.file is None:
+            return super().__reduce__()
+        name, offset = self.file
+        return _map_rows, (name, offset, self.source_dtype.str, self.shape, self.dtype.str)
 
     def _gather(self, idx, out):
         if self.array.dtype == self.dtype:
@@ -208,6 +219,28 @@ class MemmapRows(Rows):
     def _block(self, start, stop):
         block = self.array[start:stop]
         return block if block.dtype == self.dtype else block.astype(self.dtype)
+
+
+def _file_of(array):
+    """``(file name, byte offset)`` of a C-contiguous array mapped from a file, else None."""
+    if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
+        return None
+    mm, base = None, array
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap) and mm is None:
+            mm = base
+        base = base.base
+    if mm is None or not isinstance(base, mmap.mmap) or getattr(mm, "filename", None) is None:
+        return None
+    start = mm.offset - mm.offset % mmap.ALLOCATIONGRANULARITY  # where the mapping starts in the file
+    mapped = np.frombuffer(base, dtype=np.uint8)
+    return mm.filename, start + array.ctypes.data - mapped.ctypes.data
+
+
+def _map_rows(name, offset, source_dtype, shape, dtype) -> MemmapRows:
+    rows = MemmapRows(np.memmap(name, dtype=np.dtype(source_dtype), mode="r", offset=offset, shape=tuple(shape)),
+                      dtype)
+    return rows
 
 
 class DaskRows(Rows):
@@ -250,6 +283,9 @@ class DaskRows(Rows):
 
     def cache_chunks(self, count: int) -> None:
         self._capacity = max(int(count), 1)
+
+    def __getstate__(self):  # the graph travels; computed chunks and plans do not
+        return {**self.__dict__, "_cache": OrderedDict(), "_plan": None, "_plan_pos": 0, "_ahead": None}
 
     def plan(self, order) -> None:
         self._plan = np.asarray(order, dtype=np.intp)

@@ -144,3 +144,12 @@ def test_bad_parquet_tables_are_named(tmp_path, capsys):
     (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
     assert main(["train", "--data", str(tmp_path / "junk.parquet"), "--out", str(tmp_path / "m.npz")]) == 2
     assert "not a readable Parquet file" in capsys.readouterr().err
+
+
+def test_stream_and_cache_are_refused_where_they_mean_nothing(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "m.npz"), *TRAIN[:2]]
+    assert main(["train", "--data", "edges", "--stream", *out]) == 2
+    assert "--stream reads a .csv file" in capsys.readouterr().err
+    assert main(["train", "--data", "edges", "--cache", str(tmp_path), *out]) == 2
+    assert "read into memory" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()

@@ -233,7 +233,13 @@ def _stream_table(args):
     memmap cache (refused, exit 2, when the cache folder cannot take it); else None."""
     from ..data.streaming import CacheError, cache_table, streams
 
+    if args.stream and not str(args.data).lower().endswith((".csv", ".parquet")):
+        raise UsageError(f"--stream reads a .csv file a block at a time; --data {args.data} is not one "
+                         "(a .parquet file is always read so)")
     if not streams(args.data, args.stream):
+        if args.cache is not None:
+            raise UsageError(f"--cache is where a .parquet file, or a .csv file with --stream, is cached; "
+                             f"--data {args.data} is read into memory")
         return None
     if args.val_split and not 0 < args.val_split < 1:
         return None  # refused with the in-memory path's message

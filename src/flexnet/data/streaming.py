@@ -243,7 +243,7 @@ def _features_bound(path: Path, label, header, delimiter) -> tuple[int, int]:
     from .csv_layout import sniff_csv
 
     layout = sniff_csv(path, header=header, delimiter=delimiter, label=label)
-    return tables._count_rows(path), max(layout.n_columns - 1, 1)
+    return tables.count_rows(path), max(layout.n_columns - 1, 1)
 
 
 def check_cache_room(folder: Path, needed: int) -> None:

@@ -162,7 +162,7 @@ def choose_engine(engine: str | None) -> str:
     return asked or "pyarrow"
 
 
-def _count_rows(path: Path) -> int:
+def count_rows(path: Path) -> int:
     """An upper bound on the rows: the line breaks (CR where there is no LF), plus one."""
     lf = cr = 0
     with open(path, "rb") as f:
@@ -219,7 +219,7 @@ def _read_numpy(layout: CsvLayout, label_col, labels_are_text: bool, dtype, sink
     """The reader that needs only NumPy: ``loadtxt`` on blocks of lines, into the final array."""
     n_cols = layout.n_columns
     features = _feature_slice(n_cols, label_col)
-    out = sink(_count_rows(layout.path), n_cols - (label_col is not None), dtype, label_col is not None,
+    out = sink(count_rows(layout.path), n_cols - (label_col is not None), dtype, label_col is not None,
                   labels_are_text)
     names = _Names() if labels_are_text else None
     converters = {label_col: names.code} if names is not None else None
@@ -347,7 +347,7 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype, si
     features = [j for j in range(n_cols) if j != label_col]
     # A row pyarrow reads holds a character per number, n - 1 delimiters and a line break:
     # that bounds the rows without a pass over the file (rows never read are never touched).
-    bound = os.path.getsize(layout.path) // (2 * n_cols - 1) + 1 if n_cols > 1 else _count_rows(layout.path)
+    bound = os.path.getsize(layout.path) // (2 * n_cols - 1) + 1 if n_cols > 1 else count_rows(layout.path)
     out = sink(bound, len(features), dtype, label_col is not None, labels_are_text)
     codes = _Names() if labels_are_text else None
     try:

@@ -186,24 +186,30 @@ def _read_parquet(path: Path, scratch: Path, label):
         raise DataFileError(f"{path}: label column {names[j]!r} holds {label_type}; expected class ids or names")
     out = _MappedArrays(scratch, n, len(features), np.float32, True, text)
     codes: dict[str, int] = {}
-    rows = max(1, BLOCK_BYTES // (8 * len(features)))
-    for batch in f.iter_batches(batch_size=rows):
-        m = batch.num_rows
+    for group in range(f.metadata.num_row_groups):
+        m = f.metadata.row_group(group).num_rows
         out.room(m)
-        block = np.empty((len(features), m), np.float32)  # (features, rows): one contiguous copy after
-        with np.errstate(over="ignore", invalid="ignore"):
-            for i, k in enumerate(features):
-                column = batch.column(k)
-                if column.null_count:
-                    row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
-                    raise DataFileError(f"{path} row {row}, column {names[k]!r}: missing value")
-                block[i] = np.asarray(pc.cast(column, pa.float64()))
-        if not np.isfinite(block).all():
-            i, r = np.argwhere(~np.isfinite(block))[0]
-            raise DataFileError(f"{path} row {out.n + int(r)}, column {names[features[i]]!r}: "
-                                f"{batch.column(features[i])[int(r)]} is not a finite float32 number")
-        out.X[out.n:out.n + m] = block.T
-        column = batch.column(j)
+        # A few columns at a time: a Parquet reader decodes whole pages (often a
+        # column's whole chunk in a row group), so memory follows rows x columns read.
+        width = max(1, BLOCK_BYTES // (12 * max(m, 1)))
+        for c0 in range(0, len(features), width):
+            cols = features[c0:c0 + width]
+            part = f.read_row_group(group, columns=[names[k] for k in cols], use_threads=False)
+            block = np.empty((m, len(cols)), np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                for i, k in enumerate(cols):
+                    column = part.column(i)
+                    if column.null_count:
+                        row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
+                        raise DataFileError(f"{path} row {row}, column {names[k]!r}: missing value")
+                    block[:, i] = np.asarray(pc.cast(column, pa.float64()))
+            if not np.isfinite(block).all():
+                r, i = np.argwhere(~np.isfinite(block))[0]
+                raise DataFileError(f"{path} row {out.n + int(r)}, column {names[cols[i]]!r}: "
+                                    f"{part.column(int(i))[int(r)]} is not a finite float32 number")
+            out.X[out.n:out.n + m, c0:c0 + len(cols)] = block
+            del part, block
+        column = f.read_row_group(group, columns=[names[j]], use_threads=False).column(0)
         if column.null_count:
             row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
             raise DataFileError(f"{path} row {row}, column {names[j]!r}: missing label")

@@ -255,7 +255,7 @@ def main() -> None:
             mem["parquet"] = child("parquet", os.path.join(folder, "big.parquet"), rows, cache)
             shutil.rmtree(cache, ignore_errors=True)
             base = mem["array"]["peak_mib"]
-            print(f"\nmemory: one epoch of [784, 128, 10], peak RssAnon (MiB); the 40 MB array is the reference")
+            print("\nmemory: one epoch of [784, 128, 10], peak RssAnon (MiB); the 40 MB array is the reference")
             print("| data | rows | peak RssAnon | above the 40 MB run | seconds |")
             print("|---|---|---|---|---|")
             for kind, r in mem.items():
@@ -272,7 +272,7 @@ def main() -> None:
             n = min(rows, int(args.speed_gb * 1e9 // ROW_BYTES))
             sp = speed(path, n, args.reps)
             print(f"\nspeed: one epoch on {n:,} rows ({n * ROW_BYTES / 1e9:.2f} GB), median of {args.reps}")
-            print(f"| source | median s | all |\n|---|---|---|")
+            print("| source | median s | all |\n|---|---|---|")
             for k in ("memory", "memmap"):
                 print(f"| {k} | {sp['median'][k]:.2f} | {', '.join(f'{s:.2f}' for s in sp['seconds'][k])} |")
             print(f"ratio memmap / memory: {sp['ratio']:.3f}")

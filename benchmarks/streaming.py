@@ -9,7 +9,9 @@ same table as a Parquet file, and measures:
 
 - **memory**: one epoch of a ``[784, 128, 10]`` network, batch 128, each in a
   fresh process: on a 40 MB array in memory (the reference), on the big file
-  (its path, opened as a memmap), on a Dask array over it, and
+  (its path, opened as a memmap), on a Dask array over it (chunks of 65,536
+  rows read from the file as they are computed: :func:`dask_over`; note that
+  ``da.from_array`` copies a NumPy array or memmap it is given), and
   ``flexnet train --data big.parquet`` (one pass into the memmap cache, then
   the epoch). A thread samples ``RssAnon`` in ``/proc/self/status`` every 2 ms:
   the process's own memory, not the file's pages the kernel caches. The target:
@@ -49,6 +51,8 @@ ROW_BYTES = FEATURES * 4
 CHILD = r"""
 import json, sys, threading, time
 import numpy as np
+sys.path.insert(0, sys.argv[-1])
+from streaming import dask_over
 
 def anon_mib():
     with open("/proc/self/status") as f:
@@ -89,7 +93,7 @@ else:
     elif kind == "memmap":
         X = path
     elif kind == "dask":
-        X = da.from_array(np.load(path, mmap_mode="r"), chunks=(65536, 784))
+        X = dask_over(path, 65536)
     net = flexnet.Network([784, 128, 10], seed=0)
     net.fit(X, y, epochs=1, batch_size=128, lr=0.05, seed=0, threads=1, progress=False)
 seconds = time.perf_counter() - t0
@@ -97,6 +101,25 @@ done.set()
 t.join()
 print(json.dumps({"kind": kind, "start_mib": start, "peak_mib": peak[0], "seconds": seconds}))
 """
+
+
+class OnDisk:
+    """A memmap as Dask should see it: shape, dtype and slicing, and no ``copy``
+    (``da.from_array`` copies an array, a memmap included, that has one)."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        return self.array[key]
+
+
+def dask_over(path: str, chunk_rows: int, rows: int | None = None):
+    """A Dask array of the rows of a ``.npy`` file, read as they are computed."""
+    import dask.array as da
+
+    mm = np.load(path, mmap_mode="r")[:rows]
+    return da.from_array(OnDisk(mm), chunks=(chunk_rows, mm.shape[1]), name=f"npy-{path}-{len(mm)}")
 
 
 def write_data(folder: str, rows: int) -> str:
@@ -127,7 +150,8 @@ def write_data(folder: str, rows: int) -> str:
 
 
 def child(kind: str, path: str, rows: int, *extra) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, kind, path, str(rows), *extra], capture_output=True,
+    here = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run([sys.executable, "-c", CHILD, kind, path, str(rows), *extra, here], capture_output=True,
                           text=True, timeout=3600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if proc.returncode != 0:
         raise RuntimeError(f"{kind}: {proc.stderr[-3000:]}")
@@ -171,7 +195,8 @@ def equality(path: str) -> dict:
     rows = 20000
     mm = np.load(path, mmap_mode="r")[:rows]
     y = np.load(path.replace(".npy", ".y.npy"))[:rows]
-    sources = {"memory": np.array(mm), "memmap": mm, "dask": da.from_array(mm, chunks=(3000, 784))}
+    sources = {"memory": np.array(mm), "memmap": mm, "dask": dask_over(path, 3000, rows),
+               "dask (from_array)": da.from_array(mm, chunks=(3000, 784))}
     weights = {}
     for name, X in sources.items():
         net = flexnet.Network([784, 128, 10], seed=0, dropout=0.1)
@@ -181,33 +206,32 @@ def equality(path: str) -> dict:
     return {"rows": rows, "bit_identical": same}
 
 
-def windowed(path: str, rows: int) -> dict:
-    """Exact vs windowed shuffling on a Dask array whose chunks are computed whole."""
-    import dask.array as da
-
+def windowed(folder: str, rows: int) -> dict:
+    """Exact vs windowed shuffling on a Dask array whose chunks are computed whole,
+    over rows stored sorted by class (the hard case for a window)."""
     import flexnet
 
-    mm = np.load(path, mmap_mode="r")[:rows]
-    y = np.load(path.replace(".npy", ".y.npy"))[:rows]
-    order = np.argsort(y, kind="stable")  # rows stored sorted by class: the hard case for a window
-    sorted_path = path.replace(".npy", ".sorted.npy")
-    out = np.lib.format.open_memmap(sorted_path, mode="w+", dtype=np.float32, shape=(rows, FEATURES))
+    rng = np.random.default_rng(1)
+    centres = rng.random((CLASSES, FEATURES), dtype=np.float32)
+    y = np.sort(rng.integers(0, CLASSES, rows))
+    sorted_path = os.path.join(folder, "sorted.npy")
+    X = np.lib.format.open_memmap(sorted_path, mode="w+", dtype=np.float32, shape=(rows, FEATURES))
     for start in range(0, rows, 32768):
-        out[start:start + 32768] = mm[order[start:start + 32768]]
-    out.flush()
-    del out
-    ys = y[order]
-    X_sorted = np.load(sorted_path, mmap_mode="r")
-    held = np.random.default_rng(1).choice(rows, 5000, replace=False)
+        part = y[start:start + 32768]
+        X[start:start + 32768] = 0.1 * centres[part] + 0.9 * rng.random((len(part), FEATURES), dtype=np.float32)
+    X.flush()
+    held = np.sort(rng.choice(rows, 5000, replace=False))
+    X_held, y_held = np.asarray(X[held]), y[held]
+    del X
     result = {"rows": rows, "chunk_rows": 8192}
     for shuffle in (True, "window", "window:16"):
-        computed = da.from_array(X_sorted, chunks=(8192, FEATURES)) + np.float32(0)  # chunks computed whole
+        computed = dask_over(sorted_path, 8192) + np.float32(0)  # chunks computed whole
         net = flexnet.Network([784, 128, 10], seed=0)
         t = time.perf_counter()
-        net.fit(computed, ys, epochs=1, batch_size=128, lr=0.05, seed=0, shuffle=shuffle, threads=1,
+        net.fit(computed, y, epochs=1, batch_size=128, lr=0.05, seed=0, shuffle=shuffle, threads=1,
                 progress=False)
         seconds = time.perf_counter() - t
-        acc = flexnet.evaluate(net, np.asarray(X_sorted[np.sort(held)]), ys[np.sort(held)])["accuracy"]
+        acc = flexnet.evaluate(net, X_held, y_held)["accuracy"]
         result[str(shuffle)] = {"seconds": seconds, "accuracy": acc}
     os.unlink(sorted_path)
     return result
@@ -221,6 +245,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5, help="epochs per source in the speed part (default 5)")
     ap.add_argument("--dir", default=None, help="folder for the files (default: a temporary one)")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--reuse", action="store_true", help="reuse the files of an earlier run in --dir")
+    ap.add_argument("--memory-kinds", default="memmap,dask,parquet", help="the big runs of the memory part")
     ap.add_argument("--skip", default="", help="parts to skip, comma-separated: memory,speed,equality,window")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -237,8 +263,13 @@ def main() -> None:
     print(f"writing {rows:,} rows x {FEATURES} float32 ({rows * ROW_BYTES / 1e9:.2f} GB) and the same as Parquet "
           f"into {folder} ...", flush=True)
     t = time.perf_counter()
-    path = write_data(folder, rows)
-    print(f"  written in {time.perf_counter() - t:.0f} s", flush=True)
+    path = os.path.join(folder, "big.npy")
+    if args.reuse and os.path.exists(os.path.join(folder, "big.parquet")) and \
+            np.load(path, mmap_mode="r").shape == (rows, FEATURES):
+        print("  reusing the files there")
+    else:
+        path = write_data(folder, rows)
+        print(f"  written in {time.perf_counter() - t:.0f} s", flush=True)
     results = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.node(),
                         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                         "python": platform.python_version(), "numpy": np.__version__,
@@ -248,12 +279,15 @@ def main() -> None:
         if "memory" not in skip:
             small = int(40e6 // ROW_BYTES)
             mem = {"array": child("array", path, small)}
+            kinds = args.memory_kinds.split(",")
             for kind in ("memmap", "dask"):
-                mem[kind] = child(kind, path, rows)
-            cache = os.path.join(folder, "cache")
-            os.makedirs(cache, exist_ok=True)
-            mem["parquet"] = child("parquet", os.path.join(folder, "big.parquet"), rows, cache)
-            shutil.rmtree(cache, ignore_errors=True)
+                if kind in kinds:
+                    mem[kind] = child(kind, path, rows)
+            if "parquet" in kinds:
+                cache = os.path.join(folder, "cache")
+                os.makedirs(cache, exist_ok=True)
+                mem["parquet"] = child("parquet", os.path.join(folder, "big.parquet"), rows, cache)
+                shutil.rmtree(cache, ignore_errors=True)
             base = mem["array"]["peak_mib"]
             print("\nmemory: one epoch of [784, 128, 10], peak RssAnon (MiB); the 40 MB array is the reference")
             print("| data | rows | peak RssAnon | above the 40 MB run | seconds |")
@@ -278,9 +312,9 @@ def main() -> None:
             print(f"ratio memmap / memory: {sp['ratio']:.3f}")
             results["speed"] = sp
         if "window" not in skip:
-            w = windowed(path, min(rows, args.window_rows))
+            w = windowed(folder, args.window_rows)
             print(f"\nwindowed shuffling: Dask chunks of {w['chunk_rows']} rows computed whole, rows sorted by "
-                  f"class, one epoch on {w['rows']:,} rows")
+                  f"class, one epoch on {w['rows']:,} rows; accuracy on 5,000 of them")
             print("| shuffle | seconds | held-out accuracy |\n|---|---|---|")
             for k in ("True", "window", "window:16"):
                 print(f"| {k} | {w[k]['seconds']:.1f} | {100 * w[k]['accuracy']:.1f}% |")

@@ -138,6 +138,7 @@ def _min_max(X, axis) -> tuple[np.ndarray, np.ndarray]:
         b_lo, b_hi = block.min(axis=axis), block.max(axis=axis)
         lo = b_lo if lo is None else np.minimum(lo, b_lo)
         hi = b_hi if hi is None else np.maximum(hi, b_hi)
+        del block
     return lo, hi
 
 

@@ -94,6 +94,7 @@ class SweepData:
                 h.update(f"{a.dtype.str}{tuple(a.shape)}".encode())
                 for _, block in a.blocks():
                     h.update(np.ascontiguousarray(block).data)
+                    del block
                 continue
             a = np.ascontiguousarray(a)
             h.update(f"{a.dtype.str}{a.shape}".encode())

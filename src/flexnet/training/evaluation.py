@@ -93,6 +93,7 @@ def check_finite_blocks(X: Rows, where: str) -> None:
         except ValueError:
             bad = int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0])
             raise ValueError(f"{where}: row {start + bad} holds NaN or infinity; clean or drop it first") from None
+        del block  # before the next block is read: one block in memory at a time
 
 
 def labels_in_memory(y, where: str) -> np.ndarray:

@@ -528,6 +528,7 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
         crc = 0
         for _, block in X.blocks():
             crc = zlib.crc32(np.ascontiguousarray(block).view(np.uint8).reshape(-1), crc)
+            del block  # one block in memory at a time
     else:
         crc = zlib.crc32(np.ascontiguousarray(X).view(np.uint8).reshape(-1))
     crc = zlib.crc32(np.ascontiguousarray(y).view(np.uint8).reshape(-1), crc)

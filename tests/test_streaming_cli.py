@@ -153,3 +153,20 @@ def test_stream_and_cache_are_refused_where_they_mean_nothing(tmp_path, capsys):
     assert main(["train", "--data", "edges", "--cache", str(tmp_path), *out]) == 2
     assert "read into memory" in capsys.readouterr().err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_streamed_run_resumes_read_either_way(tmp_path, capsys):
+    """--stream and --cache say how the table is read, not what is trained: a resume may change them."""
+    write_tables(tmp_path)
+    data = ["--data", str(tmp_path / "t.csv"), "--label", "kind"]
+    assert main(["train", *data, *TRAIN, "--epochs", "3", "--out", str(tmp_path / "ref.npz")]) == 0
+    assert main(["train", *data, "--stream", "--cache", str(tmp_path / "c1"), *TRAIN, "--epochs", "1",
+                 "--out", str(tmp_path / "part.npz")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "part.ckpt.npz"), "--epochs", "2", "--quiet",
+                 "--cache", str(tmp_path / "c2"), "--out", str(tmp_path / "two.npz")]) == 0
+    assert "cache" in capsys.readouterr().err  # said, and applied
+    assert len(list((tmp_path / "c2").iterdir())) == 3
+    assert main(["train", "--resume", str(tmp_path / "two.ckpt.npz"), "--epochs", "3", "--quiet", "--no-stream",
+                 "--out", str(tmp_path / "done.npz")]) == 0
+    assert_same_model(tmp_path / "ref.npz", tmp_path / "done.npz")

@@ -31,12 +31,13 @@ from ..training.callbacks import Callback
 from .common import UsageError, label_arg
 
 #: Options a resumed run may change: applied, with a line saying so. (``threads``:
-#: how many BLAS threads compute, where a command has --threads.)
-MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads")
+#: how many BLAS threads compute, where a command has --threads; ``stream`` and
+#: ``cache``: how a table is read, which gives the same rows either way.)
+MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads", "stream", "cache")
 #: Options that are not part of the run: neither recorded nor compared.
 FREE = ("resume", "quiet", "show")
 #: Options that name files the run writes (kept as absolute paths).
-PATHS = ("out", "checkpoint", "figure")
+PATHS = ("out", "checkpoint", "figure", "cache")
 
 
 class TrainOptions(Callback):

@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
                    help="data set name (see `flexnet datasets`) or a .csv/.npz/.parquet file (default edges); "
                    "a .parquet file is read in blocks into a memmap cache (see --cache)")
     add_table_options(p)
-    p.add_argument("--stream", action="store_true",
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=False,
                    help="read a .csv file in blocks into a memmap cache instead of into memory: for tables "
                    "bigger than memory (the same weights as without)")
     p.add_argument("--cache", default=None, metavar="DIR",
@@ -237,7 +237,7 @@ def _stream_table(args):
         raise UsageError(f"--stream reads a .csv file a block at a time; --data {args.data} is not one "
                          "(a .parquet file is always read so)")
     if not streams(args.data, args.stream):
-        if args.cache is not None:
+        if args.cache is not None and args.resume is None:  # (a resumed run may keep one it no longer uses)
             raise UsageError(f"--cache is where a .parquet file, or a .csv file with --stream, is cached; "
                              f"--data {args.data} is read into memory")
         return None

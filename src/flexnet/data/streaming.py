@@ -139,7 +139,7 @@ def _read_csv(path: Path, scratch: Path, label, header, delimiter):
 
 def _parquet_columns(path: Path, label):
     pq = optional("pyarrow.parquet", "reading Parquet files")
-    import pyarrow as pa
+    pa = optional("pyarrow", "reading Parquet files")
 
     try:
         f = pq.ParquetFile(path)
@@ -175,8 +175,8 @@ def parquet_rows(path) -> int:
 
 
 def _read_parquet(path: Path, scratch: Path, label):
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    pa = optional("pyarrow", "reading Parquet files")
+    pc = optional("pyarrow.compute", "reading Parquet files")
 
     f, names, j = _parquet_columns(path, label)
     n, features = f.metadata.num_rows, [k for k in range(len(names)) if k != j]

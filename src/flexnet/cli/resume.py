@@ -31,12 +31,13 @@ from ..training.callbacks import Callback
 from .common import UsageError, label_arg
 
 #: Options a resumed run may change: applied, with a line saying so. (``threads``:
-#: how many BLAS threads compute, where a command has --threads.)
-MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads", "tensorboard", "csv_log")
+#: how many BLAS threads compute, where a command has --threads; ``stream`` and
+#: ``cache``: how a table is read, which gives the same rows either way.)
+MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads", "tensorboard", "csv_log", "stream", "cache")
 #: Options that are not part of the run: neither recorded nor compared.
 FREE = ("resume", "quiet", "show")
 #: Options that name files (or a folder) the run writes (kept as absolute paths).
-PATHS = ("out", "checkpoint", "figure", "tensorboard", "csv_log")
+PATHS = ("out", "checkpoint", "figure", "tensorboard", "csv_log", "cache")
 
 
 class TrainOptions(Callback):

@@ -17,6 +17,7 @@ from .common import (
     check_figures,
     check_output,
     check_output_folder,
+    label_arg,
     load_data,
     parse_arch,
     positive_float,
@@ -45,8 +46,15 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
-                   help="data set name (see `flexnet datasets`) or a .csv/.npz file (default edges)")
+                   help="data set name (see `flexnet datasets`) or a .csv/.npz/.parquet file (default edges); "
+                   "a .parquet file is read in blocks into a memmap cache (see --cache)")
     add_table_options(p)
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=False,
+                   help="read a .csv file in blocks into a memmap cache instead of into memory: for tables "
+                   "bigger than memory (the same weights as without)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="folder for the memmap cache of --data .parquet or --stream (default: the folder "
+                   "of --out); written once, reused by a run with the same file and options")
     p.add_argument("--arch", type=parse_arch, default=None, metavar="SIZES",
                    help="layer sizes such as 784,256,128,10 (default: features,128,64,classes)")
     p.add_argument("--activation", default="relu", help="hidden activation: relu, leaky_relu, tanh, "
@@ -131,7 +139,8 @@ def _train(args, guard, resumed) -> int:
         check_output(path, option)
     check_figures(args.figure != "-" and (args.figure is not None or args.show))  # asked for by name
     check_loggers(args)
-    ds = load_data(args)
+    table = _stream_table(args)  # None unless the table is read through a memmap cache
+    ds = load_data(args) if table is None else table.dataset
     if ds.y_train is None:
         raise UsageError(f"--data {args.data}: the data has no labels (an .npz needs an array 'y')")
     X = fdata.flatten(ds.X_train)
@@ -141,15 +150,20 @@ def _train(args, guard, resumed) -> int:
         raise UsageError(f"--arch {','.join(map(str, arch))}: the last size must be the number of classes, "
                          f"{len(ds.class_names)} for {args.data} (its classes have names)")
     args.arch = arch
-    if args.val_split > 0:
-        try:
-            X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed, part="validation")
-        except ValueError as exc:
-            raise UsageError(f"--data {args.data} with --val-split {args.val_split}: {exc}") from None
     scale = args.scale or ds.default_scaler
-    scaler = fdata.Scaler(scale, per_feature=ds.per_feature or scale == "standard").fit(X)
-    X = scaler.transform(X)
-    validation = (scaler.transform(X_val), y_val) if args.val_split > 0 else None
+    if table is not None:  # split and scaled in the cache: rows of a memmap, by index
+        X, y, validation = table.parts()
+        scaler = table.scaler
+    else:
+        if args.val_split > 0:
+            try:
+                X, X_val, y, y_val = fdata.train_test_split(X, y, args.val_split, seed=args.seed,
+                                                            part="validation")
+            except ValueError as exc:
+                raise UsageError(f"--data {args.data} with --val-split {args.val_split}: {exc}") from None
+        scaler = fdata.Scaler(scale, per_feature=ds.per_feature or scale == "standard").fit(X)
+        X = scaler.transform(X)
+        validation = (scaler.transform(X_val), y_val) if args.val_split > 0 else None
 
     net = Network(arch, activation=args.activation, dropout=args.dropout, batchnorm=args.batchnorm,
                   seed=args.seed)
@@ -215,6 +229,8 @@ def _train(args, guard, resumed) -> int:
     rows.append(("model", args.out))
     rows.append(("checkpoint", checkpoint))
     rows += [(name, path) for name, path in (("tensorboard", args.tensorboard), ("csv log", args.csv_log)) if path]
+    if table is not None:
+        rows.append(("cache", f"{table.cache}" + (" (reused)" if table.reused else " (written)")))
     figure = write_figure(figure, training_curves, history, show=args.show, title=f"{ds.name}: {arch}")
     if figure:
         rows.append(("figure", figure))
@@ -244,6 +260,51 @@ def loggers(args) -> list:
     if args.csv_log is not None:
         found.append(CSVLogger(args.csv_log))
     return found
+
+
+def _stream_table(args):
+    """``--data x.parquet`` or ``--data x.csv --stream``: the table read in blocks into its
+    memmap cache (refused, exit 2, when the cache folder cannot take it); else None."""
+    from ..data.streaming import CacheError, cache_table, streams
+
+    if args.stream and not str(args.data).lower().endswith((".csv", ".parquet")):
+        raise UsageError(f"--stream reads a .csv file a block at a time; --data {args.data} is not one "
+                         "(a .parquet file is always read so)")
+    if not streams(args.data, args.stream):
+        if args.cache is not None and args.resume is None:  # (a resumed run may keep one it no longer uses)
+            raise UsageError(f"--cache is where a .parquet file, or a .csv file with --stream, is cached; "
+                             f"--data {args.data} is read into memory")
+        return None
+    if args.val_split and not 0 < args.val_split < 1:
+        return None  # refused with the in-memory path's message
+    folder = Path(args.cache if args.cache is not None else (Path(args.out).parent))
+    if args.cache is not None:
+        check_output_folder(folder, "--cache")
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        table = cache_table(args.data, label=label_arg(args.label), header=args.header, delimiter=args.delimiter,
+                            cache_dir=folder, scale=args.scale or "minmax", val_split=args.val_split,
+                            seed=args.seed)
+    except CacheError as exc:
+        raise UsageError(f"--cache: {exc.strerror}") from None
+    except FileNotFoundError:
+        if not Path(args.data).exists():
+            raise UsageError(f"--data {args.data!r}: no such file") from None
+        raise
+    except OSError as exc:
+        if isinstance(exc, ValueError) or exc.errno is None:
+            raise
+        raise UsageError(f"--cache {folder}: cannot write the cache of {args.data}: "
+                         f"{exc.strerror or exc}") from None
+    except ValueError as exc:
+        if type(exc) is not ValueError:  # DataFileError, MissingExtra...: reported as they are
+            raise
+        raise UsageError(f"--data {args.data} with --val-split {args.val_split}: {exc}") from None
+    from ..data.datasets import Dataset
+
+    table.dataset = Dataset(table.name, table.X, table.y, class_names=table.class_names, default_scaler="minmax",
+                            read_as=table.read_as, label_column=table.label_column)
+    return table
 
 
 def _data_line(ds) -> str:

@@ -5,8 +5,11 @@
 bounded memory); ``labels.py`` turns labels into class ids; ``fetch.py`` downloads files and checks their
 SHA-256; ``prepare.py`` holds the :class:`Scaler`, the train/validation split
 and the metadata saved with a model; ``datasets.py`` holds the built-in data
-sets (the tutorial's edges, digits, MNIST, Fashion-MNIST). Everything is
-re-exported here, as ``flexnet.data.read_csv``.
+sets (the tutorial's edges, digits, MNIST, Fashion-MNIST). ``sources.py``
+holds the arrays that are not in memory (a memmap, a ``.npy`` path, a Dask
+array: rows read a batch at a time) and ``streaming.py`` the tables read a
+block at a time into a memmap cache (``flexnet train --data big.parquet``).
+Everything is re-exported here, as ``flexnet.data.read_csv``.
 """
 
 from .csv_layout import CsvLayout, sniff_csv

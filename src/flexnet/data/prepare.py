@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.checks import as_float_dtype, make_rng
+from .sources import Rows
 
 # -- preprocessing -----------------------------------------------------------
 
@@ -46,11 +47,14 @@ class Scaler:
         self.n_features: int | None = None
 
     def fit(self, X) -> "Scaler":
-        X = self._check(X, fitting=True)
+        """Take the statistics of ``X``: an array, or :class:`~flexnet.data.sources.Rows`
+        not in memory, read a block at a time (the same statistics, bit for bit)."""
+        X = X if isinstance(X, Rows) and len(X.shape) == 2 and len(X) else self._check(X, fitting=True)
         axis = 0 if self.per_feature else None
         if self.kind == "minmax":
-            lo = X.min(axis=axis).astype(np.float64)
-            span = X.max(axis=axis).astype(np.float64) - lo
+            lo, hi = _min_max(X, axis)
+            lo = lo.astype(np.float64)
+            span = hi.astype(np.float64) - lo
         elif self.kind == "standard":
             lo, span = _mean_std(X, axis)
         else:
@@ -125,6 +129,19 @@ class Scaler:
         return f"Scaler({self.kind!r}, {where}, {state})"
 
 
+def _min_max(X, axis) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest values; for rows not in memory, a block at a time."""
+    if not isinstance(X, Rows):
+        return X.min(axis=axis), X.max(axis=axis)
+    lo = hi = None
+    for _, block in X.blocks():
+        b_lo, b_hi = block.min(axis=axis), block.max(axis=axis)
+        lo = b_lo if lo is None else np.minimum(lo, b_lo)
+        hi = b_hi if hi is None else np.maximum(hi, b_hi)
+        del block
+    return lo, hi
+
+
 def _mean_std(X: np.ndarray, axis) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation in float64, a block of rows at a time (uint8
     images would otherwise need a float64 copy of the whole data set)."""
@@ -135,7 +152,7 @@ def _mean_std(X: np.ndarray, axis) -> tuple[np.ndarray, np.ndarray]:
         block = X[start:start + 8192].astype(np.float64)
         total += block.sum(axis=axis)
         total_sq += (block * block).sum(axis=axis)
-    count = n if axis == 0 else X.size
+    count = n if axis == 0 else int(np.prod(X.shape))
     mean = total / count
     var = np.maximum(total_sq / count - mean * mean, 0.0)
     return mean, np.sqrt(var)

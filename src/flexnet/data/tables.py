@@ -100,7 +100,7 @@ class Table:
 
 
 def read_table(path, label=-1, *, header: bool | None = None, delimiter: str | None = None, dtype="float32",
-               engine: str | None = None) -> Table:
+               engine: str | None = None, sink=None) -> Table:
     """Read a CSV table of numbers with one label column, in bounded memory.
 
     Args:
@@ -111,6 +111,10 @@ def read_table(path, label=-1, *, header: bool | None = None, delimiter: str | N
         dtype: float32 (default) or float64 for the features.
         engine: ``"pyarrow"`` or ``"numpy"``; None takes ``$FLEXNET_CSV_ENGINE``,
             else pyarrow when it is installed. Both give the same result.
+        sink: where the rows go: called as ``sink(bound, n_features, dtype,
+            label, labels_are_text)`` it returns an object like ``_Arrays``
+            (``X`` and ``y`` of ``bound`` rows, ``room``, ``n``, ``finish``);
+            :mod:`flexnet.data.streaming` passes one whose ``X`` maps a file.
 
     Returns:
         A :class:`Table`.
@@ -132,10 +136,10 @@ def read_table(path, label=-1, *, header: bool | None = None, delimiter: str | N
     engine = choose_engine(engine)
     result = None
     if engine == "pyarrow" and layout.first_line == 1 and layout.data_line == 1 + layout.header:
-        result = _read_pyarrow(layout, label_col, labels_are_text, dtype)
+        result = _read_pyarrow(layout, label_col, labels_are_text, dtype, sink or _Arrays)
     if result is None:
         engine = "numpy"
-        result = _read_numpy(layout, label_col, labels_are_text, dtype)
+        result = _read_numpy(layout, label_col, labels_are_text, dtype, sink or _Arrays)
     X, labels, names = result
     table = Table(layout, X, labels, names, label_col, engine)
     if names is not None:
@@ -158,7 +162,7 @@ def choose_engine(engine: str | None) -> str:
     return asked or "pyarrow"
 
 
-def _count_rows(path: Path) -> int:
+def count_rows(path: Path) -> int:
     """An upper bound on the rows: the line breaks (CR where there is no LF), plus one."""
     lf = cr = 0
     with open(path, "rb") as f:
@@ -211,11 +215,11 @@ class _Names:
         return code
 
 
-def _read_numpy(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
+def _read_numpy(layout: CsvLayout, label_col, labels_are_text: bool, dtype, sink=_Arrays):
     """The reader that needs only NumPy: ``loadtxt`` on blocks of lines, into the final array."""
     n_cols = layout.n_columns
     features = _feature_slice(n_cols, label_col)
-    out = _Arrays(_count_rows(layout.path), n_cols - (label_col is not None), dtype, label_col is not None,
+    out = sink(count_rows(layout.path), n_cols - (label_col is not None), dtype, label_col is not None,
                   labels_are_text)
     names = _Names() if labels_are_text else None
     converters = {label_col: names.code} if names is not None else None
@@ -330,7 +334,7 @@ def _number_hint(cell: str) -> str:
     return ""
 
 
-def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
+def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype, sink=_Arrays):
     """pyarrow's streaming CSV reader into the final array; None when NumPy must decide."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -343,8 +347,8 @@ def _read_pyarrow(layout: CsvLayout, label_col, labels_are_text: bool, dtype):
     features = [j for j in range(n_cols) if j != label_col]
     # A row pyarrow reads holds a character per number, n - 1 delimiters and a line break:
     # that bounds the rows without a pass over the file (rows never read are never touched).
-    bound = os.path.getsize(layout.path) // (2 * n_cols - 1) + 1 if n_cols > 1 else _count_rows(layout.path)
-    out = _Arrays(bound, len(features), dtype, label_col is not None, labels_are_text)
+    bound = os.path.getsize(layout.path) // (2 * n_cols - 1) + 1 if n_cols > 1 else count_rows(layout.path)
+    out = sink(bound, len(features), dtype, label_col is not None, labels_are_text)
     codes = _Names() if labels_are_text else None
     try:
         reader = pacsv.open_csv(

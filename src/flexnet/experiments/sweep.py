@@ -41,8 +41,10 @@ import numpy as np
 from ..data.datasets import Dataset, load_prepared
 from ..data.datasets import load_prepared as load_named  # noqa: F401  (its name before 0.2)
 from ..data.extras import optional
+from ..data.sources import Rows, as_rows, is_streamed
 from ..nn.checks import as_float_dtype, check_positive_int
 from ..ops import threads
+from ..training.evaluation import labels_in_memory
 from . import trial
 from .results import (
     AXES,
@@ -88,6 +90,12 @@ class SweepData:
             if a is None:
                 h.update(b"none")
                 continue
+            if isinstance(a, Rows):  # a block at a time: the same digest as the rows in memory
+                h.update(f"{a.dtype.str}{tuple(a.shape)}".encode())
+                for _, block in a.blocks():
+                    h.update(np.ascontiguousarray(block).data)
+                    del block
+                continue
             a = np.ascontiguousarray(a)
             h.update(f"{a.dtype.str}{a.shape}".encode())
             h.update(a.data)
@@ -121,14 +129,30 @@ def prepare_data(data, *, val_split: float = 0.2, seed: int = 0, dtype="float32"
     elif val_split:
         from ..data import train_test_split
 
-        X, X_val, y, y_val = train_test_split(data[0], data[1], float(val_split), seed=seed)
+        if is_streamed(data[0]):  # rows of the file, held out by index: nothing copied
+            rows = as_rows(data[0], dtype, "sweep(data)")
+            y_all = labels_in_memory(data[1], "sweep(data)")
+            train, held, y, y_val = train_test_split(np.arange(len(rows)), y_all, float(val_split), seed=seed)
+            X, X_val = rows[train], rows[held]
+        else:
+            X, X_val, y, y_val = train_test_split(data[0], data[1], float(val_split), seed=seed)
     else:
         (X, y), X_val, y_val = data, None, None
-    X = np.ascontiguousarray(X, dtype=dtype)  # converted once here, not once per trial
-    y = np.ascontiguousarray(y)
+    X = _shared(X, dtype, "sweep(data)")  # converted once here, not once per trial
+    y = np.ascontiguousarray(labels_in_memory(y, "sweep(data)"))
     if X_val is not None:
-        X_val, y_val = np.ascontiguousarray(X_val, dtype=dtype), np.ascontiguousarray(y_val)
+        X_val = _shared(X_val, dtype, "sweep(data): X_val")
+        y_val = np.ascontiguousarray(labels_in_memory(y_val, "sweep(data): y_val"))
     return SweepData(X, y, X_val, y_val, metadata)
+
+
+def _shared(X, dtype, where: str):
+    """An array in memory as one contiguous array of ``dtype``; data not in memory (a
+    memmap, a .npy path, a Dask array) as :class:`~flexnet.data.sources.Rows`, which a
+    worker receives as the file's name (a Dask array as its graph), never as a copy."""
+    if is_streamed(X):
+        return as_rows(X, dtype, where)
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 # -- running many trials -----------------------------------------------------
@@ -146,8 +170,8 @@ def _memmapped(arrays):
     try:
         shared = []
         for i, a in enumerate(arrays):
-            if a is None:
-                shared.append(None)
+            if a is None or isinstance(a, Rows):  # None, or a file already: sent by its name
+                shared.append(a)
                 continue
             path = os.path.join(folder, f"{i}.npy")
             np.save(path, a, allow_pickle=False)

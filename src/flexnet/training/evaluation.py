@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.sources import Rows, as_rows, is_npy_path, is_streamed, open_npy
 from ..nn.checks import as_input, check_finite_rows, check_labels
 from ..nn.losses import SoftmaxCrossEntropy
 from .weights import check_sample_weight, row_losses
@@ -30,11 +31,22 @@ def prepare_xy(net, X, y, where: str):
     dtype, y as the loss wants it (class ids as int64, dense targets in the
     network's dtype) and ``y_ids``, the class of each row comparable with
     ``loss.predict`` (None for regression).
+
+    ``X`` may also be an array that is not in memory (a memmap, a ``.npy``
+    path, a Dask array: :mod:`flexnet.data.sources`); it is returned as a
+    :class:`~flexnet.data.sources.Rows` and checked a block at a time, never
+    read whole. ``y``, a small array beside it, is brought into memory.
     """
-    X = as_input(X, net.dtype, f"{where}(X)")
-    X = np.ascontiguousarray(X)
-    check_finite_rows(X, f"{where}(X)")
-    y = np.asarray(y)
+    streamed = is_streamed(X)
+    if streamed:
+        X = as_rows(X, net.dtype, f"{where}(X)")
+        check_finite_blocks(X, f"{where}(X)")
+        y = labels_in_memory(y, f"{where}(y)")
+    else:
+        X = as_input(X, net.dtype, f"{where}(X)")
+        X = np.ascontiguousarray(X)
+        check_finite_rows(X, f"{where}(X)")
+        y = np.asarray(y)
     if y.ndim == 0 or len(y) != len(X):
         got = f"{len(y)} rows" if y.ndim else "a scalar"
         raise ValueError(f"{where}: X has {len(X)} rows but y has {got}; they must match")
@@ -49,6 +61,10 @@ def prepare_xy(net, X, y, where: str):
         # (class weights against the outputs) see the first rows.
         check_labels(y, len(X), z_probe.shape[1], loss_fn.where())
         loss_fn.forward(np.zeros((min(len(X), EVAL_CHUNK),) + z_probe.shape[1:], net.dtype), y[:EVAL_CHUNK])
+    elif streamed:  # the same checks, a block of rows at a time
+        for start in range(0, len(X), EVAL_CHUNK):
+            part = y[start:start + EVAL_CHUNK]
+            loss_fn.forward(np.zeros((len(part),) + z_probe.shape[1:], dtype=net.dtype), part)
     else:
         loss_fn.forward(np.zeros((len(X),) + z_probe.shape[1:], dtype=net.dtype), y)
     if loss_fn.is_classifier and y.ndim == 1 and z_probe.shape[1] > 1:  # class ids
@@ -70,10 +86,34 @@ def prepare_xy(net, X, y, where: str):
     return X, y, y_ids
 
 
+def check_finite_blocks(X: Rows, where: str) -> None:
+    """:func:`~flexnet.nn.checks.check_finite_rows` for rows not in memory, a block at a time."""
+    for start, block in X.blocks():
+        try:
+            check_finite_rows(block, where)
+        except ValueError:
+            bad = int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0])
+            raise ValueError(f"{where}: row {start + bad} holds NaN or infinity; clean or drop it first") from None
+        del block  # before the next block is read: one block in memory at a time
+
+
+def labels_in_memory(y, where: str) -> np.ndarray:
+    """Labels or targets as a NumPy array: a Dask array is computed, a ``.npy`` path opened
+    (labels are a small part of the data beside the inputs)."""
+    if isinstance(y, Rows):
+        return y[:]
+    if type(y).__module__.split(".")[0] == "dask" and hasattr(y, "compute"):
+        return np.asarray(y.compute())
+    if is_npy_path(y):
+        return open_npy(y, where)
+    return np.asarray(y)
+
+
 def outputs(net, X: np.ndarray) -> np.ndarray:
-    """Inference-mode outputs for every row, computed in chunks."""
+    """Inference-mode outputs for every row, computed in chunks (``X`` may be
+    :class:`~flexnet.data.sources.Rows`: then only a chunk is in memory at a time)."""
     if len(X) <= EVAL_CHUNK:
-        return net.forward(X)
+        return net.forward(X if isinstance(X, np.ndarray) else X[:])
     return np.concatenate([net.forward(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)])
 
 

@@ -19,6 +19,7 @@ import zlib
 
 import numpy as np
 
+from ..data.sources import Rows, window_order
 from ..filesystem import check_writable
 from ..files.model_file import non_finite
 from ..nn.checks import check_lr, check_positive_int
@@ -150,6 +151,22 @@ def _arguments(optimizer, scheduler, seed, validation_split) -> dict:
             "validation_split": float(validation_split) if validation_split else None}
 
 
+def _parse_shuffle(shuffle) -> tuple[bool | str, int]:
+    """``shuffle`` -> ``(setting, window)``: True, False, or ``"window:K"`` with its K chunks."""
+    if isinstance(shuffle, str):
+        m = re.fullmatch(r"\s*window\s*(?::\s*(\d+)\s*)?", shuffle)
+        if not m or (m.group(1) is not None and int(m.group(1)) <= 0):
+            raise ValueError(f"fit(shuffle): expected True, False, 'window' or 'window:K' (K chunks, "
+                             f"K >= 1), got {shuffle!r}")
+        k = int(m.group(1) or WINDOW_CHUNKS)
+        return f"window:{k}", k
+    return bool(shuffle), 0
+
+
+#: Chunks per window of ``fit(shuffle="window")``.
+WINDOW_CHUNKS = 4
+
+
 def _parse_every(every) -> tuple[int, int]:
     """``checkpoint_every`` -> ``(epochs, batches)``, one of them 0."""
     if isinstance(every, str):
@@ -188,10 +205,14 @@ class FitLoop:
         self.threads = None if threads is None else check_positive_int(threads, "fit(threads)")
         self.epochs = check_positive_int(epochs, "fit(epochs)")
         self.batch_size = check_positive_int(batch_size, "fit(batch_size)")
-        self.shuffle = bool(shuffle)
+        self.shuffle, self.window = _parse_shuffle(shuffle)
         X, y, y_ids = prepare_xy(net, X, y, "fit")
         self.full_weight = self.w = check_sample_weight(sample_weight, len(X), "fit(sample_weight)")
         self.wv = None  # the validation rows' weights
+        if self.window and not isinstance(X, Rows):
+            raise ValueError(f"fit(shuffle={shuffle!r}): a windowed shuffle permutes the chunks of data that "
+                             "is not in memory (a Dask array, a memmap or a .npy path); for an in-memory "
+                             "array use shuffle=True")
         split_rng, self.shuffle_rng = _two_generators(seed)
         self.val_index = None
         if validation_data is not None and validation_split:
@@ -218,6 +239,10 @@ class FitLoop:
                 if not w.any():
                     raise ValueError(f"fit(sample_weight): every {part} row of validation_split="
                                      f"{validation_split} has weight zero; give some of them a weight > 0")
+        if self.window:
+            # a window's chunks stay computed while its batches run (and a batch
+            # across two windows finds the chunks of both)
+            X.cache_chunks(2 * self.window)
         self.n = len(X)
         self.n_batches = -(-self.n // self.batch_size)
         _check_batchnorm_batches(net, self.n, self.batch_size)
@@ -440,7 +465,7 @@ class FitLoop:
     def _run_epoch(self, epoch: int) -> None:
         started = time.perf_counter()
         if self.step == 0:
-            self.perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            self.perm = self._epoch_order()
             self.sums = {"loss": 0.0, "correct": 0, "count": 0, "time": 0.0}
             for cb in self.callbacks:
                 cb.on_epoch_begin(epoch, {"lr": self.optimizer.lr})
@@ -450,6 +475,8 @@ class FitLoop:
             bar = self.progress(total=self.n_batches, initial=self.step, unit="batch",
                                 desc=f"epoch {epoch}/{self.epochs}", leave=True, file=sys.stderr)
         bs, perm = self.batch_size, self.perm
+        if isinstance(self.X, Rows):
+            self.X.plan(perm[self.step * bs:])  # data not in memory may read ahead
         loss = math.nan  # a run resumed after the epoch's last batch trains none
         try:
             for b in range(self.step, self.n_batches):
@@ -496,6 +523,12 @@ class FitLoop:
         if self.interrupt_requested:
             raise self._interrupted(epoch)
 
+    def _epoch_order(self) -> np.ndarray:
+        """The order of the training rows for a new epoch, drawn from the shuffle generator."""
+        if self.window:
+            return window_order(self.shuffle_rng, self.X.chunk_ids(), self.window)
+        return self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+
     def _running_logs(self) -> dict:
         count = max(self.sums["count"], 1)
         logs = {"loss": self.sums["loss"] / count}
@@ -534,8 +567,15 @@ class FitLoop:
 
 def _fingerprint(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> str:
     """A checksum of the data (and the sample weights, if any), so a resume with
-    other data is refused."""
-    crc = zlib.crc32(np.ascontiguousarray(X).view(np.uint8).reshape(-1))
+    other data is refused (the same for the same values in memory, in a memmap
+    or in a Dask array)."""
+    if isinstance(X, Rows):  # a block at a time: the CRC of the blocks in turn is the CRC of the whole
+        crc = 0
+        for _, block in X.blocks():
+            crc = zlib.crc32(np.ascontiguousarray(block).view(np.uint8).reshape(-1), crc)
+            del block  # one block in memory at a time
+    else:
+        crc = zlib.crc32(np.ascontiguousarray(X).view(np.uint8).reshape(-1))
     crc = zlib.crc32(np.ascontiguousarray(y).view(np.uint8).reshape(-1), crc)
     if w is not None:
         return f"{X.shape}/{X.dtype}/{y.shape}/{y.dtype}/{crc:08x}/weights:{zlib.crc32(w.view(np.uint8)):08x}"
@@ -551,7 +591,11 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
     Args:
         net: a :class:`flexnet.Sequential` (or ``Network``).
         X, y: the training data; y as the network's loss wants it (class ids
-            or one-hot rows for classifiers, targets for regression).
+            or one-hot rows for classifiers, targets for regression). X may
+            live outside memory: a ``np.memmap``, the path of a ``.npy`` file
+            or a Dask array (:mod:`flexnet.data.sources`); batches are then read
+            as needed, never the whole array, and the weights are those of the
+            same array in memory, bit for bit.
         epochs: total number of epochs (a resumed run counts the ones done).
         batch_size: rows per step; the last batch of an epoch may be smaller.
         optimizer: a :mod:`flexnet.optim` optimizer, a name such as ``"adam"``
@@ -562,7 +606,12 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
         validation_split: fraction of ``(X, y)`` held out instead (stratified
             by class for classifiers, drawn with ``seed``; the rows keep their
             ``sample_weight``).
-        shuffle: draw a new order of the rows every epoch.
+        shuffle: draw a new order of the rows every epoch (True), keep their
+            order (False), or ``"window"`` / ``"window:K"`` for data not in
+            memory: permute its chunks, then the rows within each window of K
+            chunks (4 by default), so only K chunks need to be computed at a
+            time. Every row still comes once an epoch, in the same order for the
+            same seed, but the order differs from ``True``'s: see docs/data.md.
         callbacks: :class:`Callback` objects (e.g. :class:`EarlyStopping`).
         scheduler: a learning-rate schedule stepped once per epoch
             (``ReduceLROnPlateau`` with ``val_loss``, else ``loss``).

@@ -15,9 +15,11 @@ import html
 
 import numpy as np
 
+from ..data.sources import as_rows, is_streamed
 from ..files import model_file
 from ..nn import network as plain
 from .callbacks import History
+from .evaluation import check_finite_blocks, outputs
 from .loop import fit
 from .trace import Trace
 from .trace import trace as trace_batch
@@ -109,7 +111,12 @@ def _finite_outputs(net, x, where: str) -> np.ndarray:
     catches finite inputs whose outputs overflow (inputs far outside the
     training range, or weights that diverged), so a prediction is never NaN.
     """
-    z = net.forward(x)  # (N, outputs): small, so the check costs nothing
+    if is_streamed(x):  # a memmap, a .npy path or a Dask array: forward a chunk at a time
+        x = as_rows(x, net.dtype, f"{type(net).__name__}.{where}(x)")
+        check_finite_blocks(x, f"{type(net).__name__}.{where}(x)")
+        z = outputs(net, x)
+    else:
+        z = net.forward(x)  # (N, outputs): small, so the check costs nothing
     if np.isfinite(z).all():
         return z
     bad = np.flatnonzero(~np.isfinite(z.reshape(len(z), -1)).all(axis=1))

@@ -337,3 +337,22 @@ def test_a_sweep_on_a_file_shares_it_by_name_and_matches_memory(tmp_path):
         strip = [{k: v for k, v in t.items() if k not in ("seconds", "worker")} for t in result.trials]
         assert strip == [{k: v for k, v in t.items() if k not in ("seconds", "worker")}
                          for t in in_memory.trials]
+
+
+def test_sample_weights_with_data_on_disk_equal_those_in_memory(tmp_path):
+    """Weighted training reads its rows from a memmap exactly as from memory,
+    with a validation split holding rows (and their weights) out by index."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(96, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    w = rng.uniform(0.2, 3.0, size=96)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    nets = []
+    for source in (X, str(path)):
+        net = flexnet.Network([6, 8, 2], seed=0)
+        net.fit(source, y, epochs=3, batch_size=16, sample_weight=w, validation_split=0.25, seed=1,
+                progress=False)
+        nets.append(net)
+    for (name, a), b in zip(nets[0].parameters().items(), nets[1].parameters().values()):
+        assert np.array_equal(a, b), name

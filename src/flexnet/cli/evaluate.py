@@ -102,8 +102,10 @@ def run(args) -> int:
         pred = proba.argmax(axis=1)
         wrong = np.flatnonzero(pred != np.asarray(y))
         images = np.asarray(X_raw).reshape(len(X_raw), *shape)[wrong]
+        # The mistakes' probabilities again in float64, so that 1 - p ranks those near 100%.
+        proba64 = net.loss_fn.proba(np.asarray(net.forward(X[wrong]), dtype=np.float64))
         written.append(write_figure(figure("-mistakes.png"), mistakes_figure, images, np.asarray(y)[wrong],
-                               pred[wrong], proba[wrong, pred[wrong]], names, show=args.show))
+                               pred[wrong], proba64[np.arange(len(wrong)), pred[wrong]], names, show=args.show))
         first = next((layer for layer in net.layers if "W" in layer.params), None)
         if first is not None:
             written.append(write_figure(figure("-weights.png"), weights_figure, first.W, shape, show=args.show))

@@ -29,7 +29,7 @@ PACKAGE = "flexnet"
 #: layout (with the schedules its optimizers imported) and was cut to 1,274 without
 #: removing a feature, then grew by 8 to keep 0.1's pickles and custom layers working, and speed.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1282
+LIMIT = 1283
 
 
 def lines_of_code(path):

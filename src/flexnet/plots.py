@@ -292,12 +292,20 @@ def strongest_units(W, n: int) -> np.ndarray:
 
 
 def weights_figure(W, image_shape, path=None, *, show: bool = False, max_units: int = 16,
-                   shared_scale: bool = True, title: str = "First-layer weights"):
+                   shared_scale: bool = True, initial=None, title: str = "First-layer weights"):
     """Each hidden unit's incoming weights drawn as an image.
 
     The units shown are the ``max_units`` with the largest weight norm (the
-    ones training moved most, strongest first); the title says so, and each
-    image is labelled with its unit's index and norm.
+    strongest first); the title says so, and each image is labelled with its
+    unit's index and norm.
+
+    A wide first layer often looks like noise even when it has learned well:
+    its weights are the random values it started from plus what training
+    added, and the random start can be the larger part. Give ``initial`` (the
+    weights before training) and a second row of panels shows the change
+    training made, ``W - initial``, for the same units, which shows the
+    shapes the units learned. The units are then the ones training changed
+    most (the largest norm of the change).
 
     Args:
         W: the first Linear layer's weights, shape (H*W, units).
@@ -307,8 +315,9 @@ def weights_figure(W, image_shape, path=None, *, show: bool = False, max_units: 
             unit looks weak; False scales each unit to its own largest
             weight, which shows the pattern of the weak units too. The colour
             bar and the title say which.
+        initial: the same layer's weights before training, or None.
 
-    Blue is negative, red positive, white zero. The shared scale ends at the
+    Blue is negative, red positive, white zero. A shared scale ends at the
     99.5th percentile of the weights' magnitude (a few larger weights show in
     the darkest colour), so one outlier cannot wash out every pattern.
 
@@ -323,37 +332,52 @@ def weights_figure(W, image_shape, path=None, *, show: bool = False, max_units: 
         )
     if isinstance(max_units, bool) or not isinstance(max_units, (int, np.integer)) or max_units < 1:
         raise ValueError(f"weights_figure(max_units): expected a positive integer, got {max_units!r}")
-    units = strongest_units(W, int(max_units))
-    norms = np.linalg.norm(W[:, units].astype(np.float64), axis=0)
+    change = None
+    if initial is not None:
+        initial = np.asarray(initial)
+        if initial.shape != W.shape:
+            raise ValueError(f"weights_figure(initial): shape {initial.shape} is not the weights' {W.shape}")
+        change = W.astype(np.float64) - initial
+    units = strongest_units(W if change is None else change, int(max_units))
+    n_all = W.shape[1]
+    how = "one colour scale shared by all units" if shared_scale else "each unit scaled to its own largest weight"
+    by = "largest weight norm" if change is None else "largest change in training (norm of W - initial W)"
+    chosen = (f"the {len(units)} of {n_all} units with the {by}" if len(units) < n_all
+              else f"all {n_all} units, {by} first")
     plt = _pyplot(show)
     rows, cols = _grid(len(units))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols + 1.1, 1.55 * rows + 0.9), squeeze=False)
-    if shared_scale:
-        lim = float(np.percentile(np.abs(W[:, units]), 99.5)) or 1.0
+    panels = [("weight", "The weights after training", W)]
+    if change is not None:
+        panels.append(("change", "The change training made: W - initial W (the random start taken away)", change))
+    fig = plt.figure(figsize=(1.45 * cols + 1.3, (1.6 * rows + 0.4) * len(panels) + 0.7), layout="constrained")
+    subfigs = fig.subfigures(len(panels), 1, squeeze=False)[:, 0] if len(panels) > 1 else [fig]
+    for sub, (what, name, M) in zip(subfigs, panels):
+        axes = sub.subplots(rows, cols, squeeze=False)
+        _draw_units(sub, axes, M, units, (h, w), shared_scale, what)
+        if len(panels) > 1:
+            sub.suptitle(name, fontsize=9)
+    fig.suptitle(f"{title}: {chosen}\nred positive, blue negative; {how}", fontweight="bold", fontsize=10)
+    _finish(fig, plt, path, show)
+    return fig
+
+
+def _draw_units(fig, axes, M, units, shape, shared_scale: bool, what: str) -> None:
+    """One image per unit of ``M`` (its columns ``units``) on ``axes``, and a colour bar."""
+    M = np.asarray(M, dtype=np.float64)
+    norms = np.linalg.norm(M[:, units], axis=0)
+    lim = (float(np.percentile(np.abs(M[:, units]), 99.5)) or 1.0) if shared_scale else 1.0
     im = None
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < len(units):
-            img = W[:, units[k]].reshape(h, w).astype(np.float64)
+            img = M[:, units[k]].reshape(shape)
             if not shared_scale:
                 img = img / (float(np.abs(img).max()) or 1.0)
-            scale = lim if shared_scale else 1.0
-            im = ax.imshow(img, cmap="bwr", vmin=-scale, vmax=scale, interpolation="nearest")
+            im = ax.imshow(img, cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
             ax.set_title(f"unit {units[k]}\nnorm {norms[k]:.3g}", fontsize=7)
-    if shared_scale:
-        bar_label = "weight (one scale for all units)"
-        how = "one colour scale shared by all units"
-    else:
-        bar_label = "weight / the unit's largest |weight|"
-        how = "each unit scaled to its own largest weight"
+    label = f"{what} (shared scale)" if shared_scale else f"{what} / the unit's largest"
     fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, shrink=0.9,
-                 extend="both" if shared_scale else "neither", label=bar_label)
-    n_all = W.shape[1]
-    chosen = (f"the {len(units)} of {n_all} units with the largest weight norm" if len(units) < n_all
-              else f"all {n_all} units, largest weight norm first")
-    fig.suptitle(f"{title}: {chosen}\nred positive, blue negative; {how}", fontweight="bold", fontsize=10)
-    _finish(fig, plt, path, show)
-    return fig
+                 extend="both" if shared_scale else "neither", label=label)
 
 
 def confidence_text(p) -> str:

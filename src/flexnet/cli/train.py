@@ -165,6 +165,10 @@ def _train(args, guard, resumed) -> int:
 
         images = ds.X_train.reshape(len(ds.X_train), *ds.input_shape)
         net.metadata["border_brightness"] = round(float(border_brightness(images, ds.pixel_max).mean()), 4)
+        # The seed of the first layer's initial weights: evaluate's weights figure shows what training changed.
+        from .evaluate import initial_weights_record
+
+        net.metadata["initial_weights"] = initial_weights_record(net, args.seed)
     optimizer = make_optimizer(args.optimizer, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = None
     if args.schedule == "cosine":

@@ -290,22 +290,27 @@ PROGRESS_LINES = ("run", "epoch")
 PROGRESS_WIDTH = 80
 
 
-def progress_text(logs: dict) -> str:
+def progress_text(logs: dict, short: int = 0) -> str:
     """The numbers a progress bar shows: ``loss 0.312, acc 88.6%, val acc 87.8%``.
 
-    The validation accuracy when there is one, else the validation loss; kept
-    short so the line fits in 80 columns.
+    The validation accuracy when there is one, else the validation loss.
+    ``short=1`` drops the words a narrow terminal cannot spare
+    (``loss 0.312 acc 88.6% val 87.8%``); ``short=2`` keeps only the
+    validation number (the training loss when there is none).
     """
-    parts = []
-    if logs.get("loss") is not None:
-        parts.append(f"loss {logs['loss']:.4g}")
+    val = None
+    if logs.get("val_accuracy") is not None:
+        val = (f"val acc {100 * logs['val_accuracy']:.1f}%", f"val {100 * logs['val_accuracy']:.1f}%")
+    elif logs.get("val_loss") is not None:
+        val = (f"val loss {logs['val_loss']:.4g}", f"val {logs['val_loss']:.4g}")
+    loss = f"loss {logs['loss']:.4g}" if logs.get("loss") is not None else None
+    if short >= 2:
+        return val[1] if val else (loss or "")
+    parts = [loss]
     if logs.get("accuracy") is not None:
         parts.append(f"acc {100 * logs['accuracy']:.1f}%")
-    if logs.get("val_accuracy") is not None:
-        parts.append(f"val acc {100 * logs['val_accuracy']:.1f}%")
-    elif logs.get("val_loss") is not None:
-        parts.append(f"val loss {logs['val_loss']:.4g}")
-    return ", ".join(parts)
+    parts.append(None if val is None else val[short])
+    return (", " if short == 0 else " ").join(p for p in parts if p)
 
 
 def terminal_width(default: int = PROGRESS_WIDTH) -> int:
@@ -351,12 +356,20 @@ class ProgressBar:
         self.epochs, self.n_batches, self.lines = int(epochs), int(n_batches), lines
         self.file = file if file is not None else sys.stderr
         self.bar = None
+        self.width = terminal_width()
         self.epoch = 0
         self.last_val: dict = {}  # the last epoch's validation numbers, shown during the next
 
     def _desc(self, logs: dict) -> str:
-        text = progress_text({**self.last_val, **logs})
-        return f"epoch {self.epoch}/{self.epochs}" + (f", {text}" if text else "")
+        """The numbers in the longest form that leaves room for the percentage."""
+        logs = {**self.last_val, **logs}
+        for short in (0, 1, 2):
+            text = progress_text(logs, short)
+            where = f"epoch {self.epoch}/{self.epochs}" if short == 0 else f"{self.epoch}/{self.epochs}"
+            desc = where + ((", " if short == 0 else " ") + text if text else "")
+            if len(desc) + 7 <= self.width:
+                break
+        return desc
 
     def start_epoch(self, epoch: int, step: int = 0) -> None:
         """Begin epoch ``epoch`` (counted from 1), ``step`` batches of it already done."""
@@ -365,9 +378,8 @@ class ProgressBar:
         if self.bar is None or not per_run:
             done = ((epoch - 1) * self.n_batches if per_run else 0) + step
             total = self.epochs * self.n_batches if per_run else self.n_batches
-            width = terminal_width()
             self.bar = self.tqdm(total=total, initial=done, desc=self._desc({}), leave=True, file=self.file,
-                                 ncols=width, dynamic_ncols=False, unit="batch",
+                                 ncols=self.width, dynamic_ncols=False, unit="batch",
                                  bar_format="{desc}  {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
         else:
             self.bar.set_description_str(self._desc({}), refresh=False)

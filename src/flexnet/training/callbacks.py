@@ -378,9 +378,12 @@ class ProgressBar:
         if self.bar is None or not per_run:
             done = ((epoch - 1) * self.n_batches if per_run else 0) + step
             total = self.epochs * self.n_batches if per_run else self.n_batches
+            options = {}
+            if not str(getattr(self.tqdm, "__module__", "")).startswith("tqdm.notebook"):  # a terminal's text line
+                options = {"ncols": self.width, "dynamic_ncols": False,
+                           "bar_format": "{desc}  {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"}
             self.bar = self.tqdm(total=total, initial=done, desc=self._desc({}), leave=True, file=self.file,
-                                 ncols=self.width, dynamic_ncols=False, unit="batch",
-                                 bar_format="{desc}  {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+                                 unit="batch", **options)
         else:
             self.bar.set_description_str(self._desc({}), refresh=False)
 

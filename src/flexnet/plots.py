@@ -18,6 +18,11 @@ def _pyplot(show: bool = False):
     return optional("matplotlib.pyplot", "drawing figures")
 
 
+def _matplotlib(module: str):
+    """A matplotlib module (``"ticker"``, ``"patches"``...), through the optional-package helper."""
+    return optional(f"matplotlib.{module}", "drawing figures")
+
+
 def _finish(fig, plt, path, show: bool):
     """Save (whole or not at all: a full disk leaves the previous figure), show, close."""
     try:
@@ -165,8 +170,8 @@ def compare_figure(results, path=None, *, show: bool = False, title: str = "Comp
 def _readable_log_axis(ax, which: str = "y") -> None:
     """Label enough ticks on a log axis to read values from: the powers of ten,
     and 2 and 5 times them (or 3 times them) when the axis spans few decades."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
+    ticker = _matplotlib("ticker")
+    FuncFormatter, LogLocator, NullFormatter = ticker.FuncFormatter, ticker.LogLocator, ticker.NullFormatter
     axis = ax.yaxis if which == "y" else ax.xaxis
     lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
     decades = np.log10(hi / lo) if lo > 0 and hi > lo else 1.0
@@ -179,8 +184,7 @@ def _readable_log_axis(ax, which: str = "y") -> None:
 
 def _legend(ax, band_note: str | None = None, **kwargs):
     """The axis's legend, once, with an entry saying what the shaded bands are."""
-    from matplotlib.patches import Patch
-
+    Patch = _matplotlib("patches").Patch
     handles, labels = ax.get_legend_handles_labels()
     if band_note:
         handles.append(Patch(facecolor="grey", alpha=0.25))
@@ -513,9 +517,7 @@ def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str 
     else:
         note = "one seed: no error bars"
     handles, labels = ax.get_legend_handles_labels()
-    from matplotlib.lines import Line2D
-
-    handles.append(Line2D([], [], color="grey", marker="|", markersize=10, linestyle="none"))
+    handles.append(_matplotlib("lines").Line2D([], [], color="grey", marker="|", markersize=10, linestyle="none"))
     labels.append(note)
     ax.legend(handles, labels, fontsize=8, loc="best")
     ax.set_title(title, fontweight="bold")
@@ -527,17 +529,16 @@ def sweep_accuracy_figure(configs, path=None, *, show: bool = False, title: str 
 def _size_ticks(ax, sizes) -> None:
     """Parameter counts on a log axis: each size swept labelled, and the 1-2-5
     ticks between them when the sizes are too few to read the axis by."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
-
+    ticker = _matplotlib("ticker")
     ticks = list(sizes)
     lo, hi = ax.get_xlim()
     if len(ticks) < 3:
-        nice = LogLocator(base=10, subs=(1.0, 2.0, 5.0)).tick_values(lo, hi)
+        nice = ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)).tick_values(lo, hi)
         nice = [t for t in nice if lo <= t <= hi and all(abs(np.log10(t / s)) > 0.08 for s in ticks)]
         ticks = sorted(ticks + nice)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlim(lo, hi)
 
 

@@ -294,3 +294,46 @@ def test_compare_panels_option(tmp_path, capsys):
     code, out, _ = run(["compare", "--epochs", "2", "--panels", "--out", tmp_path / "c.png"], capsys)
     assert code == 0 and (tmp_path / "c.png").is_file()
     assert re.search(r"\[25, 2\]\s+52\s+1\s+0\.\d{3}", out)  # three significant digits
+
+
+def test_the_bar_shows_on_a_terminal_that_reports_no_size():
+    """A bare pseudo-terminal reports 0 columns and 0 lines (as under `script` or some CI
+    runners): the bar is still drawn, 80 columns wide, and leaves its one line."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    code = ("import numpy as np, flexnet\n"
+            "X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)\n"
+            "y = (X[:, 0] > 0).astype(np.int64)\n"
+            "flexnet.fit(flexnet.Network([4, 8, 2], seed=0), X, y, epochs=3, batch_size=16, seed=0,\n"
+            "            validation_split=0.25)\n")
+    master, slave = pty.openpty()  # a new pty: 0x0 until someone sets its size
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=slave, env=env)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed its side
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    last = screen_lines(text)[-1]
+    assert last.startswith("epoch 3/3, loss ") and "val acc" in last and "100%" in last
+    assert len(last) <= 80

@@ -319,15 +319,19 @@ def terminal_width(default: int = PROGRESS_WIDTH) -> int:
     A terminal of unknown size (no terminal, ``COLUMNS`` unset or not a
     number, a size of 0) counts as ``default`` columns.
     """
+    columns = _terminal_size(default, 24)[0]
+    return max(20, min(columns, PROGRESS_WIDTH))
+
+
+def _terminal_size(columns: int, lines: int) -> tuple[int, int]:
+    """The terminal's (columns, lines); each one it does not know (0, unset, not a number) as given."""
     import shutil
 
     try:
-        columns = shutil.get_terminal_size((default, 24)).columns
+        size = shutil.get_terminal_size((columns, lines))
     except (OSError, ValueError):
-        columns = default
-    if columns <= 0:
-        columns = default
-    return max(20, min(columns, PROGRESS_WIDTH))
+        return columns, lines
+    return (size.columns if size.columns > 0 else columns), (size.lines if size.lines > 0 else lines)
 
 
 class ProgressBar:
@@ -380,7 +384,8 @@ class ProgressBar:
             total = self.epochs * self.n_batches if per_run else self.n_batches
             options = {}
             if not str(getattr(self.tqdm, "__module__", "")).startswith("tqdm.notebook"):  # a terminal's text line
-                options = {"ncols": self.width, "dynamic_ncols": False,
+                # Both sizes given: tqdm draws nothing on a terminal that reports 0 lines (a bare pty).
+                options = {"ncols": self.width, "nrows": _terminal_size(self.width, 24)[1], "dynamic_ncols": False,
                            "bar_format": "{desc}  {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"}
             self.bar = self.tqdm(total=total, initial=done, desc=self._desc({}), leave=True, file=self.file,
                                  unit="batch", **options)

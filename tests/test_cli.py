@@ -247,7 +247,7 @@ def test_a_signal_writes_checkpoint_and_resume_finishes_bit_identical(tmp_path, 
     assert resume[:2] == ["flexnet", "train"] and resume[-2:] == ["--resume", str(ckpt)]
     resume[resume.index("--epochs") + 1] = str(done + 2)
     assert main(resume[1:] + ["--quiet", "--figure", "-"]) == 0 and out.is_file()
-    assert "s in this run)" in capsys.readouterr().out  # it went on from the checkpoint
+    assert "s in this run" in capsys.readouterr().out  # it went on from the checkpoint
     ref = tmp_path / "ref.npz"
     plain = resume[1:resume.index("--resume")]
     plain[plain.index("--out") + 1] = str(ref)

@@ -76,6 +76,7 @@ DIFFERENT = {
     "activation": ("tanh", "--activation relu"),
     "dropout": ("0.2", "--dropout 0.1"),
     "batchnorm": (None, "no --batchnorm"),
+    "restore_best": (None, "no --restore-best"),
     "batch_size": ("8", "--batch-size 16"),
     "optimizer": ("sgd", "--optimizer adam"),
     "lr": ("0.001", "--lr 0.01"),  # the default, given: still refused

@@ -74,7 +74,7 @@ def test_mistakes_figure_orders_by_confidence(tmp_path):
                                 [f"class {i}" for i in range(5)], (28, 28), tmp_path / "m.png")
     assert written(tmp_path / "m.png")
     titles = [ax.get_title() for ax in fig.axes if ax.images]
-    assert titles[0] == "true: class 1\npred: class 2 (99%)" and len(titles) == 5
+    assert titles[0] == "true: class 1\npred: class 2 (99.0%)" and len(titles) == 5
     fig = plots.mistakes_figure(images[:0], [], [], [], None, (28, 28), tmp_path / "none.png")
     assert (tmp_path / "none.png").is_file()
     with pytest.raises(ValueError, match="image_shape"):

@@ -30,6 +30,7 @@ def add_parser(subparsers) -> None:
         epilog="examples:\n"
         "  flexnet compare\n"
         "  flexnet compare --arch 25,2 --arch 25,32,2 --seeds 0-4 --out arch.png\n"
+        "  flexnet compare --panels   # one panel per architecture\n"
         "  flexnet compare --epochs 50 --lr 0.05 --out -   # table only\n"
         "  flexnet compare --data digits --arch 64,10 --arch 64,32,10 --epochs 20 --seeds 0-2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -43,6 +44,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seeds", type=parse_seeds, default=[42], metavar="SEEDS",
                    help="initialisation seeds: 42, 0-4 or 1,5,9 (default 42)")
     p.add_argument("--out", default=None, help="figure path, or - for none (default compare.png)")
+    p.add_argument("--panels", action="store_true",
+                   help="one figure panel per architecture, instead of every loss curve on one log-scale "
+                   "axis beside a panel of test accuracies")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     p.add_argument("--data", default="edges", metavar="NAME|FILE",
                    help="data set name or .csv/.npz file (default edges, the tutorial's experiment)")
@@ -80,7 +84,7 @@ def run(args) -> int:
             raise UsageError(str(exc)) from exc
         try:
             seeds = f", {len(args.seeds)} seeds" if len(args.seeds) > 1 else ""
-            compare_figure(results, args.out, show=args.show,
+            compare_figure(results, args.out, show=args.show, panels=args.panels,
                            title=f"Comparing architectures on {where} ({args.epochs} epochs{seeds})")
         except ImportError as exc:
             print(f"flexnet: no figure written: {exc}", file=sys.stderr)

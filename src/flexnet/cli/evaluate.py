@@ -102,11 +102,51 @@ def run(args) -> int:
         pred = proba.argmax(axis=1)
         wrong = np.flatnonzero(pred != np.asarray(y))
         images = np.asarray(X_raw).reshape(len(X_raw), *shape)[wrong]
+        # The mistakes' probabilities again in float64, so that 1 - p ranks those near 100%.
+        proba64 = net.loss_fn.proba(np.asarray(net.forward(X[wrong]), dtype=np.float64))
         written.append(write_figure(figure("-mistakes.png"), mistakes_figure, images, np.asarray(y)[wrong],
-                               pred[wrong], proba[wrong, pred[wrong]], names, show=args.show))
+                               pred[wrong], proba64[np.arange(len(wrong)), pred[wrong]], names, show=args.show))
         first = next((layer for layer in net.layers if "W" in layer.params), None)
         if first is not None:
-            written.append(write_figure(figure("-weights.png"), weights_figure, first.W, shape, show=args.show))
+            written.append(write_figure(figure("-weights.png"), weights_figure, first.W, shape, show=args.show,
+                                        initial=initial_weights(net)))
     for path in filter(None, written):
         print(f"Figure written to {path}")
     return EXIT_OK
+
+
+def _first_weights(net):
+    return next((layer.W for layer in net.layers if "W" in layer.params), None)
+
+
+def _crc(W) -> str:
+    import zlib
+
+    import numpy as np
+
+    return f"{zlib.crc32(np.ascontiguousarray(W).view(np.uint8).reshape(-1)):08x}"
+
+
+def initial_weights_record(net, seed: int) -> dict | None:
+    """What a model file keeps so that its first layer's initial weights can be drawn again:
+    the seed and a checksum of those weights (call it before training)."""
+    W = _first_weights(net)
+    return None if W is None else {"seed": int(seed), "crc32": _crc(W)}
+
+
+def initial_weights(net):
+    """The first layer's weights before training, rebuilt from the seed a ``flexnet train``
+    model keeps (:func:`initial_weights_record`); None when the model does not keep it or
+    the rebuilt weights' checksum differs (another release drew them otherwise)."""
+    record = net.metadata.get("initial_weights")
+    W = _first_weights(net)
+    if not isinstance(record, dict) or W is None or not hasattr(net, "layer_sizes"):
+        return None
+    try:
+        fresh = type(net)(net.layer_sizes, **net.options, dtype=net.dtype, seed=int(record["seed"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    W0 = _first_weights(fresh)
+    if W0 is None or W0.shape != W.shape or _crc(W0) != record.get("crc32"):
+        return None
+    return W0

@@ -18,6 +18,61 @@ from .common import (
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: Named data sets whose images are light ink on a dark background (for models
+#: saved before their training images' border brightness was kept).
+DARK_BACKGROUND = ("mnist", "fashion-mnist", "kmnist", "digits")
+
+
+def border_brightness(images, pixel_max: float = 255.0):
+    """The mean of each image's outermost ring of pixels, as a fraction of white (0 black, 1 white).
+
+    The border is where the background is: MNIST-style images score near 0
+    (light ink on black), a photo of dark ink on paper near 1.
+
+    Args:
+        images: shape (N, H, W), values 0..``pixel_max``.
+    """
+    import numpy as np
+
+    images = np.asarray(images)
+    if images.ndim != 3 or min(images.shape[1:]) < 3:  # no ring that is not the whole image
+        return images.reshape(len(images), -1).mean(axis=1, dtype=np.float64) / pixel_max
+    ring = np.concatenate([images[:, 0, :], images[:, -1, :], images[:, 1:-1, 0], images[:, 1:-1, -1]], axis=1)
+    return ring.mean(axis=1, dtype=np.float64) / pixel_max
+
+
+def training_background(metadata: dict):
+    """The training images' mean border brightness (0..1), or None when the model does not say."""
+    value = metadata.get("border_brightness")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    dataset = str(metadata.get("dataset", "")).lower()
+    return 0.0 if dataset in DARK_BACKGROUND else None
+
+
+def background_warnings(paths, images, metadata: dict, inverted: bool) -> list[str]:
+    """A line for each image whose background is the opposite of the training images'.
+
+    Light and dark are told apart at mid-grey; an image is flagged when its
+    border and the training images' borders lie on opposite sides and at
+    least half the range apart, so a grey photo is not called inverted.
+    """
+    trained = training_background(metadata)
+    if trained is None:
+        return []
+    borders = border_brightness(images, float(metadata.get("pixel_max", 255.0)))
+    name = metadata.get("dataset") or "the training data"
+    shade = lambda b: "light" if b >= 0.5 else "dark"  # noqa: E731
+    lines = []
+    for path, b in zip(paths, borders):
+        if abs(b - trained) < 0.5 or shade(b) == shade(trained):
+            continue
+        fix = ("leave out --invert (it turned the background " + shade(b) + ")" if inverted
+               else f"pass --invert to turn it {shade(trained)}")
+        lines.append(f"{path}: its background is {shade(b)} (border {100 * b:.0f}% of white), the {name} "
+                     f"training images' {shade(trained)} ({100 * trained:.0f}%): the prediction is likely "
+                     f"wrong; {fix}")
+    return lines
 
 
 def add_parser(subparsers) -> None:
@@ -37,7 +92,9 @@ def add_parser(subparsers) -> None:
     add_table_options(p, "a label column in the CSV to leave out, by name or index (default: the model's "
                       "training label column, when the file has one column more than the model's features)")
     p.add_argument("--invert", action="store_true",
-                   help="images: dark ink on a light background (MNIST-style data is light on dark)")
+                   help="images: turn dark ink on a light background into light on dark, as MNIST-style "
+                   "training images are (predict says when an image's background looks the opposite of "
+                   "the training images')")
     p.add_argument("--format", choices=("csv", "json"), default=None,
                    help="output format (default: json for a .json --output, else csv)")
     p.add_argument("--output", default=None, metavar="PATH", help="output file (default: standard output)")
@@ -62,6 +119,8 @@ def run(args) -> int:
         raw = fdata.read_images(args.inputs, net.metadata.get("input_shape"), invert=args.invert,
                                 pixel_max=net.metadata.get("pixel_max", 255.0))
         ids = list(args.inputs)
+        for line in background_warnings(ids, raw, net.metadata, args.invert):
+            print(f"flexnet predict: {line}", file=sys.stderr)
     elif len(args.inputs) == 1 and suffixes <= {".csv", ".npz"}:
         path = args.inputs[0]
         hint = ""

@@ -35,7 +35,7 @@ from .common import UsageError, label_arg
 #: ``cache``: how a table is read, which gives the same rows either way.)
 MAY_CHANGE = ("epochs", "out", "checkpoint", "figure", "threads", "tensorboard", "csv_log", "stream", "cache")
 #: Options that are not part of the run: neither recorded nor compared.
-FREE = ("resume", "quiet", "show")
+FREE = ("resume", "quiet", "show", "progress_lines")
 #: Options that name files (or a folder) the run writes (kept as absolute paths).
 PATHS = ("out", "checkpoint", "figure", "tensorboard", "csv_log", "cache")
 
@@ -84,6 +84,9 @@ class Resumed:
     epochs_done: int | None
     stopped: bool = False
     notes: list[str] = field(default_factory=list)
+    #: Seconds the run had trained before the checkpoint (its epochs' times and
+    #: the part of an epoch it stopped in), None when the checkpoint does not say.
+    seconds_before: float | None = None
 
     def finished(self, epochs: int) -> bool:
         """Whether the checkpoint holds the whole run: nothing is left to train."""
@@ -177,7 +180,20 @@ def _read(path) -> Resumed:
             options = state.get("options") if isinstance(state, dict) else None
             if not isinstance(options, dict):
                 raise UsageError(f"--resume {path}: the options kept in the checkpoint are malformed")
-    return Resumed(str(path), options, done, stopped=training.get("stop_training") is True)
+    return Resumed(str(path), options, done, stopped=training.get("stop_training") is True,
+                   seconds_before=_seconds_before(training))
+
+
+def _seconds_before(training: dict) -> float | None:
+    """The training time a checkpoint holds: its history's epoch times, and the
+    time already spent in the epoch it stopped in."""
+    try:
+        times = training["history"]["history"].get("time") or []
+        partial = training["sums"]["time"] if training.get("step") else 0.0
+        total = float(sum(times)) + float(partial)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return total if total >= 0 and total == total else None
 
 
 # -- the rules ---------------------------------------------------------------------------

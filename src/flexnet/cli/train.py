@@ -70,7 +70,10 @@ def add_parser(subparsers) -> None:
                    help="learning-rate schedule over the epochs (default none)")
     p.add_argument("--warmup", type=int, default=0, help="warm-up epochs for --schedule cosine (default 0)")
     p.add_argument("--scale", choices=("minmax", "standard", "none"), default=None,
-                   help="input scaling, saved with the model (default minmax: pixels / 255)")
+                   help="input scaling, saved with the model. minmax maps the training data's range to "
+                   "[0, 1]: MNIST and Fashion-MNIST pixels are divided by 255, the 8x8 digits by 16, each "
+                   "column of a CSV/NPZ file by its own range; standard: each feature to mean 0 and sd 1; "
+                   "none: as is. Default: minmax (none for edges)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, split and shuffling (default 0)")
     p.add_argument("--val-split", type=float, default=0.1,
                    help="fraction held out for validation, stratified (default 0.1; 0 for none)")
@@ -81,12 +84,15 @@ def add_parser(subparsers) -> None:
                    help="continue the run of this checkpoint, with the options it keeps: an option left "
                    "out takes the checkpoint's value; --epochs (the total wanted, not fewer than done; "
                    "fixed with --schedule cosine), --out, --checkpoint, --figure, --tensorboard and --csv-log may "
-                   "change, with a line "
-                   "saying so; any other option that differs from the checkpoint's is refused. --quiet and "
-                   "--show are free. The last checkpoint of a finished run writes its model")
+                   "change, with a line saying so; any other option that differs from the checkpoint's is "
+                   "refused. --quiet, --progress-lines and --show are free. The last checkpoint of a finished "
+                   "run writes its model")
     p.add_argument("--figure", default=None, metavar="PATH",
                    help="training-curve figure (default: next to --out, *-curves.png; - for none)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--restore-best", action="store_true",
+                   help="save the weights of the epoch with the best validation accuracy (validation loss "
+                   "for regression), not those of the last epoch; needs --val-split > 0")
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="write TensorBoard event files into DIR: losses, accuracies and lr per epoch, "
                    "histograms of the weights and gradients (needs tensorboardX: pip install "
@@ -94,6 +100,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--csv-log", default=None, metavar="FILE",
                    help="write one CSV row per epoch to FILE: epoch, losses, accuracies, lr, time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress-lines", choices=("run", "epoch"), default="run",
+                   help="the progress bar leaves one line for the whole run (default) or one per epoch")
     add_threads_option(p, "chosen for the network's sizes and the cores that are free; a resumed run "
                           "keeps the count it was started with")
     p.set_defaults(func=run)
@@ -128,11 +136,16 @@ def _train(args, guard, resumed) -> int:
     from ..files.model_file import save
     from ..optim import make_optimizer, make_scheduler
     from ..plots import training_curves
+    from ..training.callbacks import EarlyStopping
     from ..training.loop import TrainingDiverged, TrainingInterrupted, evaluate, fit
     from ..training.network import Network
 
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split: expected a fraction in [0, 1), got {args.val_split}")
+    if args.restore_best and args.val_split == 0:
+        raise UsageError("--restore-best keeps the epoch with the best validation score, and --val-split 0 "
+                         "holds out no validation data; give --val-split 0.1 (the default) or leave out "
+                         "--restore-best")
     checkpoint = args.checkpoint or with_suffix(args.out, ".ckpt.npz")
     figure = args.figure or with_suffix(args.out, "-curves.png")
     for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
@@ -169,6 +182,16 @@ def _train(args, guard, resumed) -> int:
                   seed=args.seed)
     net.metadata = fdata.make_metadata(scaler, input_shape=ds.input_shape, class_names=ds.class_names,
                                        dataset=args.data, pixel_max=ds.pixel_max, label_column=ds.label_column)
+    if ds.input_shape is not None and len(ds.input_shape) == 2 and ds.pixel_max:
+        # How bright the training images' borders are, so predict can tell an image drawn the other way round.
+        from .predict import border_brightness
+
+        images = ds.X_train.reshape(len(ds.X_train), *ds.input_shape)
+        net.metadata["border_brightness"] = round(float(border_brightness(images, ds.pixel_max).mean()), 4)
+        # The seed of the first layer's initial weights: evaluate's weights figure shows what training changed.
+        from .evaluate import initial_weights_record
+
+        net.metadata["initial_weights"] = initial_weights_record(net, args.seed)
     optimizer = make_optimizer(args.optimizer, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = None
     if args.schedule == "cosine":
@@ -181,6 +204,11 @@ def _train(args, guard, resumed) -> int:
     keep = resumed is None or resumed.options is not None
     callbacks = [TrainOptions(recorded(args, arch=arch, scale=scale))] if keep else []
     callbacks += loggers(args)
+    best = None
+    if args.restore_best:  # never stops early: it only keeps the best epoch's weights, to put back at the end
+        best = EarlyStopping("val_accuracy" if ds.n_classes is not None else "val_loss",
+                             patience=args.epochs + 1, restore_best_weights=True)
+        callbacks.append(best)
     finished = resumed is not None and resumed.finished(args.epochs)  # nothing left to train: said so
     if not args.quiet and not finished:
         if ds.read_as:
@@ -189,12 +217,15 @@ def _train(args, guard, resumed) -> int:
         print(f"{start} {net!r} on {ds.name}: {len(X):,} rows"
               + (f", {len(validation[0]):,} for validation" if validation else "")
               + f"; {args.optimizer} lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs")
+        hint = progress_hint()
+        if hint:
+            print(f"flexnet train: {hint}", file=sys.stderr)
     started = time.perf_counter()
     guard.checkpoint = checkpoint
     try:
         history = fit(net, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                       validation_data=validation, scheduler=scheduler, seed=args.seed,
-                      progress=None if not args.quiet else False, checkpoint=checkpoint,
+                      progress=_progress(args), checkpoint=checkpoint,
                       resume=args.resume, callbacks=callbacks, threads=args.threads)
     except TrainingInterrupted as exc:
         done = f"{exc.epoch} epoch(s)" + (f" and {exc.step} batch(es)" if exc.step else "")
@@ -207,26 +238,30 @@ def _train(args, guard, resumed) -> int:
     save(net, args.out)
 
     h = history.history
+    saved = len(history)  # the epoch whose weights were saved, counted from 1
+    if best is not None and best.best_epoch:
+        saved = best.best_epoch
+    at = saved - 1
     rows = [("data", _data_line(ds))] + ([("read as", ds.read_as)] if ds.read_as else [])
     rows += [("epochs", f"{len(history)}"), ("parameters", f"{net.n_params():,}"),
-            ("training loss", f"{h['loss'][-1]:.4f}")]
+            ("training loss", f"{h['loss'][at]:.4f}")]
     if h.get("accuracy"):
-        rows.append(("training accuracy", f"{100 * h['accuracy'][-1]:.2f}%"))
+        rows.append(("training accuracy", f"{100 * h['accuracy'][at]:.2f}%"))
     if h.get("val_loss"):
-        rows.append(("validation loss", f"{h['val_loss'][-1]:.4f}"))
+        rows.append(("validation loss", f"{h['val_loss'][at]:.4f}"))
     if h.get("val_accuracy"):
-        best = max(range(len(h["val_accuracy"])), key=h["val_accuracy"].__getitem__)
-        rows.append(("validation accuracy", f"{100 * h['val_accuracy'][-1]:.2f}% "
-                     f"(best {100 * h['val_accuracy'][best]:.2f}% at epoch {best + 1})"))
+        top = max(range(len(h["val_accuracy"])), key=h["val_accuracy"].__getitem__)
+        rows.append(("validation accuracy", f"{100 * h['val_accuracy'][at]:.2f}% "
+                     f"(best {100 * h['val_accuracy'][top]:.2f}% at epoch {top + 1})"))
     if ds.X_test is not None:
         result = evaluate(net, fdata.prepare_input(ds.X_test, net.metadata), ds.y_test)
         rows.append(("test loss", f"{result['loss']:.4f}"))
         if "accuracy" in result:
             rows.append(("test accuracy", f"{100 * result['accuracy']:.2f}% on {len(ds.X_test):,} rows"))
-    total = sum(h.get("time") or [seconds])
-    rows.append(("time", f"{total:.1f} s" + (f" ({seconds:.1f} s in this run)" if args.resume else "")))
+    rows.append(("time", _time_text(h, seconds, resumed)))
     rows.append(("BLAS threads", str(history.params.get("threads") or "the BLAS library's default")))
     rows.append(("model", args.out))
+    rows.append(("weights saved", _saved_text(h, saved, best, validation is not None)))
     rows.append(("checkpoint", checkpoint))
     rows += [(name, path) for name, path in (("tensorboard", args.tensorboard), ("csv log", args.csv_log)) if path]
     if table is not None:
@@ -307,6 +342,55 @@ def _stream_table(args):
     return table
 
 
+def _progress(args):
+    """``fit``'s progress argument: none with --quiet; on a terminal, a bar
+    leaving the lines --progress-lines asks for."""
+    if args.quiet:
+        return False
+    return args.progress_lines if sys.stderr is not None and sys.stderr.isatty() else None
+
+
+def progress_hint() -> str | None:
+    """What to install for a progress bar, when a terminal would show one and tqdm is missing."""
+    import importlib.util
+
+    if sys.stderr is None or not sys.stderr.isatty():
+        return None
+    try:
+        found = importlib.util.find_spec("tqdm") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    return 'no progress bar without tqdm; pip install "flexnet[progress]" shows one'
+
+
+def _time_text(h: dict, seconds: float, resumed) -> str:
+    """``12.3 s``, or for a resumed run ``17.5 s in all, 5.2 s in this run``."""
+    if resumed is None:
+        return f"{sum(h.get('time') or [seconds]):.1f} s"
+    if resumed.seconds_before is None:
+        return f"{seconds:.1f} s in this run (the checkpoint does not say how long the run took before)"
+    return f"{resumed.seconds_before + seconds:.1f} s in all, {seconds:.1f} s in this run"
+
+
+def _saved_text(h: dict, saved: int, best, validated: bool) -> str:
+    """Which epoch's weights the model file holds, and why."""
+    last = len(h.get("loss") or ())
+    if best is not None:
+        metric = best.monitor.replace("val_", "validation ")
+        if saved == last:
+            return f"epoch {saved}, the last, also the best {metric} (--restore-best)"
+        return f"epoch {saved} of {last}, the best {metric} (--restore-best)"
+    text = f"epoch {last}, the last"
+    acc = h.get("val_accuracy")
+    if validated and acc:
+        top = max(range(len(acc)), key=acc.__getitem__) + 1
+        if top != last:
+            text += f" (the best validation accuracy was epoch {top}'s: --restore-best saves that one)"
+    return text
+
+
 def _data_line(ds) -> str:
     """``iris.csv: 150 rows, 4 features, 3 classes (setosa, versicolor, virginica)``."""
     text = f"{ds.name}: {len(ds.X_train):,} rows, {ds.n_features:,} features"
@@ -331,6 +415,8 @@ def _resume_command(args, checkpoint) -> str:
         parts.append(f"--warmup {args.warmup}")
     if args.dropout:
         parts.append(f"--dropout {args.dropout}")
+    if getattr(args, "restore_best", False):
+        parts.append("--restore-best")
     if args.batchnorm:
         parts.append("--batchnorm")
     if args.activation != "relu":

@@ -132,21 +132,31 @@ def compare(
 
 
 def format_table(results: list[CompareResult]) -> str:
-    """Architecture, parameters, final loss and test accuracy (mean and spread over seeds)."""
+    """Architecture, parameters, final loss and test accuracy (mean and spread over seeds).
+
+    Losses keep three significant digits (0.00521, never 0.0052 next to
+    0.0001); the accuracy's spread is the sample standard deviation over seeds,
+    or "identical over N seeds" when every seed scored the same.
+    """
+    from ..plots import format_loss, seed_spread
+
     groups: dict[tuple, list[CompareResult]] = {}
     for r in results:
         groups.setdefault(tuple(r.arch), []).append(r)
-    header = ("architecture", "params", "seeds", "final loss", "test accuracy", "time (s)")
+    several = any(len(rs) > 1 for rs in groups.values())
+    header = ("architecture", "params", "seeds", "final loss" + (" (mean)" if several else ""),
+              "test accuracy" + (" (mean ± sd)" if several else ""), "time (s)")
     rows = [header]
     for arch, rs in groups.items():
         acc = np.array([r.accuracy for r in rs]) * 100
         loss = np.array([r.final_loss for r in rs])
-        spread = f" ± {acc.std(ddof=1):.1f}" if len(rs) > 1 else ""  # sample sd over seeds
+        spread = seed_spread(acc, unit="%").removesuffix(" (sd)")  # the header says sd
+        spread = f", {spread}" if spread.startswith("identical") else f" {spread}" if spread else ""
         rows.append((
             "[" + ", ".join(map(str, arch)) + "]",
             f"{rs[0].n_params:,}",
             str(len(rs)),
-            f"{loss.mean():.4f}",
+            format_loss(loss.mean()),
             f"{acc.mean():.1f}%{spread}",
             f"{sum(r.seconds for r in rs):.2f}",
         ))

@@ -77,11 +77,13 @@ def config_label(config: dict, axes: Sequence[str]) -> str:
 
 def _mean_std(values: list) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (ddof=1: a handful of seeds is a sample;
-    0 for a single value)."""
+    exactly 0 for a single value or values that are all the same)."""
     values = [v for v in values if v is not None]
     if not values:
         return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    if all(v == values[0] for v in values):  # exactly 0, never a rounding error's 1e-17
+        return float(values[0]), 0.0
+    return float(np.mean(values)), float(np.std(values, ddof=1))
 
 
 @dataclass
@@ -118,15 +120,22 @@ class SweepResult:
         return [a for a in AXES if a != "seed" and len({json.dumps(t[a]) for t in self.trials}) > 1]
 
     def format_table(self, top: int | None = None) -> str:
-        """A text table of the configurations, best first (optionally only ``top``)."""
+        """A text table of the configurations, best first (optionally only ``top``,
+        with a line saying how many there are in all).
+
+        The accuracy is the mean over seeds ± the sample standard deviation,
+        or "identical over N seeds" when every seed scored exactly the same.
+        """
         axes = [a for a in self.varying() if a != "arch"]
         has_val = any(c["val_accuracy_mean"] is not None for c in self.configs)
         which, prefix = ("val", "val_") if has_val else ("train", "")
-        header = ("rank", "configuration", "params", "seeds", f"{which} accuracy", f"{which} loss", "time (s)")
+        several = any(c["ok"] > 1 for c in self.configs)
+        header = ("rank", "configuration", "params", "seeds", f"{which} accuracy" + (" (mean ± sd)" if several else ""),
+                  f"{which} loss", "time (s)")
         rows = [header]
         for c in self.configs[:top]:
             acc, spread, loss = c[f"{prefix}accuracy_mean"], c[f"{prefix}accuracy_std"], c[f"{prefix}loss_mean"]
-            acc_text = "-" if acc is None else f"{100 * acc:.1f}%" + (f" ± {100 * spread:.1f}" if c["seeds"] > 1 else "")
+            acc_text = "-" if acc is None else _accuracy_text(acc, spread, c["ok"])
             loss_text = "-" if loss is None else f"{loss:.4g}"
             seeds = f"{c['ok']}/{c['seeds']}" if c["ok"] < c["seeds"] else str(c["seeds"])
             rows.append((str(c["rank"]), config_label(c, axes), "-" if c["n_params"] is None else f"{c['n_params']:,}",
@@ -135,6 +144,9 @@ class SweepResult:
         lines = ["  ".join(v.ljust(w) if i == 1 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
                  for r in rows]
         lines.insert(1, "-" * len(lines[0]))
+        if len(rows) - 1 < len(self.configs):
+            where = f"; every one is in {self.files['configs_csv']}" if self.files.get("configs_csv") else ""
+            lines.append(f"top {len(rows) - 1} of {len(self.configs)} configurations{where}")
         failed = [t for t in self.trials if t["status"] != "ok"]
         for t in failed[:5]:
             error = t["error"] if len(t["error"]) <= 160 else t["error"][:157] + "..."
@@ -142,6 +154,19 @@ class SweepResult:
         if len(failed) > 5:
             lines.append(f"... and {len(failed) - 5} more failed trials (see the trials table)")
         return "\n".join(lines)
+
+
+def _accuracy_text(mean: float, sd, seeds: int) -> str:
+    """``97.2%``, ``96.7% ± 0.5`` or ``97.2%, identical over 3 seeds``."""
+    text = f"{100 * mean:.1f}%"
+    if seeds < 2 or sd is None:
+        return text
+    if sd == 0:
+        return f"{text}, identical over {seeds} seeds"
+    digits = 1
+    while digits < 4 and round(100 * sd, digits) == 0:  # never "± 0.0" for seeds that differ
+        digits += 1
+    return f"{text} ± {100 * sd:.{digits}f}"
 
 
 def summarise(trials: list[dict]) -> list[dict]:

@@ -247,4 +247,5 @@ class Network(Sequential):
         defaults = {"activation": ("relu", "ReLU"), "dropout": (0.0,), "batchnorm": (False,),
                     "layernorm": (False,), "init": (None,), "bias": (True,)}
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if v not in defaults[k])
+        extra += "" if repr(self.loss_fn) == "SoftmaxCrossEntropy()" else f", loss={self.loss_fn!r}"
         return f"Network({self.layer_sizes}{extra}, dtype={self.dtype.name!r})"

@@ -389,3 +389,130 @@ def restore_state_arrays(net, arrays: dict[str, np.ndarray]) -> None:
         layer_name, _, attr = name.rpartition(".")
         layer = net.layers[int(layer_name.split(".")[1])]
         setattr(layer, attr, np.array(value, dtype=getattr(layer, attr).dtype))
+
+
+#: How many lines a progress bar leaves: one for the whole run, or one per epoch.
+PROGRESS_LINES = ("run", "epoch")
+#: The widest a progress bar draws, whatever the terminal's width.
+PROGRESS_WIDTH = 80
+
+
+def progress_text(logs: dict, short: int = 0) -> str:
+    """The numbers a progress bar shows: ``loss 0.312, acc 88.6%, val acc 87.8%``.
+
+    The validation accuracy when there is one, else the validation loss.
+    ``short=1`` drops the words a narrow terminal cannot spare
+    (``loss 0.312 acc 88.6% val 87.8%``); ``short=2`` keeps only the
+    validation number (the training loss when there is none).
+    """
+    val = None
+    if logs.get("val_accuracy") is not None:
+        val = (f"val acc {100 * logs['val_accuracy']:.1f}%", f"val {100 * logs['val_accuracy']:.1f}%")
+    elif logs.get("val_loss") is not None:
+        val = (f"val loss {logs['val_loss']:.4g}", f"val {logs['val_loss']:.4g}")
+    loss = f"loss {logs['loss']:.4g}" if logs.get("loss") is not None else None
+    if short >= 2:
+        return val[1] if val else (loss or "")
+    parts = [loss]
+    if logs.get("accuracy") is not None:
+        parts.append(f"acc {100 * logs['accuracy']:.1f}%")
+    parts.append(None if val is None else val[short])
+    return (", " if short == 0 else " ").join(p for p in parts if p)
+
+
+def terminal_width(default: int = PROGRESS_WIDTH) -> int:
+    """The terminal's width in columns, capped at :data:`PROGRESS_WIDTH`.
+
+    A terminal of unknown size (no terminal, ``COLUMNS`` unset or not a
+    number, a size of 0) counts as ``default`` columns.
+    """
+    columns = _terminal_size(default, 24)[0]
+    return max(20, min(columns, PROGRESS_WIDTH))
+
+
+def _terminal_size(columns: int, lines: int) -> tuple[int, int]:
+    """The terminal's (columns, lines); each one it does not know (0, unset, not a number) as given."""
+    import shutil
+
+    try:
+        size = shutil.get_terminal_size((columns, lines))
+    except (OSError, ValueError):
+        return columns, lines
+    return (size.columns if size.columns > 0 else columns), (size.lines if size.lines > 0 else lines)
+
+
+class ProgressBar:
+    """The bar :func:`flexnet.fit` draws while it trains (with tqdm).
+
+    ``epoch 3/10, loss 0.312, acc 88.6%, val acc 87.8%  45%|████ | 00:31<00:38``:
+    the numbers come first, so on a narrow terminal the bar and the times are
+    cut, never the validation accuracy. The line is at most 80 columns (or
+    the terminal's width, when narrower).
+
+    Args:
+        tqdm: the tqdm class to draw with (``tqdm.auto.tqdm``).
+        epochs, n_batches: the run's epochs and batches per epoch.
+        lines: ``"run"`` (default): one bar for the whole run, which leaves
+            one line when training ends; ``"epoch"``: one bar per epoch, each
+            left on its own line.
+        file: where to draw (default: standard error).
+    """
+
+    def __init__(self, tqdm, *, epochs: int, n_batches: int, lines: str = "run", file=None):
+        if lines not in PROGRESS_LINES:
+            raise ValueError(f"progress: expected one of {', '.join(map(repr, PROGRESS_LINES))}, got {lines!r}")
+        import sys
+
+        self.tqdm = tqdm
+        self.epochs, self.n_batches, self.lines = int(epochs), int(n_batches), lines
+        self.file = file if file is not None else sys.stderr
+        self.bar = None
+        self.width = terminal_width()
+        self.epoch = 0
+        self.last_val: dict = {}  # the last epoch's validation numbers, shown during the next
+
+    def _desc(self, logs: dict) -> str:
+        """The numbers in the longest form that leaves room for the percentage."""
+        logs = {**self.last_val, **logs}
+        for short in (0, 1, 2):
+            text = progress_text(logs, short)
+            where = f"epoch {self.epoch}/{self.epochs}" if short == 0 else f"{self.epoch}/{self.epochs}"
+            desc = where + ((", " if short == 0 else " ") + text if text else "")
+            if len(desc) + 7 <= self.width:
+                break
+        return desc
+
+    def start_epoch(self, epoch: int, step: int = 0) -> None:
+        """Begin epoch ``epoch`` (counted from 1), ``step`` batches of it already done."""
+        self.epoch = epoch
+        per_run = self.lines == "run"
+        if self.bar is None or not per_run:
+            done = ((epoch - 1) * self.n_batches if per_run else 0) + step
+            total = self.epochs * self.n_batches if per_run else self.n_batches
+            options = {}
+            if not str(getattr(self.tqdm, "__module__", "")).startswith("tqdm.notebook"):  # a terminal's text line
+                # Both sizes given: tqdm draws nothing on a terminal that reports 0 lines (a bare pty).
+                options = {"ncols": self.width, "nrows": _terminal_size(self.width, 24)[1], "dynamic_ncols": False,
+                           "bar_format": "{desc}  {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"}
+            self.bar = self.tqdm(total=total, initial=done, desc=self._desc({}), leave=True, file=self.file,
+                                 unit="batch", **options)
+        else:
+            self.bar.set_description_str(self._desc({}), refresh=False)
+
+    def update(self, logs: dict | None = None) -> None:
+        """One batch done; ``logs`` (the running loss and accuracy) refresh the numbers."""
+        if logs is not None:
+            self.bar.set_description_str(self._desc(logs), refresh=False)
+        self.bar.update()
+
+    def end_epoch(self, logs: dict) -> None:
+        """The epoch's final numbers; with ``lines="epoch"`` its line is left."""
+        self.last_val = {k: logs[k] for k in ("val_loss", "val_accuracy") if logs.get(k) is not None}
+        self.bar.set_description_str(self._desc(logs), refresh=True)
+        if self.lines == "epoch":
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

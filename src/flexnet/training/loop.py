@@ -27,10 +27,12 @@ from ..ops import threads as blas_threads
 from ..nn.losses import SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d
 from .callbacks import (
+    PROGRESS_LINES,
     Callback,
     EarlyStopping,
     History,
     LRSchedulerCallback,
+    ProgressBar,
     uses_batch_hooks,
 )
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
@@ -184,6 +186,8 @@ def _parse_every(every) -> tuple[int, int]:
 def _progress_factory(progress):
     """A tqdm constructor, or None when the bar should stay quiet: a text bar on a
     terminal, a widget in a notebook (:func:`flexnet.training.notebook.progress_kind`)."""
+    if isinstance(progress, str):  # "run" or "epoch": a bar, however many lines it leaves
+        progress = True
     return progress_class(progress_kind(progress))
 
 
@@ -258,6 +262,10 @@ class FitLoop:
             cb.set_context(net, self)
         self.batch_callbacks = [cb for cb in self.callbacks if uses_batch_hooks(cb)]
         self.progress = _progress_factory(progress)
+        self.progress_lines = progress if isinstance(progress, str) else "run"
+        if self.progress_lines not in PROGRESS_LINES:
+            raise ValueError(f"fit(progress): expected True, False, None, 'run' or 'epoch', got {progress!r}")
+        self.bar = None  # the ProgressBar, drawn from the first epoch on
         self.diag = Diagnostics(net) if diagnostics else None
         self.checkpoint = checkpoint
         self.ckpt_epochs, self.ckpt_batches = _parse_every(checkpoint_every)
@@ -439,15 +447,19 @@ class FitLoop:
 
     def _run(self) -> History:
         try:
-            for cb in self.callbacks:
-                cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
-            with SignalsToFlag(self if self.checkpoint is not None else None):
-                while self.epoch < self.epochs and not self.stop_training:
-                    self._run_epoch(self.epoch + 1)
-                    if self.checkpoint is not None and self.ckpt_epochs and self.epoch % self.ckpt_epochs == 0:
+            try:
+                for cb in self.callbacks:
+                    cb.on_train_begin({"epoch": self.epoch, "step": self.step, "resumed": self.resumed})
+                with SignalsToFlag(self if self.checkpoint is not None else None):
+                    while self.epoch < self.epochs and not self.stop_training:
+                        self._run_epoch(self.epoch + 1)
+                        if self.checkpoint is not None and self.ckpt_epochs and self.epoch % self.ckpt_epochs == 0:
+                            self.save_checkpoint()
+                    if self.checkpoint is not None:
                         self.save_checkpoint()
-                if self.checkpoint is not None:
-                    self.save_checkpoint()
+            finally:
+                if self.bar is not None:  # its last line stays
+                    self.bar.close()
             logs = {"epoch": self.epoch}
             for cb in self.callbacks:
                 cb.on_train_end(logs)
@@ -470,10 +482,12 @@ class FitLoop:
             for cb in self.callbacks:
                 cb.on_epoch_begin(epoch, {"lr": self.optimizer.lr})
         lr = float(self.optimizer.lr)
-        bar = None
-        if self.progress is not None:
-            bar = self.progress(total=self.n_batches, initial=self.step, unit="batch",
-                                desc=f"epoch {epoch}/{self.epochs}", leave=True, file=sys.stderr)
+        if self.progress is not None and self.bar is None:
+            self.bar = ProgressBar(self.progress, epochs=self.epochs, n_batches=self.n_batches,
+                                   lines=self.progress_lines, file=sys.stderr)
+        bar = self.bar
+        if bar is not None:
+            bar.start_epoch(epoch, self.step)
         bs, perm = self.batch_size, self.perm
         if isinstance(self.X, Rows):
             self.X.plan(perm[self.step * bs:])  # data not in memory may read ahead
@@ -490,9 +504,7 @@ class FitLoop:
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(b + 1, {"loss": loss, "size": min(bs, self.n - b * bs)})
                 if bar is not None:
-                    bar.update()
-                    if b % 10 == 0:
-                        bar.set_postfix(self._running_logs(), refresh=False)
+                    bar.update(self._running_logs() if b % 10 == 0 else None)
                 if self.ckpt_batches and self.global_step % self.ckpt_batches == 0:
                     self.sums["time"] += time.perf_counter() - started
                     started = time.perf_counter()
@@ -512,10 +524,11 @@ class FitLoop:
                 logs.update(self.diag.epoch_logs(self.X))
             logs["time"] = self.sums["time"] + time.perf_counter() - started
             if bar is not None:
-                bar.set_postfix({k: v for k, v in logs.items() if "/" not in k and k != "time"}, refresh=True)
-        finally:
-            if bar is not None:
+                bar.end_epoch(logs)
+        except BaseException:
+            if bar is not None:  # the line stays, at the batch where training stopped
                 bar.close()
+            raise
         self.history.append(epoch, logs)
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
@@ -617,7 +630,9 @@ def fit(net, X, y, *, epochs: int = 10, batch_size: int = 32, optimizer=None, lr
             (``ReduceLROnPlateau`` with ``val_loss``, else ``loss``).
         seed: int or None; drives the validation split and the shuffling. The
             network's own seed drives its initial weights and dropout masks.
-        progress: True/False, or None for a tqdm bar only on a terminal.
+        progress: True/False, or None for a tqdm bar only on a terminal. The
+            bar leaves one line for the whole run; ``"epoch"`` draws one per
+            epoch and leaves each (``"run"`` is the same as True).
         diagnostics: also record gradient norms, update-to-weight ratios and
             dead ReLUs per epoch.
         checkpoint: path of a checkpoint file to write (a safe ``.npz`` like

@@ -199,9 +199,12 @@ def test_history_plot_refuses_a_metric_it_does_not_have():
 # -- a real kernel -----------------------------------------------------------------
 
 
-def test_in_a_jupyter_kernel():
+def test_in_a_jupyter_kernel(monkeypatch):
     """fit draws its bar (a text bar: no ipywidgets here) without a warning; summary,
     trace, History and the network show as HTML; summary's plain text is the table."""
+    # A notebook's own backend draws inline; MPLBACKEND=Agg (as CI sets for the other
+    # tests) would be inherited by the kernel and turn inline figures into text.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     import nbclient  # the test extra installs it, and ipykernel
     import nbformat
     cells = [

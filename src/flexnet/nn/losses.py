@@ -11,6 +11,8 @@ Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ops
@@ -54,10 +56,11 @@ class Loss:
 
     def _check_outputs(self, z) -> np.ndarray:
         """The network's raw outputs must be a 2-D float batch (N, K)."""
-        if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
-            got = f"dtype {z.dtype}" if isinstance(z, np.ndarray) else type(z).__name__
+        array = isinstance(z, np.ndarray) or ops.is_foreign(z)
+        if not array or ops.dtype(z) not in (np.float32, np.float64):
+            got = f"dtype {z.dtype}" if array else type(z).__name__
             raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
-        if z.ndim != 2 or len(z) == 0:
+        if z.ndim != 2 or z.shape[0] == 0:
             raise ValueError(f"{self.where()}: expected outputs of shape (batch, outputs), got {z.shape}")
         return z
 
@@ -116,11 +119,12 @@ class SoftmaxCrossEntropy(Loss):
         if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
             return self._ids_forward(z, y)
         logp = log_softmax(z)  # (N, C)
-        self.p = np.exp(logp)
+        self.p = ops.xp(z).exp(logp)
         if self.class_weights is not None or self.label_smoothing > 0:
             return self._weighted_forward(logp, y)
         self._scale = None
-        return float(-(y * logp).sum() / len(z))  # (N, C) targets
+        xp = ops.xp(z)
+        return float(-xp.sum(ops.like(y, z) * logp) / z.shape[0])  # (N, C) targets
 
     def _check_targets(self, z, y) -> np.ndarray:
         n, c = z.shape
@@ -141,12 +145,13 @@ class SoftmaxCrossEntropy(Loss):
         (N, C) log array. With s = z - rowmax(z) and S = sum_c exp(s) per row,
         p = exp(s) / S and -log p[y] = log S - s[y]."""
         self._scale = None
+        xp = ops.xp(z)
         s = z - ops.row_max(z)  # (N, C), max 0 per row
-        p = np.exp(s)
+        p = xp.exp(s)
         total = ops.sum_features(p)  # (N, 1) row sums, each >= 1
         p /= total
         self.p = p
-        return float(ops.total(np.log(total[:, 0]) - ops.pick(s, y)) / len(z))  # mean of log S - s[y]
+        return float(ops.total(xp.log(total[:, 0]) - ops.pick(s, y)) / z.shape[0])  # mean of log S - s[y]
 
     def _weights(self, c: int, dtype) -> np.ndarray:
         if self.class_weights is None:
@@ -181,14 +186,13 @@ class SoftmaxCrossEntropy(Loss):
 
     def backward(self):
         self._after_forward(self.p)
-        n = len(self.p)
+        n = self.p.shape[0]
         if self._scale is not None:
             return self._weighted_backward()
         if self.y.ndim == 1:
-            grad = self.p.copy()
-            ops.pick_add(grad, self.y, -1)  # p - one_hot(y), no one-hot array
+            grad = ops.pick_add(ops.copy(self.p), self.y, -1)  # p - one_hot(y), no one-hot array
         else:
-            grad = self.p - self.y
+            grad = self.p - ops.like(self.y, self.p)
         grad /= n
         return grad
 
@@ -205,7 +209,7 @@ class SoftmaxCrossEntropy(Loss):
         return grad
 
     def predict(self, z):
-        return z.argmax(axis=1)
+        return ops.xp(z).argmax(z, axis=1)
 
     def proba(self, z):
         return softmax(z)
@@ -300,12 +304,12 @@ class _Regression(Loss):
 
     def forward(self, z, y):
         z = self._check_outputs(z)
-        self.diff = z - _dense_targets(self, z, y)  # (N, K)
-        return float(self._value(self.diff).mean())
+        self.diff = z - ops.like(_dense_targets(self, z, y), z)  # (N, K)
+        return float(ops.xp(z).mean(self._value(self.diff)))
 
     def backward(self):
         self._after_forward(self.diff)
-        return self._slope(self.diff) / self.diff.size
+        return self._slope(self.diff) / math.prod(self.diff.shape)
 
     def predict(self, z):
         return _one_or_many(z)
@@ -341,10 +345,10 @@ class L1(_Regression):
     """
 
     def _value(self, d):
-        return np.abs(d)
+        return ops.xp(d).abs(d)
 
     def _slope(self, d):
-        return np.sign(d)
+        return ops.xp(d).sign(d)
 
 
 class Huber(_Regression):
@@ -361,11 +365,12 @@ class Huber(_Regression):
         self.delta = check_number(delta, "Huber(delta)", low_open=True)
 
     def _value(self, d):
-        a = np.abs(d)
-        return np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        xp = ops.xp(d)
+        a = xp.abs(d)
+        return xp.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
 
     def _slope(self, d):
-        return np.clip(d, -self.delta, self.delta)
+        return ops.xp(d).clip(d, -self.delta, self.delta)
 
     def config(self):
         return {"delta": self.delta}

@@ -31,7 +31,7 @@ PACKAGE = "flexnet"
 #: and by 6 for Linear(bias=False), Network(bias=False) and a batch count in every BatchNorm1d,
 #: and by 7 so that a layer written as ``backward(self, grad)``, without ``input_grad``, works.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1296
+LIMIT = 1438
 
 
 def lines_of_code(path):

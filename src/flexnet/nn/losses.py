@@ -134,7 +134,7 @@ class SoftmaxCrossEntropy(Loss):
                              f"in a 1-D array (y.ravel()), one-hot targets in shape ({n}, {c})")
         if y.ndim != 2:
             return check_labels(y, n, c, self.where())
-        y = check_targets(y, z.shape, z.dtype, self.where())
+        y = check_targets(y, tuple(z.shape), ops.dtype(z), self.where())
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
             raise ValueError(f"{self.where()}: 2-D targets must be one-hot rows or probabilities summing to 1; "
                              "for class ids pass a 1-D array")
@@ -237,7 +237,7 @@ def _dense_targets(loss: Loss, z: np.ndarray, y) -> np.ndarray:
         want = f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})"
         raise ValueError(f"{loss.where()}: expected targets of shape {want} for outputs of shape "
                          f"{z.shape}, got {y.shape}")
-    return check_targets(y, z.shape, z.dtype, loss.where())
+    return check_targets(y, tuple(z.shape), ops.dtype(z), loss.where())
 
 
 def _one_or_many(z: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ import functools
 
 import numpy as np
 
-from .backend import astype, copy, device, dtype, is_foreign, like, move, namespace, to_numpy, xp  # noqa: F401
+from .backend import astype, copy, device, dtype, is_foreign, like, move, name_of, namespace, to_numpy, xp  # noqa: F401
 
 #: Elements per BLAS axpy call. OpenBLAS hands a longer axpy to its thread
 #: pool, and SciPy's OpenBLAS is a second library beside NumPy's with a pool

@@ -36,7 +36,19 @@ import functools
 
 import numpy as np
 
-from .backend import astype, copy, device, dtype, is_foreign, like, move, name_of, namespace, to_numpy, xp  # noqa: F401
+from .backend import (  # noqa: F401  (the seam's names for other array libraries)
+    astype,
+    copy,
+    device,
+    dtype,
+    is_foreign,
+    like,
+    move,
+    name_of,
+    namespace,
+    to_numpy,
+    xp,
+)
 
 #: Elements per BLAS axpy call. OpenBLAS hands a longer axpy to its thread
 #: pool, and SciPy's OpenBLAS is a second library beside NumPy's with a pool

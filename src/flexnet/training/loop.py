@@ -19,11 +19,11 @@ import zlib
 
 import numpy as np
 
+from .. import ops
 from ..data.sources import Rows, window_order
 from ..filesystem import check_writable
 from ..files.model_file import non_finite
 from ..nn.checks import check_lr, check_positive_int
-from .. import ops
 from ..ops import threads as blas_threads
 from ..nn.losses import SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d

@@ -202,3 +202,22 @@ def test_on_a_gpu_twenty_steps_equal_numpys(backend):
     ref, _ = _fit("numpy", "adam")
     net, _ = _fit(backend, "adam", device="cuda" if backend == "torch" else None)
     assert _max_diff(ref, net) < 1e-10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gelu_tanh_and_binary_cross_entropy(backend):
+    yb = (X[:, 0] > 0).astype(np.int64)
+    nets = [flexnet.Sequential([flexnet.Linear(8, 6, dtype="float64", seed=1), flexnet.GELU(approximate="tanh"),
+                                flexnet.Linear(6, 1, dtype="float64", seed=2)], flexnet.BCEWithLogits(), seed=0,
+                               backend=b) for b in ("numpy", backend)]
+    for net in nets:
+        net.fit(X, yb, epochs=1, batch_size=16, optimizer="adam", lr=0.01, seed=4, progress=False)
+    assert _max_diff(*nets) < 1e-10
+    assert (nets[0].predict(X) == nets[1].predict(X)).all()
+    assert np.abs(nets[0].predict_proba(X) - nets[1].predict_proba(X)).max() < 1e-12
+
+
+def test_the_exact_gelu_says_it_needs_erf_on_another_library():
+    net = flexnet.Network([8, 4, 2], activation="gelu", dtype="float64", backend="array_api_strict")
+    with pytest.raises(TypeError, match=r"GELU.*erf.*approximate='tanh'"):
+        net.predict(X)

@@ -139,20 +139,23 @@ class GELU(Layer):
         z = check_float_input(self, z)
         self.z = z
         if self.approximate == "tanh":
-            return 0.5 * z * (1 + np.tanh(self._inner(z)))
+            return 0.5 * z * (1 + ops.xp(z).tanh(self._inner(z)))
+        if type(z) is not np.ndarray:
+            raise TypeError(f"{self.where()}: the exact GELU needs erf, which the Array API standard lacks; "
+                            "use GELU(approximate='tanh') on another array library")
         cdf = 0.5 * (1 + _erf(z * (1 / math.sqrt(2))))
         return z * cdf.astype(z.dtype, copy=False)
 
     def _inner(self, z):
-        zc = np.clip(z, -100, 100)  # tanh is +-1 long before; keeps z**3 finite in float32
+        zc = ops.xp(z).clip(z, -100, 100)  # tanh is +-1 long before; keeps z**3 finite in float32
         return self._C * (zc + self._K * zc * zc * zc)
 
     def backward(self, dh, input_grad=True):
         self._check_grad(dh, self.z)
         z = self.z
         if self.approximate == "tanh":
-            t = np.tanh(self._inner(z))
-            zc = np.clip(z, -100, 100)
+            t = ops.xp(z).tanh(self._inner(z))
+            zc = ops.xp(z).clip(z, -100, 100)
             dinner = self._C * (1 + 3 * self._K * zc * zc)
             return dh * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * dinner)
         # d/dz [z Phi(z)] = Phi(z) + z phi(z), phi the normal density

@@ -279,20 +279,21 @@ class BCEWithLogits(Loss):
         if ((y < 0) | (y > 1)).any():
             bad = float(y[(y < 0) | (y > 1)][0])
             raise ValueError(f"{self.where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
+        xp, y = ops.xp(z), ops.like(y, z)
         self.z, self.y = z, y
-        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
-        return float(loss.mean())
+        loss = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))  # (N, K)
+        return float(xp.mean(loss))
 
     def backward(self):
         self._after_forward(self.z)
-        return (sigmoid(self.z) - self.y) / self.z.size
+        return (sigmoid(self.z) - self.y) / math.prod(self.z.shape)
 
     def predict(self, z):
-        return _one_or_many(z > 0).astype(np.int64)
+        return ops.astype(_one_or_many(z > 0), np.int64)
 
     def proba(self, z):
         if z.shape[1] == 1:
-            return np.concatenate([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2), exact for both tails
+            return ops.xp(z).concat([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2), exact for both tails
         return sigmoid(z)
 
 

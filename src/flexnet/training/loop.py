@@ -379,7 +379,10 @@ class FitLoop:
             ids = yb  # class ids are the labels themselves, unless y is one-hot
             if self._idbuf is not None:
                 ids = self.y_ids.take(idx, axis=0, out=self._idbuf[:m], mode="clip")
-            self.sums["correct"] += ops.count_nonzero(loss_fn.predict(z) == ops.like(ids, z))
+            pred = loss_fn.predict(z)
+            if self.device_data is not None:  # compared in the network's library, in the predictions' dtype
+                ids = ops.astype(ops.like(ids, pred), ops.dtype(pred))
+            self.sums["correct"] += ops.count_nonzero(pred == ids)
         self.net.backward()
         if self.diag is not None:
             self.diag.after_backward(self.step == self.n_batches - 1)

@@ -192,7 +192,7 @@ def check_float_input(layer, x, n_features: int | None = None) -> np.ndarray:
     its own to convert to, and a quiet float64 upcast is exactly what we avoid.
     """
     x = x if isinstance(x, np.ndarray) or ops.is_foreign(x) else np.asarray(x)
-    if ops.dtype(x) not in FLOAT_DTYPES:
+    if (x.dtype if type(x) is np.ndarray else ops.dtype(x)) not in FLOAT_DTYPES:
         raise TypeError(f"{layer.where()} expected float32 or float64 input, got dtype {x.dtype}; "
                         "convert it first, e.g. x.astype('float32')")
     if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):

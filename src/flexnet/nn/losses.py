@@ -56,10 +56,11 @@ class Loss:
 
     def _check_outputs(self, z) -> np.ndarray:
         """The network's raw outputs must be a 2-D float batch (N, K)."""
-        array = isinstance(z, np.ndarray) or ops.is_foreign(z)
-        if not array or ops.dtype(z) not in (np.float32, np.float64):
-            got = f"dtype {z.dtype}" if array else type(z).__name__
-            raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
+        if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
+            array = isinstance(z, np.ndarray) or ops.is_foreign(z)
+            if not array or ops.dtype(z) not in (np.float32, np.float64):
+                got = f"dtype {z.dtype}" if array else type(z).__name__
+                raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
         if z.ndim != 2 or z.shape[0] == 0:
             raise ValueError(f"{self.where()}: expected outputs of shape (batch, outputs), got {z.shape}")
         return z

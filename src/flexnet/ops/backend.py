@@ -80,7 +80,7 @@ def astype(x, dt):
     if isinstance(x, np.ndarray):
         return x.astype(dt)
     space = xp(x)
-    return space.astype(x, getattr(space, np.dtype(dt).name))
+    return space.astype(x, getattr(space, np.dtype(dt).name), copy=False)
 
 
 def move(a, space, where=None):

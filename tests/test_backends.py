@@ -221,3 +221,18 @@ def test_the_exact_gelu_says_it_needs_erf_on_another_library():
     net = flexnet.Network([8, 4, 2], activation="gelu", dtype="float64", backend="array_api_strict")
     with pytest.raises(TypeError, match=r"GELU.*erf.*approximate='tanh'"):
         net.predict(X)
+
+
+def test_a_checkpoint_from_one_library_resumes_on_another(tmp_path):
+    def net(backend, seed=3):
+        return flexnet.Network([8, 8, 3], dtype="float64", seed=seed, dropout=0.2, batchnorm=True, bias=False,
+                               backend=backend)
+    kw = dict(batch_size=16, optimizer="adam", seed=1, progress=False)
+    net("torch").fit(X[:96], Y[:96], epochs=2, checkpoint=tmp_path / "c.npz", **kw)
+    ref = net("numpy")
+    ref.fit(X[:96], Y[:96], epochs=4, **kw)
+    for backend in ("array_api_strict", "numpy"):
+        resumed = net(backend, seed=9)  # other weights: the checkpoint's replace them
+        resumed.fit(X[:96], Y[:96], epochs=4, resume=tmp_path / "c.npz", **kw)
+        assert resumed.backend == backend
+        assert _max_diff(ref, resumed) < 1e-10

@@ -608,7 +608,14 @@ class FitLoop:
         return self.checkpoint
 
     def load_checkpoint(self, path) -> None:
-        load_checkpoint(self, path)
+        backend, device = self.net.backend, self.net.device
+        if backend != "numpy":  # a checkpoint holds NumPy arrays: restored there, then moved back
+            self.net.to("numpy")
+        try:
+            load_checkpoint(self, path)
+        finally:
+            if backend != "numpy":
+                self.net.to(backend, device)
         self.resumed = True
 
 

@@ -236,3 +236,16 @@ def test_a_checkpoint_from_one_library_resumes_on_another(tmp_path):
         resumed.fit(X[:96], Y[:96], epochs=4, resume=tmp_path / "c.npz", **kw)
         assert resumed.backend == backend
         assert _max_diff(ref, resumed) < 1e-10
+
+
+def test_the_gpu_benchmark_script_runs_on_the_cpu(tmp_path):
+    import json
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    out = subprocess.run([sys.executable, str(script), "--device", "cpu", "--n", "256", "--reps", "1",
+                          "--workloads", "W", "--json", str(tmp_path / "gpu.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads((tmp_path / "gpu.json").read_text())
+    assert row["workload"] == "W" and row["flexnet_s"] > 0 and row["torch_s"] > 0
+    assert row["ratio"] == pytest.approx(row["flexnet_s"] / row["torch_s"])

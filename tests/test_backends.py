@@ -249,3 +249,17 @@ def test_the_gpu_benchmark_script_runs_on_the_cpu(tmp_path):
     (row,) = json.loads((tmp_path / "gpu.json").read_text())
     assert row["workload"] == "W" and row["flexnet_s"] > 0 and row["torch_s"] > 0
     assert row["ratio"] == pytest.approx(row["flexnet_s"] / row["torch_s"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_hot_targets_train_alike(backend):
+    onehot = np.eye(3)[Y]
+    nets = [flexnet.Network([8, 6, 3], dtype="float64", seed=5, backend=b) for b in ("numpy", backend)]
+    for net in nets:
+        net.fit(X, onehot, epochs=1, batch_size=16, optimizer="adam", seed=1, progress=False)
+    assert _max_diff(*nets) < 1e-10
+
+
+def test_loss_options_computed_in_numpy_only_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"Network.to\('torch'\): class_weights and label_smoothing"):
+        flexnet.Network([8, 3], loss=flexnet.SoftmaxCrossEntropy(label_smoothing=0.1), backend="torch")

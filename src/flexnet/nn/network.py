@@ -101,6 +101,10 @@ class Sequential:
         the network back.
         """
         space = ops.namespace(backend)
+        if backend != "numpy" and (getattr(self.loss_fn, "class_weights", None) is not None
+                                   or getattr(self.loss_fn, "label_smoothing", 0)):
+            raise ValueError(f"{type(self).__name__}.to({backend!r}): class_weights and label_smoothing of "
+                             f"{self.loss_fn!r} compute in NumPy only; train this network on NumPy")
         for layer in self.layers:
             for attr in layer.params + layer.buffers:
                 if getattr(layer, attr) is not None:

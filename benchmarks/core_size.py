@@ -29,9 +29,11 @@ PACKAGE = "flexnet"
 #: layout (with the schedules its optimizers imported) and was cut to 1,274 without
 #: removing a feature, then grew by 8 to keep 0.1's pickles and custom layers working, and speed,
 #: and by 6 for Linear(bias=False), Network(bias=False) and a batch count in every BatchNorm1d,
-#: and by 7 so that a layer written as ``backward(self, grad)``, without ``input_grad``, works.
+#: and by 7 so that a layer written as ``backward(self, grad)``, without ``input_grad``, works,
+#: and by 163 for other array libraries (ops/backend.py, the seam's branches for them, ``xp``
+#: in the layers, ``Sequential.to``): the same network on PyTorch, CuPy or array-api-strict.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1296
+LIMIT = 1459
 
 
 def lines_of_code(path):

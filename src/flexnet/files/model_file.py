@@ -39,6 +39,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .. import ops
 from ..nn.layers import Layer
 from ..nn.losses import Loss
 from ..nn.network import Network, Sequential
@@ -133,7 +134,7 @@ def save(net, path) -> None:
 BUILDS: dict[str, type] = {"Sequential": Sequential, "Network": Network}
 
 
-def load(path, *, custom_layers: Mapping[str, type] | None = None):
+def load(path, *, custom_layers: Mapping[str, type] | None = None, backend: str = "numpy", device=None):
     """Load a network saved by :func:`save` (or the model inside a checkpoint).
 
     Args:
@@ -143,6 +144,9 @@ def load(path, *, custom_layers: Mapping[str, type] | None = None):
             :func:`register_layer` and before flexnet's own. Nothing is ever
             imported: a class the file names must be given here, registered, or
             already defined.
+        backend, device: the array library (and device) to put the network on,
+            as ``net.to(backend, device)``. A file is the same whatever library
+            trained the network (its arrays are NumPy's), so any backend loads it.
 
     Returns:
         A ``Network`` when the file holds one built from layer sizes, else a
@@ -160,7 +164,8 @@ def load(path, *, custom_layers: Mapping[str, type] | None = None):
             nothing is returned half-loaded.
         TypeError: ``custom_layers`` is not a dict of Layer or Loss classes.
     """
-    return _load(Path(os.fspath(path)), custom_layers)[1]
+    net = _load(Path(os.fspath(path)), custom_layers)[1]
+    return net if backend == "numpy" and device is None else net.to(backend, device)
 
 
 #: Layer and loss classes of your own, by class name (:func:`register_layer`).
@@ -243,7 +248,7 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
     _check_rebuild(net.loss_fn, loss_config, f"save: the loss {net.loss_fn!r}")
     meta_json, arrays = flatten_state(dict(net.metadata), prefix="metadata")
     for name, p in list(net.parameters().items()) + list(net.named_buffers()):
-        arrays[name] = p
+        arrays[name] = ops.to_numpy(p)  # one format, whatever library trained the network
     model = {
         "class": "Network" if isinstance(net, Network) else "Sequential",
         "dtype": net.dtype.name,
@@ -533,7 +538,7 @@ def non_finite(name: str, arr: np.ndarray) -> str | None:
     One vectorised pass: a sum is finite only if every term is (NaN and
     infinity propagate); only when it is not are the values counted.
     """
-    arr = np.asarray(arr)
+    arr = np.asarray(ops.to_numpy(arr))
     if arr.dtype.kind not in "fc" or arr.size == 0:
         return None
     with np.errstate(over="ignore", invalid="ignore"):

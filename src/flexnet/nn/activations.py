@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .. import ops
 from .checks import check_float_input, check_number, lookup
 from .layers import Layer, ReLU
 
@@ -46,11 +47,11 @@ class LeakyReLU(Layer):
     def forward(self, z, training=False):
         z = check_float_input(self, z)
         self.mask = z > 0
-        return np.where(self.mask, z, z * self.negative_slope)
+        return ops.xp(z).where(self.mask, z, z * self.negative_slope)
 
     def backward(self, dh, input_grad=True):
         self._check_grad(dh, self.mask)
-        return np.where(self.mask, dh, dh * self.negative_slope)
+        return ops.xp(dh).where(self.mask, dh, dh * self.negative_slope)
 
     def config(self):
         return {"negative_slope": self.negative_slope}
@@ -62,8 +63,9 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     ``exp`` is only ever taken of ``-|z| <= 0``, so it stays in (0, 1]:
     ``1 / (1 + e)`` for ``z >= 0`` and the equal ``e / (1 + e)`` for ``z < 0``.
     """
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    xp = ops.xp(z)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -72,14 +74,16 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     Subtracting the row maximum first keeps ``exp`` in [0, 1], so nothing
     overflows; the log is taken of a sum >= 1, so nothing underflows to -inf.
     """
-    shifted = z - z.max(axis=1, keepdims=True)  # (N, C), max 0 per row
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    xp = ops.xp(z)
+    shifted = z - xp.max(z, axis=1, keepdims=True)  # (N, C), max 0 per row
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable for logits of any size."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    xp = ops.xp(z)
+    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
 
 
 class Sigmoid(Layer):
@@ -104,7 +108,8 @@ class Tanh(Layer):
         self.out = None
 
     def forward(self, z, training=False):
-        self.out = np.tanh(check_float_input(self, z))
+        z = check_float_input(self, z)
+        self.out = ops.xp(z).tanh(z)
         return self.out
 
     def backward(self, dh, input_grad=True):
@@ -134,20 +139,23 @@ class GELU(Layer):
         z = check_float_input(self, z)
         self.z = z
         if self.approximate == "tanh":
-            return 0.5 * z * (1 + np.tanh(self._inner(z)))
+            return 0.5 * z * (1 + ops.xp(z).tanh(self._inner(z)))
+        if type(z) is not np.ndarray:
+            raise TypeError(f"{self.where()}: the exact GELU needs erf, which the Array API standard lacks; "
+                            "use GELU(approximate='tanh') on another array library")
         cdf = 0.5 * (1 + _erf(z * (1 / math.sqrt(2))))
         return z * cdf.astype(z.dtype, copy=False)
 
     def _inner(self, z):
-        zc = np.clip(z, -100, 100)  # tanh is +-1 long before; keeps z**3 finite in float32
+        zc = ops.xp(z).clip(z, -100, 100)  # tanh is +-1 long before; keeps z**3 finite in float32
         return self._C * (zc + self._K * zc * zc * zc)
 
     def backward(self, dh, input_grad=True):
         self._check_grad(dh, self.z)
         z = self.z
         if self.approximate == "tanh":
-            t = np.tanh(self._inner(z))
-            zc = np.clip(z, -100, 100)
+            t = ops.xp(z).tanh(self._inner(z))
+            zc = ops.xp(z).clip(z, -100, 100)
             dinner = self._C * (1 + 3 * self._K * zc * zc)
             return dh * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * dinner)
         # d/dz [z Phi(z)] = Phi(z) + z phi(z), phi the normal density
@@ -184,7 +192,7 @@ class Softmax(Layer):
         # without building the (C, C) Jacobian.
         self._check_grad(dp, self.out)
         p = self.out
-        return p * (dp - (dp * p).sum(axis=1, keepdims=True))
+        return p * (dp - ops.xp(p).sum(dp * p, axis=1, keepdims=True))
 
 
 #: Lower-case names (as the CLI and model files write them) -> classes.

@@ -14,6 +14,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .. import ops
+
 FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 #: Each signed integer dtype and its unsigned twin (same size, same byte order).
 _UNSIGNED = {np.dtype(f"{order}i{size}"): np.dtype(f"{order}u{size}") for order in "<>" for size in (1, 2, 4, 8)}
@@ -189,8 +191,8 @@ def check_float_input(layer, x, n_features: int | None = None) -> np.ndarray:
     Integer input is refused rather than converted: a layer has no dtype of
     its own to convert to, and a quiet float64 upcast is exactly what we avoid.
     """
-    x = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if x.dtype not in FLOAT_DTYPES:
+    x = x if isinstance(x, np.ndarray) or ops.is_foreign(x) else np.asarray(x)
+    if (x.dtype if type(x) is np.ndarray else ops.dtype(x)) not in FLOAT_DTYPES:
         raise TypeError(f"{layer.where()} expected float32 or float64 input, got dtype {x.dtype}; "
                         "convert it first, e.g. x.astype('float32')")
     if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ops
 from .checks import check_float_input, check_number, make_rng
 from .layers import Layer
 
@@ -39,8 +40,9 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self.mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p  # (N, F) bool
-        self.mask = keep * x.dtype.type(1 / (1 - self.p))  # (N, F), 0 or 1/(1-p)
+        dtype = ops.dtype(x)
+        keep = self.rng.random(x.shape, dtype=dtype) >= self.p  # (N, F) bool, drawn by NumPy in every library
+        self.mask = ops.like(keep * dtype.type(1 / (1 - self.p)), x)  # (N, F), 0 or 1/(1-p), on x's device
         return x * self.mask
 
     def backward(self, grad, input_grad=True):

@@ -96,7 +96,7 @@ class Layer:
         """Cast parameters and buffers to ``dtype`` in place; returns self."""
         dtype = as_float_dtype(dtype)
         for attr in self.params + self.buffers:
-            setattr(self, attr, getattr(self, attr).astype(dtype))
+            setattr(self, attr, ops.astype(getattr(self, attr), dtype))
         for attr in self.params:
             setattr(self, "d" + attr, None)
         if hasattr(self, "dtype"):
@@ -112,7 +112,7 @@ class Layer:
         return in_features
 
     def n_params(self) -> int:
-        return sum(getattr(self, p).size for p in self.params)
+        return sum(math.prod(getattr(self, p).shape) for p in self.params)
 
     def _check_grad(self, grad, like) -> np.ndarray:
         """Refuse a gradient that does not match the last forward's output, instead of
@@ -121,9 +121,10 @@ class Layer:
         if like is None:
             raise RuntimeError(f"{self.where()}.backward: no forward pass to go back through; "
                                "call forward first")
-        shape = like.shape if isinstance(like, np.ndarray) else like
-        if not isinstance(grad, np.ndarray) or grad.shape != shape:
-            got = grad.shape if isinstance(grad, np.ndarray) else type(grad).__name__
+        shape = like if isinstance(like, tuple) else like.shape
+        array = isinstance(grad, np.ndarray) or ops.is_foreign(grad)
+        if not array or grad.shape != shape:
+            got = grad.shape if array else type(grad).__name__
             raise ValueError(f"{self.where()}.backward expected a gradient of shape {shape}, "
                              f"the shape of the last forward's output, got {got}")
         return grad
@@ -185,7 +186,7 @@ class Linear(Layer):
         self.x = None  # cached input
 
     def forward(self, x, training=False):
-        if not isinstance(x, np.ndarray):
+        if not isinstance(x, np.ndarray) and not ops.is_foreign(x):
             x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             if x.ndim > 2:
@@ -197,8 +198,8 @@ class Linear(Layer):
                 hint = ""
             raise ValueError(f"{self.where()} expected input of shape (batch, {self.in_features}), "
                              f"got {x.shape}.{hint}")
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
+        if type(x) is not np.ndarray or x.dtype != self.dtype:  # another library: a no-op when it fits
+            x = ops.astype(x, self.dtype)
         self.x = x
         z = x @ self.W  # (N, out), a new array: the caller may keep it
         if self.b is not None:
@@ -209,7 +210,7 @@ class Linear(Layer):
         # Each weight W[i, j] touches every row through x[:, i], so its gradient
         # sums x[:, i] * dz[:, j] over the batch: x.T @ dz. The seam writes dW and
         # db into the previous step's arrays when they fit (copy them to keep them).
-        self._check_grad(dz, None if self.x is None else (len(self.x), self.out_features))
+        self._check_grad(dz, None if self.x is None else (self.x.shape[0], self.out_features))
         self.dW = ops.matmul(self.x.T, dz, out=self.dW)  # dW = x.T @ dz            (in, out)
         if self.b is not None:
             self.db = ops.sum_batch(dz, out=self.db)  # db = dz.sum(axis=0)            (1, out)
@@ -241,7 +242,7 @@ class ReLU(Layer):
     def forward(self, z, training=False):
         z = check_float_input(self, z)
         self.mask = ops.positive(z, out=self.mask)  # mask = z > 0, into the last batch's array
-        return np.maximum(z, 0)
+        return ops.xp(z).maximum(z, 0)
 
     def backward(self, dh, input_grad=True):
         self._check_grad(dh, self.mask)

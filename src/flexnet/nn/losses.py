@@ -11,6 +11,8 @@ Classification: :class:`SoftmaxCrossEntropy` (C classes, C outputs) and
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ops
@@ -55,9 +57,11 @@ class Loss:
     def _check_outputs(self, z) -> np.ndarray:
         """The network's raw outputs must be a 2-D float batch (N, K)."""
         if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
-            got = f"dtype {z.dtype}" if isinstance(z, np.ndarray) else type(z).__name__
-            raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
-        if z.ndim != 2 or len(z) == 0:
+            array = isinstance(z, np.ndarray) or ops.is_foreign(z)
+            if not array or ops.dtype(z) not in (np.float32, np.float64):
+                got = f"dtype {z.dtype}" if array else type(z).__name__
+                raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
+        if z.ndim != 2 or z.shape[0] == 0:
             raise ValueError(f"{self.where()}: expected outputs of shape (batch, outputs), got {z.shape}")
         return z
 
@@ -116,11 +120,12 @@ class SoftmaxCrossEntropy(Loss):
         if y.ndim == 1 and self.class_weights is None and self.label_smoothing == 0:
             return self._ids_forward(z, y)
         logp = log_softmax(z)  # (N, C)
-        self.p = np.exp(logp)
+        self.p = ops.xp(z).exp(logp)
         if self.class_weights is not None or self.label_smoothing > 0:
             return self._weighted_forward(logp, y)
         self._scale = None
-        return float(-(y * logp).sum() / len(z))  # (N, C) targets
+        xp = ops.xp(z)
+        return float(-xp.sum(ops.like(y, z) * logp) / z.shape[0])  # (N, C) targets
 
     def _check_targets(self, z, y) -> np.ndarray:
         n, c = z.shape
@@ -130,7 +135,7 @@ class SoftmaxCrossEntropy(Loss):
                              f"in a 1-D array (y.ravel()), one-hot targets in shape ({n}, {c})")
         if y.ndim != 2:
             return check_labels(y, n, c, self.where())
-        y = check_targets(y, z.shape, z.dtype, self.where())
+        y = check_targets(y, tuple(z.shape), ops.dtype(z), self.where())
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
             raise ValueError(f"{self.where()}: 2-D targets must be one-hot rows or probabilities summing to 1; "
                              "for class ids pass a 1-D array")
@@ -141,12 +146,13 @@ class SoftmaxCrossEntropy(Loss):
         (N, C) log array. With s = z - rowmax(z) and S = sum_c exp(s) per row,
         p = exp(s) / S and -log p[y] = log S - s[y]."""
         self._scale = None
+        xp = ops.xp(z)
         s = z - ops.row_max(z)  # (N, C), max 0 per row
-        p = np.exp(s)
+        p = xp.exp(s)
         total = ops.sum_features(p)  # (N, 1) row sums, each >= 1
         p /= total
         self.p = p
-        return float(ops.total(np.log(total[:, 0]) - ops.pick(s, y)) / len(z))  # mean of log S - s[y]
+        return float(ops.total(xp.log(total[:, 0]) - ops.pick(s, y)) / z.shape[0])  # mean of log S - s[y]
 
     def _weights(self, c: int, dtype) -> np.ndarray:
         if self.class_weights is None:
@@ -181,14 +187,13 @@ class SoftmaxCrossEntropy(Loss):
 
     def backward(self):
         self._after_forward(self.p)
-        n = len(self.p)
+        n = self.p.shape[0]
         if self._scale is not None:
             return self._weighted_backward()
         if self.y.ndim == 1:
-            grad = self.p.copy()
-            ops.pick_add(grad, self.y, -1)  # p - one_hot(y), no one-hot array
+            grad = ops.pick_add(ops.copy(self.p), self.y, -1)  # p - one_hot(y), no one-hot array
         else:
-            grad = self.p - self.y
+            grad = self.p - ops.like(self.y, self.p)
         grad /= n
         return grad
 
@@ -205,7 +210,7 @@ class SoftmaxCrossEntropy(Loss):
         return grad
 
     def predict(self, z):
-        return z.argmax(axis=1)
+        return ops.xp(z).argmax(z, axis=1)
 
     def proba(self, z):
         return softmax(z)
@@ -233,7 +238,7 @@ def _dense_targets(loss: Loss, z: np.ndarray, y) -> np.ndarray:
         want = f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})"
         raise ValueError(f"{loss.where()}: expected targets of shape {want} for outputs of shape "
                          f"{z.shape}, got {y.shape}")
-    return check_targets(y, z.shape, z.dtype, loss.where())
+    return check_targets(y, tuple(z.shape), ops.dtype(z), loss.where())
 
 
 def _one_or_many(z: np.ndarray) -> np.ndarray:
@@ -275,20 +280,21 @@ class BCEWithLogits(Loss):
         if ((y < 0) | (y > 1)).any():
             bad = float(y[(y < 0) | (y > 1)][0])
             raise ValueError(f"{self.where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
+        xp, y = ops.xp(z), ops.like(y, z)
         self.z, self.y = z, y
-        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
-        return float(loss.mean())
+        loss = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))  # (N, K)
+        return float(xp.mean(loss))
 
     def backward(self):
         self._after_forward(self.z)
-        return (sigmoid(self.z) - self.y) / self.z.size
+        return (sigmoid(self.z) - self.y) / math.prod(self.z.shape)
 
     def predict(self, z):
-        return _one_or_many(z > 0).astype(np.int64)
+        return ops.astype(_one_or_many(z > 0), np.int64)
 
     def proba(self, z):
         if z.shape[1] == 1:
-            return np.concatenate([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2), exact for both tails
+            return ops.xp(z).concat([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2), exact for both tails
         return sigmoid(z)
 
 
@@ -300,12 +306,12 @@ class _Regression(Loss):
 
     def forward(self, z, y):
         z = self._check_outputs(z)
-        self.diff = z - _dense_targets(self, z, y)  # (N, K)
-        return float(self._value(self.diff).mean())
+        self.diff = z - ops.like(_dense_targets(self, z, y), z)  # (N, K)
+        return float(ops.xp(z).mean(self._value(self.diff)))
 
     def backward(self):
         self._after_forward(self.diff)
-        return self._slope(self.diff) / self.diff.size
+        return self._slope(self.diff) / math.prod(self.diff.shape)
 
     def predict(self, z):
         return _one_or_many(z)
@@ -341,10 +347,10 @@ class L1(_Regression):
     """
 
     def _value(self, d):
-        return np.abs(d)
+        return ops.xp(d).abs(d)
 
     def _slope(self, d):
-        return np.sign(d)
+        return ops.xp(d).sign(d)
 
 
 class Huber(_Regression):
@@ -361,11 +367,12 @@ class Huber(_Regression):
         self.delta = check_number(delta, "Huber(delta)", low_open=True)
 
     def _value(self, d):
-        a = np.abs(d)
-        return np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        xp = ops.xp(d)
+        a = xp.abs(d)
+        return xp.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
 
     def _slope(self, d):
-        return np.clip(d, -self.delta, self.delta)
+        return ops.xp(d).clip(d, -self.delta, self.delta)
 
     def config(self):
         return {"delta": self.delta}

@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .. import ops
 from . import init as initializers
 from .activations import get as get_activation
 from .checks import as_float_dtype, as_input, check_finite_rows, check_layer_sizes, check_lr, make_rng
@@ -47,12 +48,18 @@ class Sequential:
             Default: the dtype of the layers, else float32.
         seed: int, ``np.random.Generator`` or None. The network's generator
             drives every random choice made during training (dropout masks).
+        backend: the array library that holds the parameters and computes:
+            "numpy" (default), "torch", "cupy" or "array_api_strict" (see :meth:`to`).
+        device: where, for that library ("cuda", "cpu", ...; None: its default).
 
     Shapes:
         x: (N, in_features) -> forward: (N, out_features).
     """
 
-    def __init__(self, layers: Sequence[Layer], loss: Loss | None = None, *, dtype=None, seed=None):
+    backend, device = "numpy", None  # the array library and device of the parameters (see to())
+
+    def __init__(self, layers: Sequence[Layer], loss: Loss | None = None, *, dtype=None, seed=None,
+                 backend: str = "numpy", device=None):
         layers = list(layers)
         if not layers:
             raise ValueError("Sequential: expected at least one layer, got an empty list")
@@ -79,6 +86,34 @@ class Sequential:
                 layer.astype(self.dtype)
             elif hasattr(layer, "dtype"):
                 layer.dtype = self.dtype
+        self.backend, self.device = "numpy", None
+        if backend != "numpy" or device is not None:
+            self.to(backend, device)
+
+    def to(self, backend: str = "numpy", device=None):
+        """Move every parameter and buffer to array library ``backend`` on ``device``; returns self.
+
+        The layers then compute with that library's arrays (through the Array API
+        standard), and ``forward``, ``fit``, ``predict`` and ``evaluate`` take NumPy
+        input and move it. Dropout masks are still drawn by the network's NumPy
+        generator and moved, so a run equals NumPy's to rounding. Gradients and
+        what layers cached for backward are dropped. ``net.to("numpy")`` brings
+        the network back.
+        """
+        space = ops.namespace(backend)
+        if backend != "numpy" and (getattr(self.loss_fn, "class_weights", None) is not None
+                                   or getattr(self.loss_fn, "label_smoothing", 0)):
+            raise ValueError(f"{type(self).__name__}.to({backend!r}): class_weights and label_smoothing of "
+                             f"{self.loss_fn!r} compute in NumPy only; train this network on NumPy")
+        for layer in self.layers:
+            for attr in layer.params + layer.buffers:
+                if getattr(layer, attr) is not None:
+                    setattr(layer, attr, ops.move(getattr(layer, attr), space, device))
+            for attr, value in list(vars(layer).items()):  # gradients and caches: the next pass makes them
+                if attr not in layer.params + layer.buffers and (isinstance(value, np.ndarray) or ops.is_foreign(value)):
+                    setattr(layer, attr, None)
+        self.backend, self.device = backend, device
+        return self
 
     # -- the tutorial's loop -------------------------------------------------
 
@@ -92,12 +127,14 @@ class Sequential:
         x = z = as_input(x, self.dtype, where)
         if training and any(layer.buffers for layer in self.layers):
             check_finite_rows(x, where)  # running statistics must never take in a NaN
+        if self.backend != "numpy":  # checked in NumPy, computed on the network's device
+            z = ops.move(x, ops.namespace(self.backend), self.device)
         for layer in self.layers:
             z = layer.forward(z, training)
         # NaN or infinity in the input would reach the outputs: checking the
         # small (N, outputs) array is cheap, and only then is the input
         # searched for the row to name (train_step stops before any update).
-        if not np.isfinite(z).all():
+        if not ops.all_finite(z):
             check_finite_rows(x, where)
         return z
 
@@ -205,11 +242,13 @@ class Network(Sequential):
             one that suits the activation (:func:`flexnet.init.default_for`).
         dtype: float32 (default) or float64.
         seed: int, ``np.random.Generator`` or None.
+        backend, device: the array library and device of the parameters, as for
+            :class:`Sequential` (default NumPy).
     """
 
     def __init__(self, layer_sizes: Sequence[int], *, activation="relu", dropout: float = 0.0,
                  batchnorm: bool = False, layernorm: bool = False, loss: Loss | str | None = None,
-                 init=None, dtype="float32", seed=None, bias: bool = True):
+                 init=None, dtype="float32", seed=None, bias: bool = True, backend: str = "numpy", device=None):
         sizes = check_layer_sizes(layer_sizes)
         dtype = as_float_dtype(dtype, "Network(dtype)")
         act = get_activation(activation)
@@ -236,7 +275,7 @@ class Network(Sequential):
             layers.append(act())
             if dropout:
                 layers.append(Dropout(dropout))
-        super().__init__(layers, loss, dtype=dtype, seed=rng)
+        super().__init__(layers, loss, dtype=dtype, seed=rng, backend=backend, device=device)
         self.layer_sizes = sizes
         #: The builder's options as given, for repr and model files.
         self.options = {"activation": activation if isinstance(activation, str) else act.__name__,

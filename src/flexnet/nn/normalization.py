@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .checks import as_float_dtype, check_float_input, check_number, check_positive_int
 from .layers import Layer
 
@@ -21,8 +22,9 @@ def _normalised_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarra
     which adds two correction terms to the plain ``dxhat * inv_std``:
     ``dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))``.
     """
-    mean_d = dxhat.mean(axis=axis, keepdims=True)
-    mean_dx = (dxhat * xhat).mean(axis=axis, keepdims=True)
+    xp = ops.xp(dxhat)
+    mean_d = xp.mean(dxhat, axis=axis, keepdims=True)
+    mean_dx = xp.mean(dxhat * xhat, axis=axis, keepdims=True)
     return inv_std * (dxhat - mean_d - xhat * mean_dx)
 
 
@@ -44,10 +46,10 @@ class _Normalization(Layer):
 
     def _input(self, x) -> np.ndarray:
         x = check_float_input(self, x, self.num_features)
-        return x if x.dtype == self.dtype else x.astype(self.dtype)
+        return x if ops.dtype(x) == self.dtype else ops.astype(x, self.dtype)
 
     def _normalise(self, x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-        self.inv_std = 1 / np.sqrt(var + self.eps)  # (1, F) or (N, 1)
+        self.inv_std = 1 / ops.xp(var).sqrt(var + self.eps)  # (1, F) or (N, 1)
         self.xhat = (x - mean) * self.inv_std  # (N, F)
         return self.xhat * self.gamma + self.beta if self.affine else self.xhat
 
@@ -56,8 +58,9 @@ class _Normalization(Layer):
         self._check_grad(grad, self.xhat)
         if not self.affine:
             return grad
-        self.dgamma = (grad * self.xhat).sum(axis=0, keepdims=True)  # (1, F)
-        self.dbeta = grad.sum(axis=0, keepdims=True)  # (1, F)
+        xp = ops.xp(grad)
+        self.dgamma = xp.sum(grad * self.xhat, axis=0, keepdims=True)  # (1, F)
+        self.dbeta = xp.sum(grad, axis=0, keepdims=True)  # (1, F)
         return grad * self.gamma
 
 
@@ -105,12 +108,13 @@ class BatchNorm1d(_Normalization):
         if not training:
             self.batch_stats = False
             return self._normalise(x, self.running_mean, self.running_var)
-        n = len(x)
+        n = x.shape[0]
         if n < 2:
             raise ValueError(f"{self.where()} needs at least 2 rows per batch when training, got {n}; "
                              "a variance over one row is 0. Use a larger batch or drop the last one.")
-        mean = x.mean(axis=0, keepdims=True)  # (1, F)
-        var = x.var(axis=0, keepdims=True)  # (1, F), biased: divides by n
+        xp = ops.xp(x)
+        mean = xp.mean(x, axis=0, keepdims=True)  # (1, F)
+        var = xp.var(x, axis=0, keepdims=True)  # (1, F), biased: divides by n
         if "num_batches_tracked" in self.buffers:
             self.num_batches_tracked += 1
         m = self.momentum
@@ -163,7 +167,8 @@ class LayerNorm(_Normalization):
 
     def forward(self, x, training=False):
         x = self._input(x)
-        return self._normalise(x, x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True))  # (N, 1) each
+        xp = ops.xp(x)
+        return self._normalise(x, xp.mean(x, axis=1, keepdims=True), xp.var(x, axis=1, keepdims=True))  # (N, 1) each
 
     def backward(self, grad, input_grad=True):
         dxhat = self._affine_backward(grad)

@@ -36,6 +36,20 @@ import functools
 
 import numpy as np
 
+from .backend import (  # noqa: F401  (the seam's names for other array libraries)
+    astype,
+    copy,
+    device,
+    dtype,
+    is_foreign,
+    like,
+    move,
+    name_of,
+    namespace,
+    to_numpy,
+    xp,
+)
+
 #: Elements per BLAS axpy call. OpenBLAS hands a longer axpy to its thread
 #: pool, and SciPy's OpenBLAS is a second library beside NumPy's with a pool
 #: of its own: on 2 cores the two pools spin against each other (epochs took
@@ -90,6 +104,9 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
     ``a == 0`` takes NumPy's two steps too: BLAS would skip the work, while
     NumPy, like PyTorch, still spreads a NaN in ``x``.
     """
+    if type(y) is not np.ndarray:  # another library: the standard's in-place add
+        y += a * x
+        return
     kernel = _kernel(x, y)
     if kernel is None or a == 0:
         np.add(y, a * x, out=y)
@@ -100,6 +117,8 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
 def prepare_axpy(x: np.ndarray, y: np.ndarray):
     """``f(a)`` doing ``axpy(a, x, y)``, for a pair updated at every step: the
     checks, the choice of kernel and the flat views are made once, not per call."""
+    if type(y) is not np.ndarray:
+        return lambda a: axpy(a, x, y)
     kernel = _kernel(x, y)
     if kernel is None:
         return lambda a: np.add(y, a * x, out=y)
@@ -119,6 +138,8 @@ def prepare_axpy(x: np.ndarray, y: np.ndarray):
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b``, written into ``out`` when it can hold the result, saving an
     allocation per step; else a new array. Returns the result."""
+    if type(a) is not np.ndarray:
+        return a @ b
     # out fits: same shape and dtype as the result, and writeable (inline: this runs per layer and step)
     if out is not None and out.shape == (a.shape[0], b.shape[1]) and out.dtype == a.dtype == b.dtype \
             and out.flags.writeable:
@@ -128,7 +149,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
 def positive(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``z > 0``, written into ``out`` when it is a writeable bool array of z's shape.
-    A layer's mask never leaves the layer, so batches of one size reuse one array."""
+    A layer's mask never leaves the layer, so batches of one size reuse one array.
+    In another library the mask is in z's dtype (the standard multiplies no bools by floats)."""
+    if type(z) is not np.ndarray:
+        return astype(z > 0, dtype(z))
     if out is None or out.shape != z.shape or out.dtype != np.bool_ or not out.flags.writeable:
         out = np.empty(z.shape, dtype=bool)
     return np.greater(z, 0, out=out)
@@ -145,6 +169,8 @@ def ones(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def sum_batch(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a.sum(axis=0, keepdims=True)``, (N, F) -> (1, F), as ``ones((1, N)) @ a``;
     into ``out`` when it can hold the result."""
+    if type(a) is not np.ndarray:
+        return xp(a).sum(a, axis=0, keepdims=True)
     row = ones((1, len(a)), a.dtype)
     if out is not None and out.shape == (1, a.shape[1]) and out.dtype == a.dtype and out.flags.writeable:
         return np.dot(row, a, out=out)
@@ -153,6 +179,8 @@ def sum_batch(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def sum_features(a: np.ndarray) -> np.ndarray:
     """``a.sum(axis=1, keepdims=True)``, (N, C) -> (N, 1), as ``a @ ones((C, 1))``."""
+    if type(a) is not np.ndarray:
+        return xp(a).sum(a, axis=1, keepdims=True)
     return a @ ones((a.shape[1], 1), a.dtype)
 
 
@@ -166,20 +194,59 @@ def _row_starts(n: int, c: int) -> np.ndarray:
 
 def row_max(z: np.ndarray) -> np.ndarray:
     """``z.max(axis=1, keepdims=True)``, (N, C) -> (N, 1), read at each row's argmax."""
+    if type(z) is not np.ndarray:
+        return xp(z).max(z, axis=1, keepdims=True)
     return z.take(_row_starts(*z.shape) + z.argmax(axis=1))[:, None]
 
 
 def pick(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """``a[arange(N), ids]``: one entry per row, (N,), by flat index."""
+    if type(a) is not np.ndarray:
+        space, n, c = xp(a), *a.shape
+        starts = space.arange(0, n * c, c, device=device(a))
+        return space.take(space.reshape(a, (-1,)), starts + space.asarray(ids, device=device(a)))
     return a.take(_row_starts(*a.shape) + ids)
 
 
-def pick_add(a: np.ndarray, ids: np.ndarray, value: float) -> None:
-    """``a[arange(N), ids] += value`` in place. ``a`` must be C-contiguous (a fresh
-    copy is): the flat view of any other layout is a copy, and would be written instead."""
+def pick_add(a: np.ndarray, ids: np.ndarray, value: float) -> np.ndarray:
+    """``a[arange(N), ids] += value``, in place for NumPy; returns ``a``. ``a`` must be
+    C-contiguous (a fresh copy is): the flat view of any other layout is a copy, and
+    would be written instead. Another library returns ``a + value * one_hot(ids)``
+    (the standard has no assignment through an index array), equal bit for bit."""
+    if type(a) is not np.ndarray:
+        space = xp(a)
+        columns = space.arange(a.shape[1], device=device(a))[None, :]
+        hot = columns == space.asarray(ids, device=device(a))[:, None]  # (N, C) one-hot, bool
+        return a + value * astype(hot, dtype(a))
     a.reshape(-1)[_row_starts(*a.shape) + ids] += value
+    return a
 
 
 def total(a: np.ndarray) -> float:
     """``a.sum()`` of a 1-D array, calling the ufunc directly (no ``sum`` wrapper)."""
+    if type(a) is not np.ndarray:
+        return float(xp(a).sum(a))
     return np.add.reduce(a)
+
+
+def count_nonzero(a) -> int:
+    """How many entries of ``a`` are true (non-zero)."""
+    if type(a) is not np.ndarray:
+        return int(xp(a).count_nonzero(a))
+    return int(np.count_nonzero(a))
+
+
+def all_finite(a) -> bool:
+    """True when no entry of ``a`` is NaN or infinite."""
+    if type(a) is not np.ndarray:
+        space = xp(a)
+        return bool(space.all(space.isfinite(a)))
+    return bool(np.isfinite(a).all())
+
+
+def maximum_into(a, b) -> None:
+    """``a = maximum(a, b)`` in place."""
+    if type(a) is not np.ndarray:
+        a[...] = xp(a).maximum(a, b)
+    else:
+        np.maximum(a, b, out=a)

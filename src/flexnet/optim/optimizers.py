@@ -118,18 +118,18 @@ class Optimizer:
         if weight_decay != 0:
             g = g + weight_decay * p
         if self.l1 != 0:
-            g = g + self.l1 * np.sign(p)
+            g = g + self.l1 * ops.xp(p).sign(p)
         return g
 
     def _check_pair(self, name: str, p, g) -> None:
         where = f"{type(self).__name__}.step"
-        if not isinstance(p, np.ndarray) or not isinstance(g, np.ndarray):
-            raise TypeError(f"{where}: parameter {name} and its gradient must be NumPy arrays, "
+        if not all(isinstance(a, np.ndarray) or ops.is_foreign(a) for a in (p, g)):
+            raise TypeError(f"{where}: parameter {name} and its gradient must be arrays, "
                             f"got {type(p).__name__} and {type(g).__name__}")
         if g.shape != p.shape:
             raise ValueError(f"{where}: gradient of {name} has shape {g.shape}, "
                              f"but the parameter has shape {p.shape}")
-        if g.dtype != p.dtype:
+        if ops.dtype(g) != ops.dtype(p):
             raise TypeError(f"{where}: gradient of {name} is {g.dtype}, but the parameter is {p.dtype}; "
                             "a layer's backward must keep the parameter's dtype")
 
@@ -137,6 +137,8 @@ class Optimizer:
         """Refuse state of another shape; cast state of another dtype (a loaded
         float64 checkpoint driving a float32 model computes in float32)."""
         for key, value in state.items():
+            if ops.is_foreign(p) and isinstance(value, np.ndarray):  # state loaded from a file: to p's device
+                state[key] = value = ops.like(value.astype(ops.dtype(p)), p)
             if isinstance(value, np.ndarray) and value.shape != p.shape:
                 raise ValueError(f"{type(self).__name__}.step: state {key!r} of {name} has shape {value.shape}, "
                                  f"but the parameter has shape {p.shape}; was this optimizer state saved "
@@ -154,7 +156,7 @@ class Optimizer:
         return ()
 
     def _new_state(self, p: np.ndarray) -> dict[str, Any]:
-        return {key: 0 if key == "step" else np.zeros_like(p) for key in self.state_keys()}
+        return {key: 0 if key == "step" else ops.xp(p).zeros_like(p) for key in self.state_keys()}
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError
@@ -170,7 +172,7 @@ class Optimizer:
         """Everything needed to continue training exactly: type, hyper-parameters,
         per-parameter state. Values are JSON scalars, lists and NumPy arrays
         (copies: later steps do not change a saved dict)."""
-        state = {name: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+        state = {name: {k: (v.copy() if isinstance(v, np.ndarray) else ops.to_numpy(v)) for k, v in st.items()}
                  for name, st in self.state.items()}
         return {"type": type(self).__name__, "config": self.config(), "state": state}
 
@@ -278,7 +280,7 @@ class SGD(Optimizer):
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
+                buf = state["momentum_buffer"] = ops.copy(g)
             else:
                 buf *= self.momentum
                 ops.axpy(1 - self.dampening, g, buf)  # buf += (1 - dampening) * g
@@ -338,10 +340,10 @@ class Adam(Optimizer):
         v *= beta2
         v += (1 - beta2) * g * g
         if self.amsgrad:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            ops.maximum_into(state["max_exp_avg_sq"], v)
             v = state["max_exp_avg_sq"]
         step_size = lr / (1 - beta1 ** t)
-        denom = np.sqrt(v)
+        denom = ops.xp(v).sqrt(v)
         denom /= (1 - beta2 ** t) ** 0.5
         denom += self.eps
         p += -step_size * m / denom
@@ -407,9 +409,9 @@ class RMSprop(Optimizer):
             a *= alpha
             a += (1 - alpha) * g
             # s - a*a >= 0 in exact arithmetic; clip rounding so sqrt never gives NaN
-            avg = np.sqrt(np.maximum(s - a * a, 0))
+            avg = ops.xp(s).sqrt(ops.xp(s).maximum(s - a * a, 0))
         else:
-            avg = np.sqrt(s)
+            avg = ops.xp(s).sqrt(s)
         avg += self.eps
         if self.momentum > 0:
             buf = state["momentum_buffer"]
@@ -447,7 +449,7 @@ class Adagrad(Optimizer):
         return ("step", "sum")
 
     def _new_state(self, p):
-        return {"step": 0, "sum": np.full_like(p, self.initial_accumulator_value)}
+        return {"step": 0, "sum": ops.xp(p).full_like(p, self.initial_accumulator_value)}
 
     def _update(self, p, g, state):
         state["step"] += 1
@@ -455,6 +457,6 @@ class Adagrad(Optimizer):
         clr = self.lr / (1 + (state["step"] - 1) * self.lr_decay)
         s = state["sum"]
         s += g * g
-        std = np.sqrt(s)
+        std = ops.xp(s).sqrt(s)
         std += self.eps
         p += -clr * g / std

@@ -7,8 +7,11 @@ against the network's outputs), so the loop's batches need no check of their own
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .. import ops
 from ..data.sources import Rows, as_rows, is_npy_path, is_streamed, open_npy
 from ..nn.checks import as_input, check_finite_rows, check_labels
 from ..nn.losses import SoftmaxCrossEntropy
@@ -22,7 +25,7 @@ EVAL_CHUNK = 4096
 def largest_product(net, rows: int) -> int:
     """Multiply-adds of the largest matrix product a pass over ``rows`` rows makes
     (rows x the size of each 2-D weight): what the BLAS thread count depends on."""
-    return max((rows * p.size for p in net.parameters().values() if p.ndim == 2), default=0)
+    return max((rows * math.prod(p.shape) for p in net.parameters().values() if p.ndim == 2), default=0)
 
 def prepare_xy(net, X, y, where: str):
     """Validate ``(X, y)`` for ``net`` once; returns arrays ready for the loop.
@@ -113,8 +116,8 @@ def outputs(net, X: np.ndarray) -> np.ndarray:
     """Inference-mode outputs for every row, computed in chunks (``X`` may be
     :class:`~flexnet.data.sources.Rows`: then only a chunk is in memory at a time)."""
     if len(X) <= EVAL_CHUNK:
-        return net.forward(X if isinstance(X, np.ndarray) else X[:])
-    return np.concatenate([net.forward(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)])
+        return ops.to_numpy(net.forward(X if isinstance(X, np.ndarray) else X[:]))
+    return np.concatenate([ops.to_numpy(net.forward(X[i:i + EVAL_CHUNK])) for i in range(0, len(X), EVAL_CHUNK)])
 
 
 def loss_and_accuracy(net, X, y, y_ids, sample_weight=None) -> tuple[float, float | None]:

@@ -19,6 +19,7 @@ import zlib
 
 import numpy as np
 
+from .. import ops
 from ..data.sources import Rows, window_order
 from ..filesystem import check_writable
 from ..files.model_file import non_finite
@@ -295,7 +296,7 @@ class FitLoop:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
         # Buffers (running statistics) change in a training forward; keep a
         # copy so a diverged batch can be undone.
-        self._buffer_backup = [(layer, attr, getattr(layer, attr).copy())
+        self._buffer_backup = [(layer, attr, ops.copy(getattr(layer, attr)))
                                for layer in net.layers for attr in layer.buffers]
 
     @functools.cached_property
@@ -319,6 +320,30 @@ class FitLoop:
             self.wv, self.w = self.full_weight[val_index], self.full_weight[train_idx]
         return self.X, self.y, self.y_ids
 
+    def _move_data(self):
+        """For a network on another array library: ``(namespace, X, y)``, the training
+        data moved to the network's device once for the whole fit (``X`` None when it
+        streams from disk: it then moves batch by batch; ``y`` None unless it holds
+        class ids, which the loss takes on the device). None for a NumPy network."""
+        net = self.net
+        if net.backend == "numpy":
+            return None
+        if self.w is not None or self.diag is not None:
+            raise ValueError(f"fit: sample_weight and diagnostics need a NumPy network, and this one is "
+                             f"on {net.backend!r}; bring it back with net.to('numpy') first")
+        space = ops.namespace(net.backend)
+        X = None if isinstance(self.X, Rows) else ops.move(self.X, space, net.device)
+        ids = self.labels_checked and type(net.loss_fn) is SoftmaxCrossEntropy
+        return space, X, ops.move(self.y, space, net.device) if ids else None
+
+    def _device_batch(self, idx: np.ndarray):
+        """Rows ``idx`` of the data on the network's device: only the row numbers move."""
+        space, X, y = self.device_data
+        where = self.net.device
+        rows = space.asarray(idx, device=where)
+        xb = ops.move(self.X.take(idx, axis=0), space, where) if X is None else space.take(X, rows, axis=0)
+        return xb, (self.y.take(idx, axis=0) if y is None else space.take(y, rows, axis=0))
+
     # -- one batch: the hot path -------------------------------------------------
 
     def _train_batch(self, idx: np.ndarray) -> float:
@@ -328,11 +353,16 @@ class FitLoop:
         and the caller raises :class:`TrainingDiverged`.
         """
         m = len(idx)
-        # (the methods, not np.take: its wrapper costs as much as taking 16 rows)
-        xb = self.X.take(idx, axis=0, out=self._xbuf[:m], mode="clip")  # (m, D)
-        yb = self.y.take(idx, axis=0, out=self._ybuf[:m], mode="clip")
-        for layer, attr, backup in self._buffer_backup:
-            np.copyto(backup, getattr(layer, attr))
+        if self.device_data is None:
+            # (the methods, not np.take: its wrapper costs as much as taking 16 rows)
+            xb = self.X.take(idx, axis=0, out=self._xbuf[:m], mode="clip")  # (m, D)
+            yb = self.y.take(idx, axis=0, out=self._ybuf[:m], mode="clip")
+            for layer, attr, backup in self._buffer_backup:
+                np.copyto(backup, getattr(layer, attr))
+        else:  # another array library: the batch is gathered on its device
+            xb, yb = self._device_batch(idx)
+            self._buffer_backup = [(layer, attr, ops.copy(getattr(layer, attr)))
+                                   for layer, attr, _ in self._buffer_backup]
         z = xb
         for layer in self.net.layers:
             z = layer.forward(z, True)
@@ -349,7 +379,10 @@ class FitLoop:
             ids = yb  # class ids are the labels themselves, unless y is one-hot
             if self._idbuf is not None:
                 ids = self.y_ids.take(idx, axis=0, out=self._idbuf[:m], mode="clip")
-            self.sums["correct"] += int(np.count_nonzero(loss_fn.predict(z) == ids))
+            pred = loss_fn.predict(z)
+            if self.device_data is not None:  # compared in the network's library, in the predictions' dtype
+                ids = ops.astype(ops.like(ids, pred), ops.dtype(pred))
+            self.sums["correct"] += ops.count_nonzero(pred == ids)
         self.net.backward()
         if self.diag is not None:
             self.diag.after_backward(self.step == self.n_batches - 1)
@@ -383,7 +416,7 @@ class FitLoop:
 
     def _diverged(self, loss: float, epoch: int) -> TrainingDiverged:
         for layer, attr, backup in self._buffer_backup:
-            setattr(layer, attr, backup.copy())
+            setattr(layer, attr, ops.copy(backup))
         batch = self.step + 1
         kept = "The weights from before this batch are kept."
         if any(non_finite(name, p) for name, p, _ in self.net.named_parameters()):
@@ -440,6 +473,7 @@ class FitLoop:
         return blas_threads.choose(largest_product(self.net, min(self.batch_size, self.n)))
 
     def run(self) -> History:
+        self.device_data = self._move_data()
         count = self.thread_count()
         self.history.params["threads"] = count
         with blas_threads.limited(count):
@@ -574,7 +608,14 @@ class FitLoop:
         return self.checkpoint
 
     def load_checkpoint(self, path) -> None:
-        load_checkpoint(self, path)
+        backend, device = self.net.backend, self.net.device
+        if backend != "numpy":  # a checkpoint holds NumPy arrays: restored there, then moved back
+            self.net.to("numpy")
+        try:
+            load_checkpoint(self, path)
+        finally:
+            if backend != "numpy":
+                self.net.to(backend, device)
         self.resumed = True
 
 

@@ -15,6 +15,7 @@ import html
 
 import numpy as np
 
+from .. import ops
 from ..data.sources import as_rows, is_streamed
 from ..files import model_file
 from ..nn import network as plain
@@ -116,7 +117,7 @@ def _finite_outputs(net, x, where: str) -> np.ndarray:
         check_finite_blocks(x, f"{type(net).__name__}.{where}(x)")
         z = outputs(net, x)
     else:
-        z = net.forward(x)  # (N, outputs): small, so the check costs nothing
+        z = ops.to_numpy(net.forward(x))  # (N, outputs): small, so the check costs nothing
     if np.isfinite(z).all():
         return z
     bad = np.flatnonzero(~np.isfinite(z.reshape(len(z), -1)).all(axis=1))

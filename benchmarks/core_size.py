@@ -31,9 +31,10 @@ PACKAGE = "flexnet"
 #: and by 6 for Linear(bias=False), Network(bias=False) and a batch count in every BatchNorm1d,
 #: and by 7 so that a layer written as ``backward(self, grad)``, without ``input_grad``, works,
 #: and by 163 for other array libraries (ops/backend.py, the seam's branches for them, ``xp``
-#: in the layers, ``Sequential.to``): the same network on PyTorch, CuPy or array-api-strict.
+#: in the layers, ``Sequential.to``): the same network on PyTorch, CuPy or array-api-strict,
+#: and by 16 for the exact GELU on those of them that have an erf of their own.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1459
+LIMIT = 1475
 
 
 def lines_of_code(path):

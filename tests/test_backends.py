@@ -217,6 +217,15 @@ def test_gelu_tanh_and_binary_cross_entropy(backend):
     assert np.abs(nets[0].predict_proba(X) - nets[1].predict_proba(X)).max() < 1e-12
 
 
+def test_the_exact_gelu_trains_where_the_library_has_erf():
+    """PyTorch has erf (torch.special.erf): the exact GELU trains as on NumPy."""
+    nets = [flexnet.Network([8, 6, 3], activation="gelu", dtype="float64", seed=1, backend=b)
+            for b in ("numpy", "torch")]
+    for net in nets:
+        net.fit(X, Y, epochs=2, batch_size=16, optimizer="adam", lr=0.01, seed=4, progress=False)
+    assert _max_diff(*nets) < 1e-10
+
+
 def test_the_exact_gelu_says_it_needs_erf_on_another_library():
     net = flexnet.Network([8, 4, 2], activation="gelu", dtype="float64", backend="array_api_strict")
     with pytest.raises(TypeError, match=r"GELU.*erf.*approximate='tanh'"):

@@ -33,6 +33,15 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return _erf_function()(x)
 
 
+def _foreign_erf(layer, x):
+    """erf on another array library: PyTorch and CuPy have one; the standard has none."""
+    try:
+        return ops.backend.erf(x)
+    except TypeError as exc:
+        raise TypeError(f"{layer.where()}: the exact GELU needs erf: {exc}; use "
+                        "GELU(approximate='tanh') there") from None
+
+
 class LeakyReLU(Layer):
     """``h = z`` where ``z > 0``, else ``negative_slope * z``.
 
@@ -140,9 +149,8 @@ class GELU(Layer):
         self.z = z
         if self.approximate == "tanh":
             return 0.5 * z * (1 + ops.xp(z).tanh(self._inner(z)))
-        if type(z) is not np.ndarray:
-            raise TypeError(f"{self.where()}: the exact GELU needs erf, which the Array API standard lacks; "
-                            "use GELU(approximate='tanh') on another array library")
+        if type(z) is not np.ndarray:  # the standard has no erf: the library's own, if it has one
+            return z * (0.5 * (1 + _foreign_erf(self, z * (1 / math.sqrt(2)))))
         cdf = 0.5 * (1 + _erf(z * (1 / math.sqrt(2))))
         return z * cdf.astype(z.dtype, copy=False)
 
@@ -159,9 +167,13 @@ class GELU(Layer):
             dinner = self._C * (1 + 3 * self._K * zc * zc)
             return dh * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * dinner)
         # d/dz [z Phi(z)] = Phi(z) + z phi(z), phi the normal density
-        cdf = (0.5 * (1 + _erf(z * (1 / math.sqrt(2))))).astype(z.dtype, copy=False)
-        zc = np.clip(z, -100, 100)  # phi is 0 there already; avoids z*z overflow
-        pdf = np.exp(-0.5 * zc * zc) * (1 / math.sqrt(2 * math.pi))
+        xp = ops.xp(z)
+        if xp is np:
+            cdf = (0.5 * (1 + _erf(z * (1 / math.sqrt(2))))).astype(z.dtype, copy=False)
+        else:
+            cdf = 0.5 * (1 + _foreign_erf(self, z * (1 / math.sqrt(2))))
+        zc = xp.clip(z, -100, 100)  # phi is 0 there already; avoids z*z overflow
+        pdf = xp.exp(-0.5 * zc * zc) * (1 / math.sqrt(2 * math.pi))
         return dh * (cdf + z * pdf)
 
     def config(self):

@@ -63,6 +63,17 @@ def name_of(x) -> str:
     return "torch" if compat.is_torch_array(x) else "cupy" if compat.is_cupy_array(x) else "array_api_strict"
 
 
+def erf(x):
+    """erf of another library's array, where the library has one (the standard has
+    none): ``torch.special.erf``, CuPy's ``cupyx.scipy.special.erf``."""
+    name = name_of(x)
+    if name == "torch":
+        return importlib.import_module("torch").special.erf(x)
+    if name == "cupy":
+        return importlib.import_module("cupyx.scipy.special").erf(x)
+    raise TypeError(f"erf: the Array API standard has no erf, and {name} arrays have none of their own")
+
+
 def device(x):
     """The device ``x`` lives on (None for NumPy)."""
     return sys.modules["array_api_compat"].device(x) if is_foreign(x) else None

@@ -272,3 +272,18 @@ def test_one_hot_targets_train_alike(backend):
 def test_loss_options_computed_in_numpy_only_are_refused_by_name():
     with pytest.raises(ValueError, match=r"Network.to\('torch'\): class_weights and label_smoothing"):
         flexnet.Network([8, 3], loss=flexnet.SoftmaxCrossEntropy(label_smoothing=0.1), backend="torch")
+
+
+def test_a_device_without_a_backend_is_refused():
+    with pytest.raises(ValueError, match=r"Network.to\(device='cuda'\): NumPy computes on the CPU only"):
+        flexnet.Network([4, 3], device="cuda")
+
+
+def test_trace_on_another_backend_equals_numpy():
+    net = flexnet.Network([8, 16, 3], dtype="float64", seed=0)
+    moved = flexnet.Network([8, 16, 3], dtype="float64", seed=0, backend="torch")
+    a, b = net.trace(X[:16], Y[:16], lr=0.1), moved.trace(X[:16], Y[:16], lr=0.1)
+    assert b.loss == pytest.approx(a.loss, rel=1e-10)
+    for ra, rb in zip(a, b):
+        assert rb["mean"] == pytest.approx(ra["mean"], rel=1e-10, abs=1e-12)
+        assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], rel=1e-10)

@@ -353,3 +353,62 @@ def test_the_examples_of_docs_layers_md_run(tmp_path):
     """)
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-2000:] + r.stderr[-3000:]
+
+
+def _layer_with_config(config_fn):
+    """A layer of one argument ``a`` whose config() is ``config_fn``."""
+    class Cfg(Layer):
+        def __init__(self, a=1):
+            super().__init__()
+            self.a = a
+
+        config = config_fn
+
+        def forward(self, x, training=False):
+            return x
+
+        def backward(self, grad):
+            return grad
+    return Cfg
+
+
+@pytest.mark.parametrize("config_fn, says", [
+    (lambda self: 1 / 0, "config() failed: ZeroDivisionError"),
+    (lambda self: None, "must return a dict"),
+    (lambda self: [1], "must return a dict"),
+    (lambda self: {1: 2}, "must return a dict"),
+    (lambda self: {"a": self.a, "zz": 3}, "'zz' is no argument of the constructor"),
+    (lambda self: {"a": np.array([1, 2])}, "JSON-friendly"),
+])
+def test_save_refuses_a_config_that_would_not_load_back(tmp_path, config_fn, says):
+    net = Sequential([Linear(4, 3), _layer_with_config(config_fn)(a=5)])
+    with pytest.raises(TypeError, match="save: Cfg.* at layers.1") as err:
+        flexnet.save(net, tmp_path / "m.npz")
+    assert says in str(err.value)
+    assert not (tmp_path / "m.npz").exists()  # nothing written that load would refuse
+
+
+@pytest.mark.parametrize("returns", [lambda g: None, lambda g: (g, None), lambda g: g.tolist()])
+def test_a_backward_that_returns_no_array_is_named(returns):
+    class Bad(Layer):
+        def forward(self, x, training=False):
+            return x
+
+        def backward(self, grad):
+            return returns(grad)
+
+    net = Sequential([Linear(4, 3), Bad(), Linear(3, 3)])
+    x, y = np.ones((4, 4)), np.array([0, 1, 2, 0])
+    for run in (lambda: net.fit(x, y, epochs=1), lambda: net.trace(x, y)):
+        with pytest.raises(TypeError, match=r"Bad\(\) at layers.1.backward must return dL/d\(input\)"):
+            run()
+
+
+def test_register_layer_refuses_the_name_of_a_flexnet_class():
+    class Linear(flexnet.Linear):  # noqa: F811 - the name is the point
+        pass
+
+    with pytest.raises(ValueError, match="'Linear' is the name of flexnet's flexnet.nn.layers.Linear"):
+        flexnet.register_layer(Linear)
+    assert "Linear" not in model_file.REGISTERED
+    assert flexnet.register_layer(flexnet.Linear) is flexnet.Linear  # flexnet's own: harmless

@@ -186,8 +186,15 @@ def register_layer(cls: type) -> type:
 
     Raises:
         TypeError: ``cls`` is not a subclass of :class:`~flexnet.Layer` or :class:`~flexnet.Loss`.
+        ValueError: ``cls`` has the name of one of flexnet's own classes (``Linear``).
     """
-    REGISTERED[_custom_class(cls, "register_layer")] = cls
+    name = _custom_class(cls, "register_layer")
+    own = [c for base in (Layer, Loss) for c in _subclasses(base)
+           if c.__name__ == name and c.__module__.startswith("flexnet.") and c is not cls]
+    if own:  # registered, it would replace flexnet's own in every model file that uses it
+        raise ValueError(f"register_layer: {name!r} is the name of flexnet's {own[0].__module__}.{name}; "
+                         f"rename your class, or pass it to one load: load(path, custom_layers={{{name!r}: ...}})")
+    REGISTERED[name] = cls
     return cls
 
 
@@ -239,12 +246,10 @@ def model_state(net) -> tuple[dict, dict[str, np.ndarray]]:
         raise TypeError(f"save: expected a flexnet Sequential or Network, got {type(net).__name__}")
     layers = []
     for layer in net.layers:
-        config = layer.config()
-        _check_json(config, f"save: {layer.where()}.config()")
+        config = _config_of(layer, f"save: {type(layer).__name__} at {layer.name}")
         _check_rebuild(layer, config, f"save: {layer.where()}")
         layers.append({"class": type(layer).__name__, "module": type(layer).__module__, "config": config})
-    loss_config = net.loss_fn.config()
-    _check_json(loss_config, f"save: {net.loss_fn!r}.config()")
+    loss_config = _config_of(net.loss_fn, f"save: the loss {type(net.loss_fn).__name__}")
     _check_rebuild(net.loss_fn, loss_config, f"save: the loss {net.loss_fn!r}")
     meta_json, arrays = flatten_state(dict(net.metadata), prefix="metadata")
     for name, p in list(net.parameters().items()) + list(net.named_buffers()):
@@ -719,6 +724,9 @@ def _check_rebuild(obj, config: dict, where: str) -> None:
     except (TypeError, ValueError):
         params = []
     changed = []  # arguments config() leaves out whose attribute no longer holds the default
+    if params and not any(p.kind is Parameter.VAR_KEYWORD for p in params):
+        names = {p.name for p in params if p.kind in (Parameter.POSITIONAL_OR_KEYWORD, Parameter.KEYWORD_ONLY)}
+        changed += [f"{k!r:.40} is no argument of the constructor" for k in config if k not in names]
     if not missing and not cls.__module__.startswith("flexnet."):
         for p in params:
             value = getattr(obj, p.name, p.default)
@@ -734,6 +742,19 @@ def _check_rebuild(obj, config: dict, where: str) -> None:
         f"{where} cannot be saved: load rebuilds it as {cls.__name__}(**config()), and config() returns "
         f"{config!r:.100}, {lacks}. Define config() in {cls.__name__} returning the constructor's "
         f"arguments, for example: def config(self): return {{{example}}}; nothing was written")
+
+
+def _config_of(obj, where: str) -> dict:
+    """``obj.config()``, checked to be a JSON-friendly dict keyed by argument names."""
+    try:
+        config = obj.config()
+    except Exception as exc:
+        raise TypeError(f"{where}: its config() failed: {describe_error(exc)}") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise TypeError(f"{where}: config() must return a dict of constructor argument names -> values, "
+                        f"got {config!r:.100}")
+    _check_json(config, f"{where}.config()")
+    return config
 
 
 def _check_json(value, where: str) -> None:

@@ -33,7 +33,10 @@ def _takes_input_grad(backward) -> bool:  # read once per method (not per class:
 def layer_backward(layer, grad, input_grad: bool = True):
     """``layer.backward(grad, input_grad=...)``, or ``layer.backward(grad)`` for a layer written
     without ``input_grad`` (its backward then always returns dL/d(input))."""
-    return layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer).backward) else layer.backward(grad)
+    out = layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer).backward) else layer.backward(grad)
+    if input_grad and not hasattr(out, "shape"):  # not a later layer's error: this layer's
+        raise TypeError(f"{layer.where()}.backward must return dL/d(input) as an array, got {type(out).__name__}")
+    return out
 
 
 class Sequential:
@@ -101,6 +104,8 @@ class Sequential:
         the network back.
         """
         space = ops.namespace(backend)
+        if space is np and device not in (None, "cpu"):
+            raise ValueError(f"{type(self).__name__}.to(device={device!r}): NumPy computes on the CPU only; name a backend too")
         if backend != "numpy" and (getattr(self.loss_fn, "class_weights", None) is not None
                                    or getattr(self.loss_fn, "label_smoothing", 0)):
             raise ValueError(f"{type(self).__name__}.to({backend!r}): class_weights and label_smoothing of "

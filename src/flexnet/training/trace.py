@@ -21,6 +21,7 @@ import textwrap
 
 import numpy as np
 
+from .. import ops
 from ..nn.checks import as_input, check_finite_rows, check_lr
 from ..nn.layers import ReLU
 from ..nn.network import layer_backward
@@ -183,7 +184,7 @@ def _number(value) -> str:
 
 
 def _norm(a) -> float:
-    return float(np.linalg.norm(np.asarray(a, dtype=np.float64)))
+    return float(np.linalg.norm(np.asarray(ops.to_numpy(a), dtype=np.float64)))
 
 
 def trace(net, x, y=None, lr=None, *, training: bool = True) -> Trace:
@@ -219,9 +220,11 @@ def trace(net, x, y=None, lr=None, *, training: bool = True) -> Trace:
     check_finite_rows(x, where)
     work = copy.deepcopy(net)  # every cache, statistic and generator the batch touches is the copy's
     rows, z = [], x
+    if net.backend != "numpy":  # checked in NumPy, run on the network's array library and device
+        z = ops.move(x, ops.namespace(net.backend), net.device)
     for i, layer in enumerate(work.layers):
         out = layer.forward(z, training)
-        o = np.asarray(out, dtype=np.float64)
+        o = np.asarray(ops.to_numpy(out), dtype=np.float64)
         relu = isinstance(layer, ReLU)
         rows.append({
             "index": i, "name": layer.name, "layer": f"{i} {type(layer).__name__}", "repr": repr(layer),

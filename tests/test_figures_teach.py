@@ -272,3 +272,15 @@ def test_seeds_that_agree_have_a_spread_of_exactly_zero():
     trials = [trial([4, 2], 0.1, "sgd", s, 0.1) for s in range(3)]
     config, = summarise(trials)
     assert config["val_accuracy_std"] == 0.0 and config["val_accuracy_mean"] == 0.1
+
+
+def test_confidence_text_refuses_what_is_no_probability():
+    for p in (-0.1, 1.5, 2):
+        with pytest.raises(ValueError, match=r"confidence_text: expected a probability in \[0, 1\]"):
+            plots.confidence_text(p)
+    assert plots.confidence_text(np.float32(1) + np.float32(1e-7)) == "100% (rounded)"  # a float32 softmax's 1
+
+
+def test_seed_spread_never_reads_as_zero_when_seeds_differ():
+    assert plots.seed_spread([0.1, 0.1 + 1e-15]) == "± 7.1e-16 (sd)"
+    assert plots.seed_spread([1e-9, 2e-9], unit="%") == "± 7.1e-10% (sd)"

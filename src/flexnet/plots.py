@@ -62,6 +62,8 @@ def seed_spread(values, digits: int = 1, unit: str = "") -> str:
     sd = float(np.std(vals, ddof=1))
     while digits < 6 and round(sd, digits) == 0:
         digits += 1
+    if round(sd, digits) == 0:  # seeds that differ in the last bits: never "± 0.000000"
+        return f"± {sd:.1e}{unit} (sd)"
     return f"± {sd:.{digits}f}{unit} (sd)"
 
 
@@ -394,6 +396,9 @@ def confidence_text(p) -> str:
     p = float(p)
     if not np.isfinite(p):
         return str(p)
+    if not -1e-6 <= p <= 1 + 1e-6:  # a float32 softmax may pass 1 by a rounding step
+        raise ValueError(f"confidence_text: expected a probability in [0, 1], got {p!r}")
+    p = min(max(p, 0.0), 1.0)
     q = 1.0 - p
     if q >= 0.01 or p <= 0:
         return f"{100 * p:.1f}%"

@@ -287,3 +287,9 @@ def test_trace_on_another_backend_equals_numpy():
     for ra, rb in zip(a, b):
         assert rb["mean"] == pytest.approx(ra["mean"], rel=1e-10, abs=1e-12)
         assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], rel=1e-10)
+
+
+def test_repr_names_the_backend():
+    assert repr(flexnet.Network([4, 3], backend="torch")) == \
+        "Network([4, 3], backend='torch', device=None, dtype='float32')"
+    assert "backend" not in repr(flexnet.Network([4, 3]))

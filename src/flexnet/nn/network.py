@@ -292,4 +292,5 @@ class Network(Sequential):
                     "layernorm": (False,), "init": (None,), "bias": (True,)}
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if v not in defaults[k])
         extra += "" if repr(self.loss_fn) == "SoftmaxCrossEntropy()" else f", loss={self.loss_fn!r}"
+        extra += "" if self.backend == "numpy" else f", backend={self.backend!r}, device={self.device!r}"
         return f"Network({self.layer_sizes}{extra}, dtype={self.dtype.name!r})"

@@ -412,3 +412,19 @@ def test_register_layer_refuses_the_name_of_a_flexnet_class():
         flexnet.register_layer(Linear)
     assert "Linear" not in model_file.REGISTERED
     assert flexnet.register_layer(flexnet.Linear) is flexnet.Linear  # flexnet's own: harmless
+
+
+def test_a_layer_without_forward_or_backward_is_named():
+    class NoBackward(Layer):
+        def forward(self, x, training=False):
+            return x
+
+    class NoForward(Layer):
+        def backward(self, grad):
+            return grad
+
+    x, y = np.ones((4, 4)), np.array([0, 1, 2, 0])
+    with pytest.raises(NotImplementedError, match=r"NoBackward\(\) at layers.1 has no backward"):
+        Sequential([Linear(4, 3), NoBackward()]).fit(x, y, epochs=1)
+    with pytest.raises(NotImplementedError, match=r"NoForward\(\) at layers.1 has no forward"):
+        Sequential([Linear(4, 3), NoForward()]).trace(x, y)

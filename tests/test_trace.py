@@ -253,3 +253,10 @@ def test_cli_help_lists_trace():
     from flexnet.cli.app import build_parser
 
     assert "trace" in build_parser().format_help()
+
+
+def test_training_must_be_a_bool():
+    net = Sequential([Linear(4, 3)])
+    x, y = _data(4)
+    with pytest.raises(TypeError, match=r"Sequential.trace\(training\): expected True or False, got 'no'"):
+        net.trace(x, y, training="no")

@@ -73,10 +73,10 @@ class Layer:
     name: str | None = None  # "layers.3" once the layer belongs to a network
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.where()} has no forward(self, x, training=False): a layer must define it")
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.where()} has no backward(self, grad): a layer that trains must define it")
 
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         """Yield ``(name, parameter, gradient)``; gradient is None before backward."""

@@ -216,6 +216,8 @@ def trace(net, x, y=None, lr=None, *, training: bool = True) -> Trace:
         raise TypeError(f"trace: expected a flexnet Sequential or Network, got {type(net).__name__}")
     if lr is not None:
         lr = check_lr(lr, f"{where}(lr)")
+    if not isinstance(training, (bool, np.bool_)):  # "no" would be truthy: training mode
+        raise TypeError(f"{where}(training): expected True or False, got {training!r:.40}")
     x = as_input(x, net.dtype, where)
     check_finite_rows(x, where)
     work = copy.deepcopy(net)  # every cache, statistic and generator the batch touches is the copy's

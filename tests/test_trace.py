@@ -260,3 +260,26 @@ def test_training_must_be_a_bool():
     x, y = _data(4)
     with pytest.raises(TypeError, match=r"Sequential.trace\(training\): expected True or False, got 'no'"):
         net.trace(x, y, training="no")
+
+
+def test_a_gradient_backward_leaves_unset_shows_as_missing_not_stale():
+    class Scale(flexnet.Layer):
+        params = ("a",)
+
+        def __init__(self):
+            super().__init__()
+            self.a = np.ones(3, dtype=np.float32)
+
+        def forward(self, x, training=False):
+            return x * self.a
+
+        def backward(self, grad):  # forgets to set self.da
+            return grad * self.a
+
+    net = Sequential([Linear(4, 3), Scale()])
+    x, y = _data(8)
+    net.layers[1].da = np.full(3, 5.0, dtype=np.float32)  # a gradient from an earlier step
+    row = net.trace(x, y, lr=0.1)[1]
+    assert row["grad_norm"] == {"a": None} and row["update_ratio"] == {"a": None}
+    assert "nan" not in str(net.trace(x, y, lr=0.1))
+    assert net.layers[1].da[0] == 5.0  # the network itself untouched

@@ -52,7 +52,8 @@ class Trace:
     - with targets: ``output_grad_norm``, the norm of dL/d(output) that
       backward brought to the layer, and ``grad_norm``, the norm of each
       parameter's gradient by attribute (``{"W": 0.12, "b": 0.03}``, ``{}`` for
-      a layer without parameters); without targets both are None;
+      a layer without parameters, None for a gradient its backward did not
+      set); without targets both are None;
     - ``param_norm``: the norm of each parameter;
     - with ``lr``: ``update_ratio``, ``lr * ||grad|| / ||param||`` per
       parameter, the relative size of a plain SGD step (about 1e-3 is
@@ -241,16 +242,20 @@ def trace(net, x, y=None, lr=None, *, training: bool = True) -> Trace:
         z = out
     loss = None
     if y is not None:
+        for layer in work.layers:  # a gradient the backward leaves unset must not show the last step's
+            for name in layer.params:
+                setattr(layer, "d" + name, None)
         loss = float(work.loss_fn.forward(z, y))
         grad = work.loss_fn.backward()
         for i in range(len(work.layers) - 1, -1, -1):
             rows[i]["output_grad_norm"] = _norm(grad)
             grad = layer_backward(work.layers[i], grad, i > 0)
         for row, layer in zip(rows, work.layers):
-            row["grad_norm"] = {name: _norm(g) for name, _, g in layer.named_parameters()}
+            row["grad_norm"] = {name: None if g is None else _norm(g) for name, _, g in layer.named_parameters()}
     if lr is not None:
         for row in rows:
             if row["grad_norm"] is not None:
-                row["update_ratio"] = {name: (lr * g / row["param_norm"][name] if row["param_norm"][name] > 0
-                                              else None) for name, g in row["grad_norm"].items()}
+                row["update_ratio"] = {name: (lr * g / row["param_norm"][name] if g is not None and
+                                              row["param_norm"][name] > 0 else None)
+                                       for name, g in row["grad_norm"].items()}
     return Trace(rows, loss=loss, lr=lr, training=bool(training), batch=len(x), loss_name=repr(net.loss_fn))

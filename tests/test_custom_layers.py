@@ -428,3 +428,24 @@ def test_a_layer_without_forward_or_backward_is_named():
         Sequential([Linear(4, 3), NoBackward()]).fit(x, y, epochs=1)
     with pytest.raises(NotImplementedError, match=r"NoForward\(\) at layers.1 has no forward"):
         Sequential([Linear(4, 3), NoForward()]).trace(x, y)
+
+
+def test_params_may_be_a_list():
+    class Scale(Layer):
+        params = ["a"]  # as a learner writes it
+
+        def __init__(self):
+            super().__init__()
+            self.a = np.ones(3)
+
+        def forward(self, x, training=False):
+            self.x = x
+            return x * self.a
+
+        def backward(self, grad):
+            self.da = (grad * self.x).sum(axis=0)
+            return grad * self.a
+
+    net = Sequential([Linear(4, 3), Scale()], seed=0)
+    net.fit(np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3, epochs=2)
+    assert not np.array_equal(net.layers[1].a, np.ones(3))  # it trained

@@ -69,6 +69,7 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: layers[{i}] must be a flexnet Layer, got {type(layer).__name__}")
+            layer.params, layer.buffers = tuple(layer.params), tuple(layer.buffers)  # a list works too
         loss = SoftmaxCrossEntropy() if loss is None else loss
         if not isinstance(loss, Loss):
             raise TypeError(f"Sequential: loss must be a flexnet Loss, got {type(loss).__name__}")

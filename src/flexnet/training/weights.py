@@ -28,7 +28,9 @@ __all__ = ["check_sample_weight", "row_losses", "weighted_loss"]
 def check_sample_weight(sample_weight, n: int, where: str) -> np.ndarray | None:
     """``sample_weight`` as a float64 array of ``n`` finite weights >= 0, not all 0.
 
-    None stays None (every row counts once). A clear error names ``where``
+    None stays None (every row counts once). Weights whose largest is beyond
+    ``2**300`` or below ``2**-300`` are rescaled by a power of two (their ratios,
+    all that counts, stay exact), so no sum overflows. A clear error names ``where``
     (e.g. ``fit(sample_weight)``), what was expected and what was got.
     """
     if sample_weight is None:
@@ -52,7 +54,17 @@ def check_sample_weight(sample_weight, n: int, where: str) -> np.ndarray | None:
         raise ValueError(f"{where}: weights must be >= 0; row {neg[0]} holds {w[neg[0]]}")
     if n and not w.any():
         raise ValueError(f"{where}: every weight is zero, so no row would count; give some rows a weight > 0")
+    top = float(w.max()) if n else 1.0
+    if not _SAFE[0] <= top <= _SAFE[1]:
+        # Only the weights' ratios count. Ones so large (1e300) or small (1e-300) that
+        # their sums would overflow or the scale of the gradient underflow are brought
+        # to a largest weight in [0.5, 1) by a power of two, which keeps every ratio exact.
+        w = np.ldexp(w, -np.frexp(top)[1])
     return w
+
+
+#: the range of the largest weight used as given (outside it, weights are rescaled).
+_SAFE = (2.0 ** -300, 2.0 ** 300)
 
 
 def row_losses(loss_fn, z: np.ndarray, y) -> tuple[np.ndarray, np.ndarray | None]:

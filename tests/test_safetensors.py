@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -90,6 +91,45 @@ def test_from_safetensors_loads_the_weights_back(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         from_safetensors(wrong, tmp_path / "bad.safetensors")
+
+
+def _rewritten(path, out, key, **changes):
+    """The file at ``path`` with ``changes`` to one tensor's header entry (the data left as it is)."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header[key].update(changes)
+    text = json.dumps(header).encode()
+    out.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
+    return out
+
+
+def test_a_hostile_or_wrong_file_is_refused_and_nothing_changes(tmp_path):
+    net = flexnet.Sequential([flexnet.Linear(3, 4), flexnet.BatchNorm1d(4), flexnet.Linear(4, 2)], seed=0)
+    path = tmp_path / "w.safetensors"
+    to_safetensors(net, path)
+    before = [p.copy() for p in net.parameters().values()]
+    cases = {
+        # weights reinterpreted as integers: the same bytes, another dtype
+        "0.weight holds int32, expected floating-point": _rewritten(path, tmp_path / "a", "0.weight", dtype="I32"),
+        "1.num_batches_tracked holds float64, expected integers":
+            _rewritten(path, tmp_path / "b", "1.num_batches_tracked", dtype="F64"),
+    }
+    huge = tmp_path / "c"  # a header length of 2**62 bytes: refused without reading or allocating it
+    huge.write_bytes((2 ** 62).to_bytes(8, "little") + b"{}")
+    cases["not a readable safetensors file"] = huge
+    big = tmp_path / "d"  # far larger than these weights can be: refused before it is read
+    big.write_bytes(path.read_bytes())
+    os.truncate(big, 120_000_000)  # sparse: nothing is written
+    cases["more than the weights of this network can take"] = big
+    diverged = flexnet.Sequential([flexnet.Linear(3, 4), flexnet.BatchNorm1d(4), flexnet.Linear(4, 2)], seed=0)
+    diverged.layers[2].W[0, 0] = np.nan
+    to_safetensors(diverged, tmp_path / "e")
+    cases[r"2\.weight holds 1 NaN"] = tmp_path / "e"
+    for message, bad in cases.items():
+        with pytest.raises(ValueError, match=message):
+            from_safetensors(net, bad)
+        assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters().values()))
 
 
 def test_a_layer_torch_lacks_is_refused_and_nothing_is_written(tmp_path):

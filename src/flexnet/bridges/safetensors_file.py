@@ -18,10 +18,12 @@ are 1-D; ``num_batches_tracked`` is a 0-d int64, as in PyTorch.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
 from ..data.extras import optional
+from ..files.model_file import non_finite
 from ..filesystem import open_regular, write_bytes
 from ..nn import network as plain
 from ..version import __version__
@@ -34,6 +36,8 @@ _PAIRS = {pair.flexnet: pair for pair in LAYERS}
 _MATRICES = {("Linear", "weight")}
 #: torch buffers that count (int64, 0-d) and their value in a new module.
 _COUNTS = {"num_batches_tracked": 0}
+#: the largest header the safetensors format allows (100 MB).
+_MAX_HEADER = 100_000_000
 
 
 def _safetensors_numpy():
@@ -117,16 +121,25 @@ def from_safetensors(net, path) -> None:
 
     Raises:
         MissingExtra: safetensors is not installed.
-        ValueError: a key is missing or extra, or a shape differs (nothing is changed).
+        ValueError: the file is damaged or larger than these weights can be, a
+            key is missing or extra, a shape differs, a weight is not a float
+            or not finite, or a count is not an integer >= 0 (nothing is changed).
     """
     st = _safetensors_numpy()
+    expected = safetensors_arrays(net)
+    # The most a file of these tensors can hold: the header's bound (safetensors' own)
+    # and every value in 8 bytes. A larger file is refused before it is read.
+    most = 8 + _MAX_HEADER + 8 * sum(a.size for a in expected.values())
     with open_regular(path) as f:  # a pipe or a device is refused, not waited on
+        size = os.fstat(f.fileno()).st_size
+        if size > most:
+            raise ValueError(f"from_safetensors: {path} holds {size} bytes, more than the weights of this "
+                             f"network can take ({most} at most): it is not this network's weights file")
         data = f.read()
     try:
         loaded = st.load(data)
     except Exception as exc:  # the reader raises its own error type for a damaged file
         raise ValueError(f"from_safetensors: {path} is not a readable safetensors file: {exc}") from None
-    expected = safetensors_arrays(net)
     missing, extra = sorted(set(expected) - set(loaded)), sorted(set(loaded) - set(expected))
     if missing or extra:
         raise ValueError(f"from_safetensors: {path} does not hold this network's weights: "
@@ -135,6 +148,16 @@ def from_safetensors(net, path) -> None:
         if loaded[key].shape != like.shape:
             raise ValueError(f"from_safetensors: {path}: {key} has shape {loaded[key].shape}, this network's "
                              f"is {like.shape}")
+        kinds, wanted = ("iu", "integers") if like.dtype.kind in "iu" else ("f", "floating-point numbers")
+        if loaded[key].dtype.kind not in kinds:
+            raise ValueError(f"from_safetensors: {path}: {key} holds {loaded[key].dtype}, expected {wanted} "
+                             f"(nothing was loaded)")
+        if like.dtype.kind in "iu" and loaded[key].size and loaded[key].min() < 0:
+            raise ValueError(f"from_safetensors: {path}: {key} is {loaded[key].min()}, expected a count >= 0 "
+                             f"(nothing was loaded)")
+        if (bad := non_finite(key, loaded[key])):
+            raise ValueError(f"from_safetensors: {path}: refused, {bad}, as after a training run that "
+                             f"diverged (nothing was loaded)")
     for i, layer in enumerate(net.layers):
         pair = _PAIRS[type(layer).__name__]
         for flex_attr, torch_attr in pair.arrays:

@@ -34,7 +34,7 @@ PACKAGE = "flexnet"
 #: in the layers, ``Sequential.to``): the same network on PyTorch, CuPy or array-api-strict,
 #: and by 16 for the exact GELU on those of them that have an erf of their own.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1475
+LIMIT = 1477
 
 
 def lines_of_code(path):

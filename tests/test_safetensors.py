@@ -186,3 +186,24 @@ def test_cli_export_without_safetensors_is_exit_2_with_the_extra(tmp_path):
                            str(out)], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and 'pip install "flexnet[safetensors]"' in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["no", "False", None, 0, 1])
+def test_linear_bias_takes_true_or_false_only(bad):
+    with pytest.raises(TypeError, match=r"Linear\(bias\): expected True or False"):
+        flexnet.Linear(3, 2, bias=bad)
+
+
+def test_linear_without_bias_round_trips_through_safetensors(tmp_path):
+    net = flexnet.Sequential([flexnet.Linear(3, 4, bias=False), flexnet.LayerNorm(4), flexnet.ReLU(),
+                              flexnet.Linear(4, 2)], dtype="float64", seed=0)
+    path = tmp_path / "w.safetensors"
+    to_safetensors(net, path)
+    module = flexnet.to_torch(net)
+    module.load_state_dict(load_file(path))  # strict: no "0.bias"
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_allclose(module(torch.tensor(x)).detach().numpy(), net.forward(x), rtol=1e-12)
+    other = flexnet.Sequential([flexnet.Linear(3, 4, bias=False), flexnet.LayerNorm(4), flexnet.ReLU(),
+                                flexnet.Linear(4, 2)], dtype="float64", seed=7)
+    from_safetensors(other, path)
+    np.testing.assert_array_equal(other.forward(x), net.forward(x))

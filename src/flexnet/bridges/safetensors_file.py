@@ -69,7 +69,8 @@ def safetensors_arrays(net) -> dict[str, np.ndarray]:
             if torch_attr in _COUNTS:  # PyTorch keeps a count for every BatchNorm1d
                 value = getattr(layer, flex_attr, _COUNTS[torch_attr])
                 arrays[key] = np.array(int(round(float(np.asarray(value).reshape(())))), dtype=np.int64)
-            elif hasattr(layer, flex_attr):  # BatchNorm1d(affine=False) has no gamma, nor torch a weight
+            elif getattr(layer, flex_attr, None) is not None:  # BatchNorm1d(affine=False) has no gamma,
+                # nor Linear(bias=False) a b: nor has torch a weight or a bias then
                 a = np.asarray(getattr(layer, flex_attr), dtype=dtype)
                 a = a.T if (pair.torch, torch_attr) in _MATRICES else a.reshape(-1)
                 arrays[key] = np.ascontiguousarray(a)
@@ -161,9 +162,9 @@ def from_safetensors(net, path) -> None:
     for i, layer in enumerate(net.layers):
         pair = _PAIRS[type(layer).__name__]
         for flex_attr, torch_attr in pair.arrays:
-            if not hasattr(layer, flex_attr):
+            current = getattr(layer, flex_attr, None)
+            if current is None:
                 continue
-            current = getattr(layer, flex_attr)
             value = loaded[f"{i}.{torch_attr}"]
             value = value.T if (pair.torch, torch_attr) in _MATRICES else value
             current[...] = np.asarray(value).reshape(current.shape).astype(current.dtype)

@@ -435,6 +435,9 @@ def test_multilabel_refusals_say_why(multilabel):
         FlexNetClassifier(class_weight="balanced").fit(X, Y)
     with pytest.raises(ValueError, match="MultiOutputClassifier"):
         FlexNetClassifier().fit(X, np.c_[Y[:, 0], Y[:, 1] * 2])  # multiclass-multioutput
+    for other in (Y * 2 - 1, Y * 2):  # two values, which scikit-learn counts as indicators too
+        with pytest.raises(ValueError, match=r"FlexNetClassifier: a 2-D y must hold 0/1 indicators.*got the values"):
+            FlexNetClassifier().fit(X, other)
     with pytest.raises(ValueError, match=r"classes must be np.arange\(4\)"):
         FlexNetClassifier().partial_fit(X, Y, classes=[0, 1])
     clf = FlexNetClassifier((4,), max_iter=2)

@@ -130,6 +130,8 @@ def test_a_hostile_or_wrong_file_is_refused_and_nothing_changes(tmp_path):
         with pytest.raises(ValueError, match=message):
             from_safetensors(net, bad)
         assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters().values()))
+    with pytest.raises(TypeError, match="from_safetensors: expected a flexnet Sequential"):
+        from_safetensors("model.npz", path)
 
 
 def test_a_layer_torch_lacks_is_refused_and_nothing_is_written(tmp_path):

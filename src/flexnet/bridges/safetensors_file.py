@@ -52,18 +52,18 @@ def _pair(layer, where: str):
     return pair
 
 
-def safetensors_arrays(net) -> dict[str, np.ndarray]:
+def safetensors_arrays(net, where: str = "to_safetensors") -> dict[str, np.ndarray]:
     """The arrays of ``to_torch(net).state_dict()`` as NumPy arrays, by key, computed without torch.
 
     Raises:
         ValueError: for a layer with no PyTorch equivalent (named with its index).
     """
     if not isinstance(net, plain.Sequential):
-        raise TypeError(f"to_safetensors: expected a flexnet Sequential or Network, got {type(net).__name__}")
+        raise TypeError(f"{where}: expected a flexnet Sequential or Network, got {type(net).__name__}")
     dtype = np.dtype(net.dtype)
     arrays = {}
     for i, layer in enumerate(net.layers):
-        pair = _pair(layer, "to_safetensors")
+        pair = _pair(layer, where)
         for flex_attr, torch_attr in pair.arrays:
             key = f"{i}.{torch_attr}"
             if torch_attr in _COUNTS:  # PyTorch keeps a count for every BatchNorm1d
@@ -127,7 +127,7 @@ def from_safetensors(net, path) -> None:
             or not finite, or a count is not an integer >= 0 (nothing is changed).
     """
     st = _safetensors_numpy()
-    expected = safetensors_arrays(net)
+    expected = safetensors_arrays(net, "from_safetensors")
     # The most a file of these tensors can hold: the header's bound (safetensors' own)
     # and every value in 8 bytes. A larger file is refused before it is read.
     most = 8 + _MAX_HEADER + 8 * sum(a.size for a in expected.values())

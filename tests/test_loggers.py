@@ -309,6 +309,21 @@ def test_cli_refuses_unwritable_log_paths_before_training(tmp_path, capsys):
         assert not out.exists()
 
 
+def test_cli_refuses_a_csv_log_that_is_another_file_of_the_run(tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(40)))
+    before = data.read_bytes()
+    out = tmp_path / "m.npz"
+    for log, option in [(data, "--data"), (out, "--out"), (tmp_path / "m.ckpt.npz", "--checkpoint"),
+                        (tmp_path / "." / "m-curves.png", "--figure")]:
+        args = ["train", "--data", str(data), "--label", "label", "--epochs", "1", "--out", str(out),
+                "--quiet", "--csv-log", str(log)]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"is the {option} file too" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert data.read_bytes() == before and not out.exists()
+
+
 HIDE = """
 import importlib.abc, json, sys
 hidden, argv = json.loads(sys.argv[1])

@@ -95,6 +95,20 @@ def test_only_the_weights_ratios_count_at_any_scale(blobs, scale):
         np.testing.assert_allclose(ev0[key], ev1[key], rtol=1e-9)
 
 
+def test_a_batch_of_tiny_weights_trains_as_any_other(blobs):
+    # The last batch holds only weights near the smallest float64 (2**-1070 .. 8 * 2**-1070):
+    # its mean is taken on their ratios, as for the same ratios at 2**-1000.
+    X, y = blobs[0][:40], blobs[1][:40]
+    runs = []
+    for unit in (2.0 ** -1070, 2.0 ** -1000):
+        w = np.r_[np.linspace(0.5, 2.0, 32), np.arange(1, 9) * unit]
+        runs.append(_fit(X, y, [6, 8, 3], batch_size=8, shuffle=False, sample_weight=w))
+    (net0, h0), (net1, h1) = runs
+    assert np.isfinite(h0.history["loss"]).all()
+    for a, b in zip(_params(net0), _params(net1)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
 def test_integer_weights_equal_repeated_rows(blobs):
     # One batch of every row, no shuffling: weighting a row by k is repeating it k times.
     X, y = blobs

@@ -705,3 +705,10 @@ def test_a_module_with_a_float64_layer_is_converted_to_float64_whatever_comes_fi
     net = from_torch(module)
     assert net.dtype == np.float64  # nothing of the float64 layer is rounded to float32
     np.testing.assert_array_equal(net.layers[2].W, module[2].weight.detach().numpy().T)
+
+
+def test_a_negative_batch_count_is_refused_with_the_module_index():
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=None))
+    module[1].num_batches_tracked.fill_(-1)
+    with pytest.raises(ValueError, match=r"module \[1\] \(BatchNorm1d\): num_batches_tracked is -1, expected a count"):
+        from_torch(module)

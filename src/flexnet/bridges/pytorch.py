@@ -311,6 +311,9 @@ def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
         tensor = getattr(m, torch_attr)
         if tensor is None or flex_attr not in _arrays(layer):
             continue
+        if torch_attr == "num_batches_tracked" and int(tensor) < 0:
+            raise ValueError(f"from_torch: module [{index}] ({type(m).__name__}): num_batches_tracked is "
+                             f"{int(tensor)}, expected a count of batches >= 0")
         like = np.asarray(getattr(layer, flex_attr)).astype(dtype)
         setattr(layer, flex_attr, _to_array(tensor, like))
     return layer

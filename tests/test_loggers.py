@@ -248,6 +248,20 @@ def test_csv_refuses_to_append_to_a_file_it_did_not_write(tmp_path):
     assert path.read_text() == "a,b\n1,2\n"
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe\x00binary\n\x80", r"not a log written by CSVLogger \('utf-8' codec can't decode"),
+    (b'epoch,loss\n1,"unterminated\n', r", line 2 is not a log written by CSVLogger \(unexpected end of data\)"),
+])
+def test_csv_refuses_a_file_that_is_not_utf8_csv_and_leaves_it_as_it_was(tmp_path, content, message):
+    X, y = data()
+    path = tmp_path / "log.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        flexnet.Network([6, 8, 3], seed=0).fit(X, y, epochs=1, callbacks=[flexnet.CSVLogger(path, append=True)],
+                                               progress=False)
+    assert path.read_bytes() == content
+
+
 def test_csv_checks_its_path_and_arguments_before_training(tmp_path):
     X, y = data()
     net = flexnet.Network([6, 8, 3], seed=0)
@@ -293,6 +307,21 @@ def test_cli_refuses_unwritable_log_paths_before_training(tmp_path, capsys):
         err = capsys.readouterr().err
         assert option in err and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_cli_refuses_a_csv_log_that_is_another_file_of_the_run(tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(40)))
+    before = data.read_bytes()
+    out = tmp_path / "m.npz"
+    for log, option in [(data, "--data"), (out, "--out"), (tmp_path / "m.ckpt.npz", "--checkpoint"),
+                        (tmp_path / "." / "m-curves.png", "--figure")]:
+        args = ["train", "--data", str(data), "--label", "label", "--epochs", "1", "--out", str(out),
+                "--quiet", "--csv-log", str(log)]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"is the {option} file too" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert data.read_bytes() == before and not out.exists()
 
 
 HIDE = """

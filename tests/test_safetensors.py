@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -92,6 +93,47 @@ def test_from_safetensors_loads_the_weights_back(tmp_path):
         from_safetensors(wrong, tmp_path / "bad.safetensors")
 
 
+def _rewritten(path, out, key, **changes):
+    """The file at ``path`` with ``changes`` to one tensor's header entry (the data left as it is)."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header[key].update(changes)
+    text = json.dumps(header).encode()
+    out.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
+    return out
+
+
+def test_a_hostile_or_wrong_file_is_refused_and_nothing_changes(tmp_path):
+    net = flexnet.Sequential([flexnet.Linear(3, 4), flexnet.BatchNorm1d(4), flexnet.Linear(4, 2)], seed=0)
+    path = tmp_path / "w.safetensors"
+    to_safetensors(net, path)
+    before = [p.copy() for p in net.parameters().values()]
+    cases = {
+        # weights reinterpreted as integers: the same bytes, another dtype
+        "0.weight holds int32, expected floating-point": _rewritten(path, tmp_path / "a", "0.weight", dtype="I32"),
+        "1.num_batches_tracked holds float64, expected integers":
+            _rewritten(path, tmp_path / "b", "1.num_batches_tracked", dtype="F64"),
+    }
+    huge = tmp_path / "c"  # a header length of 2**62 bytes: refused without reading or allocating it
+    huge.write_bytes((2 ** 62).to_bytes(8, "little") + b"{}")
+    cases["not a readable safetensors file"] = huge
+    big = tmp_path / "d"  # far larger than these weights can be: refused before it is read
+    big.write_bytes(path.read_bytes())
+    os.truncate(big, 120_000_000)  # sparse: nothing is written
+    cases["more than the weights of this network can take"] = big
+    diverged = flexnet.Sequential([flexnet.Linear(3, 4), flexnet.BatchNorm1d(4), flexnet.Linear(4, 2)], seed=0)
+    diverged.layers[2].W[0, 0] = np.nan
+    to_safetensors(diverged, tmp_path / "e")
+    cases[r"2\.weight holds 1 NaN"] = tmp_path / "e"
+    for message, bad in cases.items():
+        with pytest.raises(ValueError, match=message):
+            from_safetensors(net, bad)
+        assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters().values()))
+    with pytest.raises(TypeError, match="from_safetensors: expected a flexnet Sequential"):
+        from_safetensors("model.npz", path)
+
+
 def test_a_layer_torch_lacks_is_refused_and_nothing_is_written(tmp_path):
     class Doubled(flexnet.ReLU):  # a subclass may compute something else: no torch equivalent
         pass
@@ -146,3 +188,24 @@ def test_cli_export_without_safetensors_is_exit_2_with_the_extra(tmp_path):
                            str(out)], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and 'pip install "flexnet[safetensors]"' in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["no", "False", None, 0, 1])
+def test_linear_bias_takes_true_or_false_only(bad):
+    with pytest.raises(TypeError, match=r"Linear\(bias\): expected True or False"):
+        flexnet.Linear(3, 2, bias=bad)
+
+
+def test_linear_without_bias_round_trips_through_safetensors(tmp_path):
+    net = flexnet.Sequential([flexnet.Linear(3, 4, bias=False), flexnet.LayerNorm(4), flexnet.ReLU(),
+                              flexnet.Linear(4, 2)], dtype="float64", seed=0)
+    path = tmp_path / "w.safetensors"
+    to_safetensors(net, path)
+    module = flexnet.to_torch(net)
+    module.load_state_dict(load_file(path))  # strict: no "0.bias"
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_allclose(module(torch.tensor(x)).detach().numpy(), net.forward(x), rtol=1e-12)
+    other = flexnet.Sequential([flexnet.Linear(3, 4, bias=False), flexnet.LayerNorm(4), flexnet.ReLU(),
+                                flexnet.Linear(4, 2)], dtype="float64", seed=7)
+    from_safetensors(other, path)
+    np.testing.assert_array_equal(other.forward(x), net.forward(x))

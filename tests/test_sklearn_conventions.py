@@ -76,6 +76,39 @@ def test_equal_weights_train_exactly_as_none(blobs, weight):
             np.testing.assert_allclose(h0.history[key], h1.history[key], rtol=1e-14)
 
 
+@pytest.mark.parametrize("scale", [0.01, 1e-300, 1e300, 2.0 ** 1020])
+def test_only_the_weights_ratios_count_at_any_scale(blobs, scale):
+    # The logged means are per unit of weight (a total below 1 included), and weights
+    # whose sums would overflow, or whose gradient scale would underflow, train as any other.
+    X, y = blobs
+    w = np.linspace(0.5, 2.0, len(X))
+    net0, h0 = _fit(X, y, [6, 8, 3], validation_data=(X[:40], y[:40], w[:40]), sample_weight=w)
+    net1, h1 = _fit(X, y, [6, 8, 3], validation_data=(X[:40], y[:40], w[:40] * scale), sample_weight=w * scale)
+    for a, b in zip(_params(net0), _params(net1)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(h0.history[key], h1.history[key], rtol=1e-12)
+    ev0 = flexnet.evaluate(net0, X, y, sample_weight=w)
+    ev1 = flexnet.evaluate(net1, X, y, sample_weight=w * scale)
+    for key in ("loss", "accuracy", "macro_f1"):
+        assert np.isfinite(ev1[key])
+        np.testing.assert_allclose(ev0[key], ev1[key], rtol=1e-9)
+
+
+def test_a_batch_of_tiny_weights_trains_as_any_other(blobs):
+    # The last batch holds only weights near the smallest float64 (2**-1070 .. 8 * 2**-1070):
+    # its mean is taken on their ratios, as for the same ratios at 2**-1000.
+    X, y = blobs[0][:40], blobs[1][:40]
+    runs = []
+    for unit in (2.0 ** -1070, 2.0 ** -1000):
+        w = np.r_[np.linspace(0.5, 2.0, 32), np.arange(1, 9) * unit]
+        runs.append(_fit(X, y, [6, 8, 3], batch_size=8, shuffle=False, sample_weight=w))
+    (net0, h0), (net1, h1) = runs
+    assert np.isfinite(h0.history["loss"]).all()
+    for a, b in zip(_params(net0), _params(net1)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
 def test_integer_weights_equal_repeated_rows(blobs):
     # One batch of every row, no shuffling: weighting a row by k is repeating it k times.
     X, y = blobs
@@ -416,6 +449,9 @@ def test_multilabel_refusals_say_why(multilabel):
         FlexNetClassifier(class_weight="balanced").fit(X, Y)
     with pytest.raises(ValueError, match="MultiOutputClassifier"):
         FlexNetClassifier().fit(X, np.c_[Y[:, 0], Y[:, 1] * 2])  # multiclass-multioutput
+    for other in (Y * 2 - 1, Y * 2):  # two values, which scikit-learn counts as indicators too
+        with pytest.raises(ValueError, match=r"FlexNetClassifier: a 2-D y must hold 0/1 indicators.*got the values"):
+            FlexNetClassifier().fit(X, other)
     with pytest.raises(ValueError, match=r"classes must be np.arange\(4\)"):
         FlexNetClassifier().partial_fit(X, Y, classes=[0, 1])
     clf = FlexNetClassifier((4,), max_iter=2)

@@ -697,3 +697,18 @@ def test_the_batchnorm_bias_benchmark_shows_the_drift_and_its_cure(capsys):
     with_bias, without = rows["with the redundant bias"], rows["Linear(bias=False) before BatchNorm1d"]
     assert with_bias[0] > 1e-3 and with_bias[1] < 1e-5  # the biases drift, the weights do not
     assert np.isnan(without[0]) and without[2] < 1e-5
+
+
+def test_a_module_with_a_float64_layer_is_converted_to_float64_whatever_comes_first():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2).double())
+    net = from_torch(module)
+    assert net.dtype == np.float64  # nothing of the float64 layer is rounded to float32
+    np.testing.assert_array_equal(net.layers[2].W, module[2].weight.detach().numpy().T)
+
+
+def test_a_negative_batch_count_is_refused_with_the_module_index():
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=None))
+    module[1].num_batches_tracked.fill_(-1)
+    with pytest.raises(ValueError, match=r"module \[1\] \(BatchNorm1d\): num_batches_tracked is -1, expected a count"):
+        from_torch(module)

@@ -456,6 +456,9 @@ the indicator matrix, ``predict_proba`` each label's probability, and
             raise ValueError(f"{type(self).__name__}: a 2-D y must hold 0/1 indicators, one column per "
                              f"label (multilabel); got {type_of_target(y)} targets. For several "
                              "multi-class outputs use sklearn.multioutput.MultiOutputClassifier")
+        if multilabel and not np.isin(y, (0, 1)).all():  # scikit-learn calls any two values indicators
+            raise ValueError(f"{type(self).__name__}: a 2-D y must hold 0/1 indicators, one column per "
+                             f"label (multilabel); got the values {np.unique(y).tolist()}")
         if not self._fresh(incremental) and multilabel != getattr(self, "_multilabel", False):
             now, then = ("multilabel", "single-label") if multilabel else ("single-label", "multilabel")
             raise ValueError(f"{type(self).__name__}: y is {now} now, but the network was built for "

@@ -234,7 +234,8 @@ def from_torch(module, loss=None, *, dtype=None, seed=None) -> Sequential:
         loss: a flexnet :class:`Loss`, a matching PyTorch loss module
             (``nn.CrossEntropyLoss``, ``nn.MSELoss``...), or None for
             softmax cross-entropy.
-        dtype: float32 or float64; default the module's parameter dtype.
+        dtype: float32 or float64; default float64 if any weight or buffer
+            of the module is float64 (none is rounded), else float32.
         seed: seed or Generator for the network's random numbers (dropout).
 
     Raises:
@@ -253,8 +254,8 @@ def from_torch(module, loss=None, *, dtype=None, seed=None) -> Sequential:
         raise ValueError("from_torch: the Sequential is empty; expected at least one layer")
     half = [i for i, m in enumerate(modules) if _check_tensor_dtypes(i, m)]
     if dtype is None:
-        dtypes = [p.dtype for m in modules for p in m.parameters()]
-        dtype = "float64" if dtypes and dtypes[0] == torch.float64 else "float32"
+        dtypes = {t.dtype for m in modules for t in (*m.parameters(), *m.buffers())}
+        dtype = "float64" if torch.float64 in dtypes else "float32"  # a float64 tensor is never rounded
     dtype = as_float_dtype(dtype, "from_torch(dtype)")
     if half:
         warnings.warn(f"from_torch: module{'s' * (len(half) > 1)} {', '.join(f'[{i}]' for i in half)} "
@@ -310,6 +311,9 @@ def _flexnet_layer(index: int, m, dtype: np.dtype) -> Layer:
         tensor = getattr(m, torch_attr)
         if tensor is None or flex_attr not in _arrays(layer):
             continue
+        if torch_attr == "num_batches_tracked" and int(tensor) < 0:
+            raise ValueError(f"from_torch: module [{index}] ({type(m).__name__}): num_batches_tracked is "
+                             f"{int(tensor)}, expected a count of batches >= 0")
         like = np.asarray(getattr(layer, flex_attr)).astype(dtype)
         setattr(layer, flex_attr, _to_array(tensor, like))
     return layer

@@ -18,10 +18,12 @@ are 1-D; ``num_batches_tracked`` is a 0-d int64, as in PyTorch.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
 from ..data.extras import optional
+from ..files.model_file import non_finite
 from ..filesystem import open_regular, write_bytes
 from ..nn import network as plain
 from ..version import __version__
@@ -34,6 +36,8 @@ _PAIRS = {pair.flexnet: pair for pair in LAYERS}
 _MATRICES = {("Linear", "weight")}
 #: torch buffers that count (int64, 0-d) and their value in a new module.
 _COUNTS = {"num_batches_tracked": 0}
+#: the largest header the safetensors format allows (100 MB).
+_MAX_HEADER = 100_000_000
 
 
 def _safetensors_numpy():
@@ -48,24 +52,25 @@ def _pair(layer, where: str):
     return pair
 
 
-def safetensors_arrays(net) -> dict[str, np.ndarray]:
+def safetensors_arrays(net, where: str = "to_safetensors") -> dict[str, np.ndarray]:
     """The arrays of ``to_torch(net).state_dict()`` as NumPy arrays, by key, computed without torch.
 
     Raises:
         ValueError: for a layer with no PyTorch equivalent (named with its index).
     """
     if not isinstance(net, plain.Sequential):
-        raise TypeError(f"to_safetensors: expected a flexnet Sequential or Network, got {type(net).__name__}")
+        raise TypeError(f"{where}: expected a flexnet Sequential or Network, got {type(net).__name__}")
     dtype = np.dtype(net.dtype)
     arrays = {}
     for i, layer in enumerate(net.layers):
-        pair = _pair(layer, "to_safetensors")
+        pair = _pair(layer, where)
         for flex_attr, torch_attr in pair.arrays:
             key = f"{i}.{torch_attr}"
             if torch_attr in _COUNTS:  # PyTorch keeps a count for every BatchNorm1d
                 value = getattr(layer, flex_attr, _COUNTS[torch_attr])
                 arrays[key] = np.array(int(round(float(np.asarray(value).reshape(())))), dtype=np.int64)
-            elif hasattr(layer, flex_attr):  # BatchNorm1d(affine=False) has no gamma, nor torch a weight
+            elif getattr(layer, flex_attr, None) is not None:  # BatchNorm1d(affine=False) has no gamma,
+                # nor Linear(bias=False) a b: nor has torch a weight or a bias then
                 a = np.asarray(getattr(layer, flex_attr), dtype=dtype)
                 a = a.T if (pair.torch, torch_attr) in _MATRICES else a.reshape(-1)
                 arrays[key] = np.ascontiguousarray(a)
@@ -117,16 +122,25 @@ def from_safetensors(net, path) -> None:
 
     Raises:
         MissingExtra: safetensors is not installed.
-        ValueError: a key is missing or extra, or a shape differs (nothing is changed).
+        ValueError: the file is damaged or larger than these weights can be, a
+            key is missing or extra, a shape differs, a weight is not a float
+            or not finite, or a count is not an integer >= 0 (nothing is changed).
     """
     st = _safetensors_numpy()
+    expected = safetensors_arrays(net, "from_safetensors")
+    # The most a file of these tensors can hold: the header's bound (safetensors' own)
+    # and every value in 8 bytes. A larger file is refused before it is read.
+    most = 8 + _MAX_HEADER + 8 * sum(a.size for a in expected.values())
     with open_regular(path) as f:  # a pipe or a device is refused, not waited on
+        size = os.fstat(f.fileno()).st_size
+        if size > most:
+            raise ValueError(f"from_safetensors: {path} holds {size} bytes, more than the weights of this "
+                             f"network can take ({most} at most): it is not this network's weights file")
         data = f.read()
     try:
         loaded = st.load(data)
     except Exception as exc:  # the reader raises its own error type for a damaged file
         raise ValueError(f"from_safetensors: {path} is not a readable safetensors file: {exc}") from None
-    expected = safetensors_arrays(net)
     missing, extra = sorted(set(expected) - set(loaded)), sorted(set(loaded) - set(expected))
     if missing or extra:
         raise ValueError(f"from_safetensors: {path} does not hold this network's weights: "
@@ -135,12 +149,22 @@ def from_safetensors(net, path) -> None:
         if loaded[key].shape != like.shape:
             raise ValueError(f"from_safetensors: {path}: {key} has shape {loaded[key].shape}, this network's "
                              f"is {like.shape}")
+        kinds, wanted = ("iu", "integers") if like.dtype.kind in "iu" else ("f", "floating-point numbers")
+        if loaded[key].dtype.kind not in kinds:
+            raise ValueError(f"from_safetensors: {path}: {key} holds {loaded[key].dtype}, expected {wanted} "
+                             f"(nothing was loaded)")
+        if like.dtype.kind in "iu" and loaded[key].size and loaded[key].min() < 0:
+            raise ValueError(f"from_safetensors: {path}: {key} is {loaded[key].min()}, expected a count >= 0 "
+                             f"(nothing was loaded)")
+        if (bad := non_finite(key, loaded[key])):
+            raise ValueError(f"from_safetensors: {path}: refused, {bad}, as after a training run that "
+                             f"diverged (nothing was loaded)")
     for i, layer in enumerate(net.layers):
         pair = _PAIRS[type(layer).__name__]
         for flex_attr, torch_attr in pair.arrays:
-            if not hasattr(layer, flex_attr):
+            current = getattr(layer, flex_attr, None)
+            if current is None:
                 continue
-            current = getattr(layer, flex_attr)
             value = loaded[f"{i}.{torch_attr}"]
             value = value.T if (pair.torch, torch_attr) in _MATRICES else value
             current[...] = np.asarray(value).reshape(current.shape).astype(current.dtype)

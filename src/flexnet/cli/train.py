@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -151,7 +152,9 @@ def _train(args, guard, resumed) -> int:
     for path, option in ((args.out, "--out"), (checkpoint, "--checkpoint"), (figure, "--figure")):
         check_output(path, option)
     check_figures(args.figure != "-" and (args.figure is not None or args.show))  # asked for by name
-    check_loggers(args)
+    inputs = {"--data": args.data, "--resume": getattr(args, "resume", None)}  # a data set's name is no file
+    check_loggers(args, {**{k: v for k, v in inputs.items() if v is not None and Path(v).is_file()},
+                         "--out": args.out, "--checkpoint": checkpoint, "--figure": figure})
     table = _stream_table(args)  # None unless the table is read through a memmap cache
     ds = load_data(args) if table is None else table.dataset
     if ds.y_train is None:
@@ -273,9 +276,10 @@ def _train(args, guard, resumed) -> int:
     return EXIT_OK
 
 
-def check_loggers(args) -> None:
+def check_loggers(args, others: dict) -> None:
     """Refuse, before any work, a --tensorboard folder or --csv-log file that cannot be
-    written, or --tensorboard without tensorboardX (exit 2, naming what to install)."""
+    written, or --tensorboard without tensorboardX (exit 2, naming what to install), and
+    a --csv-log that is one of the ``others`` (option: path), which it would overwrite."""
     if args.tensorboard is not None:
         from ..data.extras import optional
 
@@ -283,6 +287,18 @@ def check_loggers(args) -> None:
         optional("tensorboardX", "--tensorboard")
     if args.csv_log is not None:
         check_output(args.csv_log, "--csv-log")
+        for option, path in others.items():
+            if path not in (None, "-") and _same_file(args.csv_log, path):
+                raise UsageError(f"--csv-log {args.csv_log}: is the {option} file too; give the log a file of "
+                                 "its own")
+
+
+def _same_file(a, b) -> bool:
+    """Whether the paths ``a`` and ``b`` name one file (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare the names
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def loggers(args) -> list:

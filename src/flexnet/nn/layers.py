@@ -179,6 +179,8 @@ class Linear(Layer):
         if self.W.shape != (in_features, out_features) or self.W.dtype != self.dtype:
             raise ValueError(f"Linear(init): {init!r} returned {self.W.dtype} {self.W.shape}; expected "
                              f"{self.dtype} ({in_features}, {out_features})")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"Linear(bias): expected True or False, got {bias!r}")
         self.b = np.zeros((1, out_features), dtype=self.dtype) if bias else None
         self.params = ("W", "b") if bias else ("W",)
         self.dW = None

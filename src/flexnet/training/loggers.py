@@ -257,8 +257,14 @@ class CSVLogger(Callback):
         """The header and rows of the file now at ``path`` (None, [] when empty or absent)."""
         if not self.path.exists():
             return None, []
-        with open_regular(self.path, "r", encoding="utf-8", newline="") as f:
-            table = [row for row in csv.reader(f, delimiter=self.separator) if row]
+        try:
+            with open_regular(self.path, "r", encoding="utf-8", newline="") as f:
+                reader = csv.reader(f, delimiter=self.separator, strict=True)
+                table = [row for row in reader if row]
+        except (UnicodeDecodeError, csv.Error) as exc:
+            where = f", line {reader.line_num}" if isinstance(exc, csv.Error) else ""
+            raise ValueError(f"CSVLogger: {self.path}{where} is not a log written by CSVLogger ({exc}); give "
+                             "another file, or append=False to replace it") from None
         if not table:
             return None, []
         header, rows = table[0], table[1:]

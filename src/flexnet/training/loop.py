@@ -577,7 +577,7 @@ class FitLoop:
         return self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
 
     def _running_logs(self) -> dict:
-        count = max(self.sums["count"], 1)
+        count = self.sums["count"] or 1  # rows, or their total weight (which may be below 1)
         logs = {"loss": self.sums["loss"] / count}
         if self.y_ids is not None:
             per_row = 1 if self.y_ids.ndim == 1 else self.y_ids.shape[1]

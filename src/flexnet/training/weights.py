@@ -28,7 +28,9 @@ __all__ = ["check_sample_weight", "row_losses", "weighted_loss"]
 def check_sample_weight(sample_weight, n: int, where: str) -> np.ndarray | None:
     """``sample_weight`` as a float64 array of ``n`` finite weights >= 0, not all 0.
 
-    None stays None (every row counts once). A clear error names ``where``
+    None stays None (every row counts once). Weights whose largest is beyond
+    ``2**900 / n`` or below ``2**-300`` are rescaled by a power of two (their
+    ratios, all that counts, stay exact), so no sum overflows. A clear error names ``where``
     (e.g. ``fit(sample_weight)``), what was expected and what was got.
     """
     if sample_weight is None:
@@ -52,6 +54,13 @@ def check_sample_weight(sample_weight, n: int, where: str) -> np.ndarray | None:
         raise ValueError(f"{where}: weights must be >= 0; row {neg[0]} holds {w[neg[0]]}")
     if n and not w.any():
         raise ValueError(f"{where}: every weight is zero, so no row would count; give some rows a weight > 0")
+    top = float(w.max()) if n else 1.0
+    if top < 2.0 ** -300 or top > 2.0 ** 900 / n:
+        # Only the weights' ratios count. Ones so large (1e300) that their sums (times a
+        # loss) would overflow, or so small (1e-300) that the epoch's means lose their
+        # digits, are brought to a largest weight in [0.5, 1) by a power of two, which
+        # keeps every ratio exact.
+        w = np.ldexp(w, -np.frexp(top)[1])
     return w
 
 
@@ -116,11 +125,15 @@ def weighted_loss(loss_fn, z, y, w: np.ndarray, loss: float) -> tuple[float, np.
         return 0.0, None, 0.0
     if (w == w[0]).all():
         return loss, None, total
+    # The batch's weights by a power of two, its largest in [0.5, 1): the same ratios,
+    # exactly, and a batch of tiny weights (1e-320) beside larger ones elsewhere
+    # cannot overflow the gradient's scale below.
+    w = np.ldexp(w, -np.frexp(w.max())[1])
     u, c = row_losses(loss_fn, z, y)
     keep = w > 0  # a row of weight 0 is not there, even if its loss is infinite
     u, wk = u[keep], w[keep]
     if c is None:
-        divisor, weighted_divisor = len(w), total
+        divisor, weighted_divisor = len(w), float(w.sum())
     else:
         divisor, weighted_divisor = float(np.sum(c)), float(np.sum(w * c))
         if weighted_divisor == 0:

@@ -152,6 +152,34 @@ def test_refusals_name_the_input(tmp_path):
         train(da.from_array(X, chunks=100), y, shuffle="window:0")
 
 
+def test_hostile_inputs_are_refused_naming_the_argument(tmp_path):
+    X, y = make_data()
+    net = flexnet.Network([12, 16, 3], seed=1)
+    with pytest.raises(FileNotFoundError, match=r"fit\(X\): no such file"):
+        train(str(tmp_path / "missing.npy"), y)
+    with pytest.raises(FileNotFoundError, match=r"evaluate\(X\): no such file"):
+        flexnet.evaluate(net, str(tmp_path / "missing.npy"), y)
+    # a path that names some other file: refused as a path, not read as a string array
+    (tmp_path / "x.csv").write_text("1,2\n")
+    for call in (lambda p: train(p, y), lambda p: net.predict(p), lambda p: flexnet.evaluate(net, p, y)):
+        with pytest.raises(ValueError, match=r"\([Xx]\).*path of a \.npy file.*x\.csv"):
+            call(str(tmp_path / "x.csv"))
+        with pytest.raises(ValueError, match=r"path of a \.npy file"):
+            call(tmp_path / "x.csv")
+    with pytest.raises(ValueError, match=r"fit\(y\).*path of a \.npy file"):
+        train(str(save_npy(tmp_path, X)), str(tmp_path / "y.txt"))
+    # a header that claims gigabytes is refused before numpy reads it
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b"{}" * 8)
+    with pytest.raises(ValueError, match="huge.npy.*header claims"):
+        net.predict(str(tmp_path / "huge.npy"))
+    # a Dask array whose chunk sizes are unknown until computed
+    dx = da.from_array(X, chunks=(100, 12))
+    unknown = dx[dx[:, 0] > -1e9]
+    for call in (lambda: train(unknown, y), lambda: net.predict(unknown), lambda: flexnet.evaluate(net, unknown, y)):
+        with pytest.raises(ValueError, match=r"\([Xx]\): a Dask array with unknown chunk sizes.*compute_chunk_sizes"):
+            call()
+
+
 # -- windowed shuffling ---------------------------------------------------------
 
 

@@ -312,6 +312,8 @@ def _stream_table(args):
         return None
     if args.val_split and not 0 < args.val_split < 1:
         return None  # refused with the in-memory path's message
+    if args.cache is not None and not args.cache.strip():
+        raise UsageError("--cache: expected a folder, got an empty name")
     folder = Path(args.cache if args.cache is not None else (Path(args.out).parent))
     if args.cache is not None:
         check_output_folder(folder, "--cache")

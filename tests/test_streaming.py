@@ -166,6 +166,8 @@ def test_hostile_inputs_are_refused_naming_the_argument(tmp_path):
             call(str(tmp_path / "x.csv"))
         with pytest.raises(ValueError, match=r"path of a \.npy file"):
             call(tmp_path / "x.csv")
+    with pytest.raises(TypeError, match="path of a .npy file"):  # (a text is no array either)
+        net.predict("hello")
     with pytest.raises(ValueError, match=r"fit\(y\).*path of a \.npy file"):
         train(str(save_npy(tmp_path, X)), str(tmp_path / "y.txt"))
     # a header that claims gigabytes is refused before numpy reads it

@@ -161,6 +161,25 @@ def test_tables_that_would_train_wrongly_are_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert expected in err and name in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "m.npz").exists()
+    # a damaged page (here the first page header) is named by file and rows, as a table's other faults
+    pq.write_table(pa.table({"a": np.arange(40.0), "y": np.arange(40) % 2}), tmp_path / "ok.parquet",
+                   compression="none")
+    damaged = bytearray((tmp_path / "ok.parquet").read_bytes())
+    damaged[4:60] = b"\xff" * 56
+    (tmp_path / "damaged.parquet").write_bytes(bytes(damaged))
+    assert main(["train", "--data", str(tmp_path / "damaged.parquet"), *TRAIN[:-4], "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "damaged.parquet rows 0..39: cannot be read" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_integers_past_two_to_the_53_are_read_as_numpy_converts_them(tmp_path, capsys):
+    big = np.array([2**60 + 1, 0, 2**64 - 1, 7] * 5, dtype=np.uint64)
+    pq.write_table(pa.table({"a": pa.array(big, pa.uint64()), "b": np.arange(20.0), "y": np.arange(20) % 2}),
+                   tmp_path / "big.parquet")
+    assert main(["train", "--data", str(tmp_path / "big.parquet"), "--scale", "none", *TRAIN[:-4],
+                 "--out", str(tmp_path / "m.npz")]) == 0, capsys.readouterr().err
+    cache = [p for p in tmp_path.glob("big.*.npy") if not p.name.endswith(".y.npy")]
+    assert np.array_equal(np.load(cache[0])[:, 0], big.astype(np.float32))
 
 
 def test_a_disk_that_fills_while_the_cache_is_written_is_refused_cleanly(tmp_path, capsys, monkeypatch):

@@ -64,11 +64,16 @@ def is_streamed(x) -> bool:
     return isinstance(x, Rows) or _is_dask(x) or is_npy_path(x) or _maps_a_file(x)
 
 
+class NotAnArrayFile(TypeError, ValueError):
+    """A path given where an array belongs, naming no ``.npy`` file: a wrong kind of
+    input (TypeError, as any non-numeric input is) and a wrong value (ValueError)."""
+
+
 def open_npy(path, where: str) -> np.ndarray:
     """``np.load(path, mmap_mode="r")`` of a regular ``.npy`` file, with errors that name it."""
     path = os.fsdecode(path)
     if not path.lower().endswith(".npy"):
-        raise ValueError(f"{where}: expected an array or the path of a .npy file, got the path {path!r}; "
+        raise NotAnArrayFile(f"{where}: expected an array or the path of a .npy file, got the path {path!r}; "
                          "load other files first (a table: flexnet.data.read_table, or `flexnet train --data`)")
     try:
         check_regular(path)  # a folder, a pipe: refused naming the path

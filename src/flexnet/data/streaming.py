@@ -203,6 +203,21 @@ def _read_parquet(path: Path, scratch: Path, label):
     if not (text or pa.types.is_integer(label_type) or pa.types.is_floating(label_type)):
         raise DataFileError(f"{path}: label column {names[j]!r} holds {label_type}; expected class ids or names")
     out = _MappedArrays(scratch, n, len(features), np.float32, True, text)
+
+    def read(group, columns):
+        """Columns of a row group; a damaged page is refused naming the file and the rows."""
+        try:
+            return f.read_row_group(group, columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            last = out.n + f.metadata.row_group(group).num_rows - 1
+            raise DataFileError(f"{path} rows {out.n}..{last}: cannot be read ({exc})") from None
+
+    def as_float(column):
+        # unchecked, as numpy's astype: integers past 2**53 round to the nearest float64
+        return pc.cast(column, pa.float64(), safe=False)
+
     codes: dict[str, int] = {}
     for group in range(f.metadata.num_row_groups):
         m = f.metadata.row_group(group).num_rows
@@ -212,7 +227,7 @@ def _read_parquet(path: Path, scratch: Path, label):
         width = max(1, BLOCK_BYTES // (12 * max(m, 1)))
         for c0 in range(0, len(features), width):
             cols = features[c0:c0 + width]
-            part = f.read_row_group(group, columns=[names[k] for k in cols], use_threads=False)
+            part = read(group, [names[k] for k in cols])
             block = np.empty((m, len(cols)), np.float32)
             with np.errstate(over="ignore", invalid="ignore"):
                 for i, k in enumerate(cols):
@@ -220,14 +235,14 @@ def _read_parquet(path: Path, scratch: Path, label):
                     if column.null_count:
                         row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
                         raise DataFileError(f"{path} row {row}, column {names[k]!r}: missing value")
-                    block[:, i] = np.asarray(pc.cast(column, pa.float64()))
+                    block[:, i] = np.asarray(as_float(column))
             if not np.isfinite(block).all():
                 r, i = np.argwhere(~np.isfinite(block))[0]
                 raise DataFileError(f"{path} row {out.n + int(r)}, column {names[cols[i]]!r}: "
                                     f"{part.column(int(i))[int(r)]} is not a finite float32 number")
             out.X[out.n:out.n + m, c0:c0 + len(cols)] = block
             del part, block
-        column = f.read_row_group(group, columns=[names[j]], use_threads=False).column(0)
+        column = read(group, [names[j]]).column(0)
         if column.null_count:
             row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
             raise DataFileError(f"{path} row {row}, column {names[j]!r}: missing label")
@@ -237,7 +252,7 @@ def _read_parquet(path: Path, scratch: Path, label):
                 raise DataFileError(f"{path} row {out.n + values.index('')}, column {names[j]!r}: missing label")
             out.y[out.n:out.n + m] = [codes.setdefault(v, len(codes)) for v in values]
         else:
-            out.y[out.n:out.n + m] = np.asarray(pc.cast(column, pa.float64()))
+            out.y[out.n:out.n + m] = np.asarray(as_float(column))
         out.n += m
     X, raw = out.finish()
     names_found = list(codes) if text else None

@@ -7,6 +7,7 @@ larger than the memory it is allowed to use.
 """
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -174,6 +175,26 @@ def test_hostile_inputs_are_refused_naming_the_argument(tmp_path):
     (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b"{}" * 8)
     with pytest.raises(ValueError, match="huge.npy.*header claims"):
         net.predict(str(tmp_path / "huge.npy"))
+    (tmp_path / "long.npy").write_bytes(b"\x93NUMPY\x01\x00" + (20000).to_bytes(2, "little") + b" " * 20000)
+    with pytest.raises(ValueError, match="long.npy.*header claims") as refused:
+        net.predict(str(tmp_path / "long.npy"))
+    assert "allow_pickle" not in str(refused.value)  # never advice to unpickle
+    # a pickle or a zip (.npz) named .npy is refused by its first bytes, never handed to a loader
+    class Loud:
+        def __reduce__(self):
+            return (print, ("unpickled",))
+
+    (tmp_path / "pickled.npy").write_bytes(pickle.dumps(Loud()))
+    np.savez(tmp_path / "zipped.npz", X=X)
+    (tmp_path / "zipped.npz").rename(tmp_path / "zipped.npy")
+    for name in ("pickled.npy", "zipped.npy"):
+        for call in (lambda p: train(p, y), lambda p: train(X, p)):
+            with pytest.raises(ValueError, match=rf"{name} is not a \.npy array.*x93NUMPY") as refused:
+                call(str(tmp_path / name))
+            assert "allow_pickle" not in str(refused.value)
+    # labels from a file beside inputs in memory, as beside inputs on disk
+    np.save(tmp_path / "y.npy", y)
+    assert_same(weights(train(X, str(tmp_path / "y.npy"))[0]), weights(train(X, y)[0]))
     # a Dask array whose chunk sizes are unknown until computed
     dx = da.from_array(X, chunks=(100, 12))
     unknown = dx[dx[:, 0] > -1e9]

@@ -36,8 +36,9 @@ __all__ = ["BLOCK_BYTES", "DaskRows", "MemmapRows", "Rows", "as_rows", "is_npy_p
 BLOCK_BYTES = 16 * 2**20
 
 
-#: The longest ``.npy`` header read (numpy's own limit for files it does not trust is 10,000).
-MAX_HEADER_BYTES = 2**16
+#: The longest ``.npy`` header read: numpy's own limit for files it does not trust
+#: (a numeric array's header takes about a hundred bytes).
+MAX_HEADER_BYTES = 10_000
 
 
 def _is_dask(x) -> bool:
@@ -81,8 +82,11 @@ def open_npy(path, where: str) -> np.ndarray:
         raise FileNotFoundError(errno.ENOENT, f"{where}: no such file: {path}") from None
     with open(path, "rb") as f:  # numpy reads a header whole before judging its length
         head = f.read(12)
-    if head[:6] == b"\x93NUMPY" and head[6:7] in (b"\x02", b"\x03"):
-        length = int.from_bytes(head[8:12], "little")
+    if not head.startswith(b"\x93NUMPY"):  # a pickle, a zip (.npz), text: never handed to np.load
+        raise ValueError(f"{where}: {path} is not a .npy array: expected a file that begins with "
+                         f"b'\\x93NUMPY', got {head[:8]!r}")
+    if head[6:7] in (b"\x01", b"\x02", b"\x03"):
+        length = int.from_bytes(head[8:10] if head[6:7] == b"\x01" else head[8:12], "little")
         if length > MAX_HEADER_BYTES:
             raise ValueError(f"{where}: {path} is not a readable .npy array: its header claims {length:,} bytes, "
                              f"expected at most {MAX_HEADER_BYTES:,} (a damaged file)")

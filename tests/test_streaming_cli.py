@@ -198,6 +198,11 @@ def test_a_disk_that_fills_while_the_cache_is_written_is_refused_cleanly(tmp_pat
     monkeypatch.undo()
     assert main([*args, "--cache", ""]) == 2
     assert "--cache: expected a folder" in capsys.readouterr().err
+    # the cache where the model goes: refused before training, not found when saving after it
+    args[args.index("--out") + 1] = str(tmp_path / "same")
+    assert main([*args, "--cache", str(tmp_path / "same")]) == 2
+    err = capsys.readouterr().err
+    assert "the same path as --out" in err and not (tmp_path / "same").exists()
 
 
 def test_stream_and_cache_are_refused_where_they_mean_nothing(tmp_path, capsys):

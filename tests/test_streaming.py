@@ -151,6 +151,11 @@ def test_refusals_name_the_input(tmp_path):
         train(X, y, shuffle="window")
     with pytest.raises(ValueError, match="shuffle"):
         train(da.from_array(X, chunks=100), y, shuffle="window:0")
+    for spelling in ("window:-1", "windows", "window:abc", "window:", "window:1.5"):
+        with pytest.raises(ValueError, match="fit\\(shuffle\\)"):
+            train(da.from_array(X, chunks=100), y, shuffle=spelling)
+    with pytest.raises(TypeError, match="fit\\(shuffle\\)"):  # not read as a true value: an exact shuffle
+        train(da.from_array(X, chunks=100), y, shuffle=b"window")
 
 
 def test_hostile_inputs_are_refused_naming_the_argument(tmp_path):

@@ -7,6 +7,7 @@ larger than the memory it is allowed to use.
 """
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -150,6 +151,61 @@ def test_refusals_name_the_input(tmp_path):
         train(X, y, shuffle="window")
     with pytest.raises(ValueError, match="shuffle"):
         train(da.from_array(X, chunks=100), y, shuffle="window:0")
+    for spelling in ("window:-1", "windows", "window:abc", "window:", "window:1.5"):
+        with pytest.raises(ValueError, match="fit\\(shuffle\\)"):
+            train(da.from_array(X, chunks=100), y, shuffle=spelling)
+    with pytest.raises(TypeError, match="fit\\(shuffle\\)"):  # not read as a true value: an exact shuffle
+        train(da.from_array(X, chunks=100), y, shuffle=b"window")
+
+
+def test_hostile_inputs_are_refused_naming_the_argument(tmp_path):
+    X, y = make_data()
+    net = flexnet.Network([12, 16, 3], seed=1)
+    with pytest.raises(FileNotFoundError, match=r"fit\(X\): no such file"):
+        train(str(tmp_path / "missing.npy"), y)
+    with pytest.raises(FileNotFoundError, match=r"evaluate\(X\): no such file"):
+        flexnet.evaluate(net, str(tmp_path / "missing.npy"), y)
+    # a path that names some other file: refused as a path, not read as a string array
+    (tmp_path / "x.csv").write_text("1,2\n")
+    for call in (lambda p: train(p, y), lambda p: net.predict(p), lambda p: flexnet.evaluate(net, p, y)):
+        with pytest.raises(ValueError, match=r"\([Xx]\).*path of a \.npy file.*x\.csv"):
+            call(str(tmp_path / "x.csv"))
+        with pytest.raises(ValueError, match=r"path of a \.npy file"):
+            call(tmp_path / "x.csv")
+    with pytest.raises(TypeError, match="path of a .npy file"):  # (a text is no array either)
+        net.predict("hello")
+    with pytest.raises(ValueError, match=r"fit\(y\).*path of a \.npy file"):
+        train(str(save_npy(tmp_path, X)), str(tmp_path / "y.txt"))
+    # a header that claims gigabytes is refused before numpy reads it
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b"{}" * 8)
+    with pytest.raises(ValueError, match="huge.npy.*header claims"):
+        net.predict(str(tmp_path / "huge.npy"))
+    (tmp_path / "long.npy").write_bytes(b"\x93NUMPY\x01\x00" + (20000).to_bytes(2, "little") + b" " * 20000)
+    with pytest.raises(ValueError, match="long.npy.*header claims") as refused:
+        net.predict(str(tmp_path / "long.npy"))
+    assert "allow_pickle" not in str(refused.value)  # never advice to unpickle
+    # a pickle or a zip (.npz) named .npy is refused by its first bytes, never handed to a loader
+    class Loud:
+        def __reduce__(self):
+            return (print, ("unpickled",))
+
+    (tmp_path / "pickled.npy").write_bytes(pickle.dumps(Loud()))
+    np.savez(tmp_path / "zipped.npz", X=X)
+    (tmp_path / "zipped.npz").rename(tmp_path / "zipped.npy")
+    for name in ("pickled.npy", "zipped.npy"):
+        for call in (lambda p: train(p, y), lambda p: train(X, p)):
+            with pytest.raises(ValueError, match=rf"{name} is not a \.npy array.*x93NUMPY") as refused:
+                call(str(tmp_path / name))
+            assert "allow_pickle" not in str(refused.value)
+    # labels from a file beside inputs in memory, as beside inputs on disk
+    np.save(tmp_path / "y.npy", y)
+    assert_same(weights(train(X, str(tmp_path / "y.npy"))[0]), weights(train(X, y)[0]))
+    # a Dask array whose chunk sizes are unknown until computed
+    dx = da.from_array(X, chunks=(100, 12))
+    unknown = dx[dx[:, 0] > -1e9]
+    for call in (lambda: train(unknown, y), lambda: net.predict(unknown), lambda: flexnet.evaluate(net, unknown, y)):
+        with pytest.raises(ValueError, match=r"\([Xx]\): a Dask array with unknown chunk sizes.*compute_chunk_sizes"):
+            call()
 
 
 # -- windowed shuffling ---------------------------------------------------------

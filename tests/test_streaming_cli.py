@@ -146,6 +146,65 @@ def test_bad_parquet_tables_are_named(tmp_path, capsys):
     assert "not a readable Parquet file" in capsys.readouterr().err
 
 
+def test_tables_that_would_train_wrongly_are_refused(tmp_path, capsys):
+    base = {"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 0.1, 0.2, 0.3], "y": ["u", "v", "u", "v"]}
+    cases = {
+        "zero.parquet": (pa.table({k: pa.array([], pa.float64()) for k in "aby"}), "the table has no rows"),
+        "blank.parquet": (pa.table({**base, "y": ["u", "  ", "u", "v"]}), "row 1, column 'y': missing label"),
+        # two columns named alike: reading by name would give one of them twice
+        "twice.parquet": (pa.Table.from_arrays([pa.array(base["a"]), pa.array(base["b"]), pa.array(base["y"])],
+                                               names=["a", "a", "y"]), "column name 'a' is used by 2 columns"),
+    }
+    for name, (table, expected) in cases.items():
+        pq.write_table(table, tmp_path / name)
+        assert main(["train", "--data", str(tmp_path / name), *TRAIN[:-4], "--out", str(tmp_path / "m.npz")]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and name in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.npz").exists()
+    # a damaged page (here the first page header) is named by file and rows, as a table's other faults
+    pq.write_table(pa.table({"a": np.arange(40.0), "y": np.arange(40) % 2}), tmp_path / "ok.parquet",
+                   compression="none")
+    damaged = bytearray((tmp_path / "ok.parquet").read_bytes())
+    damaged[4:60] = b"\xff" * 56
+    (tmp_path / "damaged.parquet").write_bytes(bytes(damaged))
+    assert main(["train", "--data", str(tmp_path / "damaged.parquet"), *TRAIN[:-4], "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "damaged.parquet rows 0..39: cannot be read" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_integers_past_two_to_the_53_are_read_as_numpy_converts_them(tmp_path, capsys):
+    big = np.array([2**60 + 1, 0, 2**64 - 1, 7] * 5, dtype=np.uint64)
+    pq.write_table(pa.table({"a": pa.array(big, pa.uint64()), "b": np.arange(20.0), "y": np.arange(20) % 2}),
+                   tmp_path / "big.parquet")
+    assert main(["train", "--data", str(tmp_path / "big.parquet"), "--scale", "none", *TRAIN[:-4],
+                 "--out", str(tmp_path / "m.npz")]) == 0, capsys.readouterr().err
+    cache = [p for p in tmp_path.glob("big.*.npy") if not p.name.endswith(".y.npy")]
+    assert np.array_equal(np.load(cache[0])[:, 0], big.astype(np.float32))
+
+
+def test_a_disk_that_fills_while_the_cache_is_written_is_refused_cleanly(tmp_path, capsys, monkeypatch):
+    """The free-space check passes, then the disk fills: an error, never a crash (SIGBUS) through the mapping."""
+    write_tables(tmp_path)
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(streaming.os, "posix_fallocate", full, raising=False)
+    args = ["train", "--data", str(tmp_path / "t.parquet"), "--label", "kind", *TRAIN, "--out", str(tmp_path / "m.npz")]
+    assert main([*args, "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "--cache" in err and "No space left" in err and len(err.strip().splitlines()) == 1, err
+    assert list((tmp_path / "c").iterdir()) == [] and not (tmp_path / "m.npz").exists()
+    monkeypatch.undo()
+    assert main([*args, "--cache", ""]) == 2
+    assert "--cache: expected a folder" in capsys.readouterr().err
+    # the cache where the model goes: refused before training, not found when saving after it
+    args[args.index("--out") + 1] = str(tmp_path / "same")
+    assert main([*args, "--cache", str(tmp_path / "same")]) == 2
+    err = capsys.readouterr().err
+    assert "the same path as --out" in err and not (tmp_path / "same").exists()
+
+
 def test_stream_and_cache_are_refused_where_they_mean_nothing(tmp_path, capsys):
     out = ["--out", str(tmp_path / "m.npz"), *TRAIN[:2]]
     assert main(["train", "--data", "edges", "--stream", *out]) == 2

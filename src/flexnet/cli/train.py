@@ -328,8 +328,15 @@ def _stream_table(args):
         return None
     if args.val_split and not 0 < args.val_split < 1:
         return None  # refused with the in-memory path's message
+    if args.cache is not None and not args.cache.strip():
+        raise UsageError("--cache: expected a folder, got an empty name")
     folder = Path(args.cache if args.cache is not None else (Path(args.out).parent))
     if args.cache is not None:
+        outputs = ((args.out, "--out"), (args.checkpoint or with_suffix(args.out, ".ckpt.npz"), "--checkpoint"),
+                   (args.figure or with_suffix(args.out, "-curves.png"), "--figure"))
+        for path, option in outputs:  # a folder made there would stop that file being written after training
+            if path != "-" and Path(path).resolve() == folder.resolve():
+                raise UsageError(f"--cache {folder}: the same path as {option}; give the cache a folder of its own")
         check_output_folder(folder, "--cache")
         folder.mkdir(parents=True, exist_ok=True)
     try:

@@ -21,6 +21,7 @@ seed trains bit-identical weights from a memmap, a Dask array or memory.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from collections import OrderedDict
@@ -33,6 +34,11 @@ __all__ = ["BLOCK_BYTES", "DaskRows", "MemmapRows", "Rows", "as_rows", "is_npy_p
 
 #: Bytes per block when a check walks the rows of a file (bounds the memory it needs).
 BLOCK_BYTES = 16 * 2**20
+
+
+#: The longest ``.npy`` header read: numpy's own limit for files it does not trust
+#: (a numeric array's header takes about a hundred bytes).
+MAX_HEADER_BYTES = 10_000
 
 
 def _is_dask(x) -> bool:
@@ -49,7 +55,9 @@ def _maps_a_file(x) -> bool:
 
 
 def is_npy_path(x) -> bool:
-    return isinstance(x, (str, os.PathLike)) and os.fspath(x).endswith(".npy")
+    """True for a path (a string or ``os.PathLike``): data given by name, which
+    :func:`open_npy` opens when it names a ``.npy`` file and refuses otherwise."""
+    return isinstance(x, (str, bytes, os.PathLike))
 
 
 def is_streamed(x) -> bool:
@@ -57,10 +65,31 @@ def is_streamed(x) -> bool:
     return isinstance(x, Rows) or _is_dask(x) or is_npy_path(x) or _maps_a_file(x)
 
 
+class NotAnArrayFile(TypeError, ValueError):
+    """A path given where an array belongs, naming no ``.npy`` file: a wrong kind of
+    input (TypeError, as any non-numeric input is) and a wrong value (ValueError)."""
+
+
 def open_npy(path, where: str) -> np.ndarray:
     """``np.load(path, mmap_mode="r")`` of a regular ``.npy`` file, with errors that name it."""
-    path = os.fspath(path)
-    check_regular(path)  # a missing file, a folder, a pipe: refused naming the path
+    path = os.fsdecode(path)
+    if not path.lower().endswith(".npy"):
+        raise NotAnArrayFile(f"{where}: expected an array or the path of a .npy file, got the path {path!r}; "
+                         "load other files first (a table: flexnet.data.read_table, or `flexnet train --data`)")
+    try:
+        check_regular(path)  # a folder, a pipe: refused naming the path
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"{where}: no such file: {path}") from None
+    with open(path, "rb") as f:  # numpy reads a header whole before judging its length
+        head = f.read(12)
+    if not head.startswith(b"\x93NUMPY"):  # a pickle, a zip (.npz), text: never handed to np.load
+        raise ValueError(f"{where}: {path} is not a .npy array: expected a file that begins with "
+                         f"b'\\x93NUMPY', got {head[:8]!r}")
+    if head[6:7] in (b"\x01", b"\x02", b"\x03"):
+        length = int.from_bytes(head[8:10] if head[6:7] == b"\x01" else head[8:12], "little")
+        if length > MAX_HEADER_BYTES:
+            raise ValueError(f"{where}: {path} is not a readable .npy array: its header claims {length:,} bytes, "
+                             f"expected at most {MAX_HEADER_BYTES:,} (a damaged file)")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except OSError as exc:
@@ -81,6 +110,9 @@ def as_rows(x, dtype, where: str) -> Rows:
         if is_npy_path(x):
             x = open_npy(x, where)
         if _is_dask(x):
+            if any(s != s for s in x.shape):  # NaN: sizes Dask only learns by computing
+                raise ValueError(f"{where}: a Dask array with unknown chunk sizes (shape {x.shape}); expected "
+                                 "known sizes: call .compute_chunk_sizes() on it first")
             rows = DaskRows(x, dtype)
         else:
             rows = MemmapRows(x, dtype)

@@ -106,8 +106,10 @@ class _MappedArrays:
         self.y = None if not label else np.empty(max(bound, 1), np.int64 if labels_are_text else np.float64)
 
     def _map(self, rows: int) -> None:
+        size = rows * max(self.n_features, 1) * self.dtype.itemsize
         with open(self.path, "r+b" if self.path.exists() else "w+b") as f:
-            f.truncate(rows * max(self.n_features, 1) * self.dtype.itemsize)
+            f.truncate(size)
+            _reserve(f.fileno(), size)
         self.X = np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(rows, self.n_features))
 
     def room(self, m: int) -> None:
@@ -121,6 +123,16 @@ class _MappedArrays:
     def finish(self):
         self.X.flush()
         return self.X[:self.n], (None if self.y is None else self.y[:self.n])
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Give the file its disk blocks now: a full disk is then an ``OSError``
+    (ENOSPC) here, not a crash (SIGBUS) when a row is written through the mapping."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except (AttributeError, OSError) as exc:  # no such call, or a file system without it
+        if isinstance(exc, OSError) and exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
 
 
 def _read_csv(path: Path, scratch: Path, label, header, delimiter):
@@ -146,6 +158,10 @@ def _parquet_columns(path: Path, label):
     except (pa.ArrowException, OSError) as exc:
         raise DataFileError(f"{path}: not a readable Parquet file ({exc})") from None
     names = list(f.schema_arrow.names)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # columns are read by name: a name held by two would read one of them twice
+        raise DataFileError(f"{path}: column name {twice[0]!r} is used by {names.count(twice[0])} columns; "
+                            "expected distinct column names")
     if len(names) < 2:
         raise DataFileError(f"{path}: {len(names)} column(s); a table to train on needs features and a label column")
     if label is None or label == -1:
@@ -180,11 +196,28 @@ def _read_parquet(path: Path, scratch: Path, label):
 
     f, names, j = _parquet_columns(path, label)
     n, features = f.metadata.num_rows, [k for k in range(len(names)) if k != j]
+    if n == 0:
+        raise DataFileError(f"{path}: the table has no rows; expected at least one row to train on")
     label_type = f.schema_arrow.field(j).type
     text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type) or pa.types.is_dictionary(label_type)
     if not (text or pa.types.is_integer(label_type) or pa.types.is_floating(label_type)):
         raise DataFileError(f"{path}: label column {names[j]!r} holds {label_type}; expected class ids or names")
     out = _MappedArrays(scratch, n, len(features), np.float32, True, text)
+
+    def read(group, columns):
+        """Columns of a row group; a damaged page is refused naming the file and the rows."""
+        try:
+            return f.read_row_group(group, columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            last = out.n + f.metadata.row_group(group).num_rows - 1
+            raise DataFileError(f"{path} rows {out.n}..{last}: cannot be read ({exc})") from None
+
+    def as_float(column):
+        # unchecked, as numpy's astype: integers past 2**53 round to the nearest float64
+        return pc.cast(column, pa.float64(), safe=False)
+
     codes: dict[str, int] = {}
     for group in range(f.metadata.num_row_groups):
         m = f.metadata.row_group(group).num_rows
@@ -194,7 +227,7 @@ def _read_parquet(path: Path, scratch: Path, label):
         width = max(1, BLOCK_BYTES // (12 * max(m, 1)))
         for c0 in range(0, len(features), width):
             cols = features[c0:c0 + width]
-            part = f.read_row_group(group, columns=[names[k] for k in cols], use_threads=False)
+            part = read(group, [names[k] for k in cols])
             block = np.empty((m, len(cols)), np.float32)
             with np.errstate(over="ignore", invalid="ignore"):
                 for i, k in enumerate(cols):
@@ -202,22 +235,24 @@ def _read_parquet(path: Path, scratch: Path, label):
                     if column.null_count:
                         row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
                         raise DataFileError(f"{path} row {row}, column {names[k]!r}: missing value")
-                    block[:, i] = np.asarray(pc.cast(column, pa.float64()))
+                    block[:, i] = np.asarray(as_float(column))
             if not np.isfinite(block).all():
                 r, i = np.argwhere(~np.isfinite(block))[0]
                 raise DataFileError(f"{path} row {out.n + int(r)}, column {names[cols[i]]!r}: "
                                     f"{part.column(int(i))[int(r)]} is not a finite float32 number")
             out.X[out.n:out.n + m, c0:c0 + len(cols)] = block
             del part, block
-        column = f.read_row_group(group, columns=[names[j]], use_threads=False).column(0)
+        column = read(group, [names[j]]).column(0)
         if column.null_count:
             row = out.n + int(np.flatnonzero(np.asarray(column.is_null()))[0])
             raise DataFileError(f"{path} row {row}, column {names[j]!r}: missing label")
         if text:
-            values = column.cast(pa.string()).to_pylist()
-            out.y[out.n:out.n + m] = [codes.setdefault(v.strip(), len(codes)) for v in values]
+            values = [v.strip() for v in column.cast(pa.string()).to_pylist()]
+            if "" in values:  # a blank name is a missing label, as in a CSV file
+                raise DataFileError(f"{path} row {out.n + values.index('')}, column {names[j]!r}: missing label")
+            out.y[out.n:out.n + m] = [codes.setdefault(v, len(codes)) for v in values]
         else:
-            out.y[out.n:out.n + m] = np.asarray(pc.cast(column, pa.float64()))
+            out.y[out.n:out.n + m] = np.asarray(as_float(column))
         out.n += m
     X, raw = out.finish()
     names_found = list(codes) if text else None

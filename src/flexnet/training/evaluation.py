@@ -49,7 +49,7 @@ def prepare_xy(net, X, y, where: str):
         X = as_input(X, net.dtype, f"{where}(X)")
         X = np.ascontiguousarray(X)
         check_finite_rows(X, f"{where}(X)")
-        y = np.asarray(y)
+        y = labels_in_memory(y, f"{where}(y)")
     if y.ndim == 0 or len(y) != len(X):
         got = f"{len(y)} rows" if y.ndim else "a scalar"
         raise ValueError(f"{where}: X has {len(X)} rows but y has {got}; they must match")

@@ -156,6 +156,8 @@ def _arguments(optimizer, scheduler, seed, validation_split) -> dict:
 
 def _parse_shuffle(shuffle) -> tuple[bool | str, int]:
     """``shuffle`` -> ``(setting, window)``: True, False, or ``"window:K"`` with its K chunks."""
+    if isinstance(shuffle, (bytes, bytearray)):  # a spelling, which bool() would read as True
+        raise TypeError(f"fit(shuffle): expected True, False, 'window' or 'window:K' as text, got {shuffle!r}")
     if isinstance(shuffle, str):
         m = re.fullmatch(r"\s*window\s*(?::\s*(\d+)\s*)?", shuffle)
         if not m or (m.group(1) is not None and int(m.group(1)) <= 0):

@@ -203,3 +203,10 @@ def test_a_checkpoint_written_before_the_count_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(resumed.parameters()[name], p, err_msg=name)
     np.testing.assert_array_equal(resumed.layers[1].running_mean, whole.layers[1].running_mean)
     assert whole.layers[1].num_batches_tracked == 4 * 6
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1, None, "False"])
+def test_batchnorm_affine_takes_true_or_false_only(value):
+    with pytest.raises(TypeError, match=r"BatchNorm1d\(affine\): expected True or False"):
+        flexnet.BatchNorm1d(4, affine=value)
+    assert flexnet.BatchNorm1d(4, affine=np.bool_(False)).affine is False

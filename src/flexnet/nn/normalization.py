@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .checks import as_float_dtype, check_float_input, check_number, check_positive_int
+from .checks import as_float_dtype, check_flag, check_float_input, check_number, check_positive_int
 from .layers import Layer
 
 
@@ -36,7 +36,7 @@ class _Normalization(Layer):
         self.num_features = check_positive_int(num_features, f"{where}(num_features)")
         self.eps = check_number(eps, f"{where}(eps)", low_open=True)
         self.dtype = as_float_dtype(dtype, f"{where}(dtype)")
-        self.affine = bool(affine)
+        self.affine = check_flag(affine, f"{where}(affine)")
         self.params = ("gamma", "beta") if self.affine else ()
         if self.affine:
             self.gamma = np.ones((1, self.num_features), dtype=self.dtype)

@@ -363,8 +363,8 @@ class FitLoop:
                 np.copyto(backup, getattr(layer, attr))
         else:  # another array library: the batch is gathered on its device
             xb, yb = self._device_batch(idx)
-            self._buffer_backup = [(layer, attr, ops.copy(getattr(layer, attr)))
-                                   for layer, attr, _ in self._buffer_backup]
+            for layer, attr, backup in self._buffer_backup:
+                backup[...] = getattr(layer, attr)  # in place, as np.copyto above: no new arrays per batch
         z = xb
         for layer in self.net.layers:
             z = layer.forward(z, True)

@@ -35,9 +35,12 @@ PACKAGE = "flexnet"
 #: and by 16 for the exact GELU on those of them that have an erf of their own,
 #: and by 9 for checks found by hostile inputs: a backward that returns no array, a device
 #: without a backend, params given as a list, Linear(bias=) True or False only; a repr
-#: that names the backend.
+#: that names the backend,
+#: and by 4 so that Sequential.backward calls each layer's backward(grad) itself, the last
+#: layer first, as the tutorial's loop does, instead of through layer_backward (one Python
+#: call less per layer and step: tiny's fit() runs about 1% fewer instructions).
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1484
+LIMIT = 1488
 
 
 def lines_of_code(path):

@@ -76,6 +76,14 @@ def test_fit_never_returns_with_a_non_finite_weight(value):
     assert not _finite(net)  # what fit found, and raised on instead of returning
 
 
+def test_large_finite_weights_whose_sum_overflows_are_not_taken_for_infinity():
+    # The epoch's check sums each array first; a sum that overflows is looked at value by value.
+    X, y = _data()
+    net = flexnet.Network([4, 8, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=40, callbacks=[Poison(1, 1, 3e38)])  # float32: 3 * 3e38 is inf
+    assert net.layers[0].W[0, 0] == np.float32(3e38) and _finite(net)
+
+
 def test_a_buffer_that_is_not_finite_is_caught_too():
     X, y = _data()
     net = flexnet.Network([4, 8, 3], batchnorm=True, seed=0)

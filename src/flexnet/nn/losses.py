@@ -210,7 +210,7 @@ class SoftmaxCrossEntropy(Loss):
         return grad
 
     def predict(self, z):
-        return ops.xp(z).argmax(z, axis=1)
+        return z.argmax(axis=1) if type(z) is np.ndarray else ops.xp(z).argmax(z, axis=1)
 
     def proba(self, z):
         return softmax(z)

@@ -34,9 +34,13 @@ def layer_backward(layer, grad, input_grad: bool = True):
     """``layer.backward(grad, input_grad=...)``, or ``layer.backward(grad)`` for a layer written
     without ``input_grad`` (its backward then always returns dL/d(input))."""
     out = layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer).backward) else layer.backward(grad)
-    if input_grad and not hasattr(out, "shape"):  # not a later layer's error: this layer's
-        raise TypeError(f"{layer.where()}.backward must return dL/d(input) as an array, got {type(out).__name__}")
+    if input_grad and not hasattr(out, "shape"):
+        raise _not_an_array(layer, out)
     return out
+
+
+def _not_an_array(layer, out) -> TypeError:  # not a later layer's error: this layer's
+    return TypeError(f"{layer.where()}.backward must return dL/d(input) as an array, got {type(out).__name__}")
 
 
 class Sequential:
@@ -153,8 +157,10 @@ class Sequential:
         if grad is None:
             grad = self.loss_fn.backward()
         layers = self.layers
-        for i in range(len(layers) - 1, 0, -1):
-            grad = layer_backward(layers[i], grad)
+        for layer in layers[:0:-1]:  # the last layer first, down to the second
+            grad = layer.backward(grad)  # dL/d(this layer's input), the gradient for the layer below
+            if not hasattr(grad, "shape"):
+                raise _not_an_array(layer, grad)
         return layer_backward(layers[0], grad, input_grad)
 
     def update(self, lr: float) -> None:

@@ -442,6 +442,8 @@ class FitLoop:
         weights makes sure ``fit`` never returns, nor saves, what cannot predict.
         """
         net = self.net
+        if self._weights_finite():
+            return
         arrays = [(name, p) for name, p, _ in net.named_parameters()] + list(net.named_buffers())
         bad = [text for name, arr in arrays if (text := non_finite(name, arr))]
         if not bad:
@@ -454,6 +456,17 @@ class FitLoop:
             f"They cannot be used, and no checkpoint holds them. {self._causes()}",
             epoch, self.step, loss,
         )
+
+    def _weights_finite(self) -> bool:
+        """True when every parameter and buffer is a NumPy array with a finite sum
+        (NaN and infinity propagate): one reduction per array, no temporaries."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            for layer in self.net.layers:
+                for attr in layer.params + layer.buffers:
+                    a = getattr(layer, attr)
+                    if type(a) is not np.ndarray or not math.isfinite(np.add.reduce(a, axis=None)):
+                        return False  # or a sum that overflowed: non_finite looks closer
+        return True
 
     def _causes(self) -> str:
         lr = getattr(self.optimizer, "lr", None)

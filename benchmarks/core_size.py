@@ -38,9 +38,10 @@ PACKAGE = "flexnet"
 #: that names the backend,
 #: and by 4 so that Sequential.backward calls each layer's backward(grad) itself, the last
 #: layer first, as the tutorial's loop does, instead of through layer_backward (one Python
-#: call less per layer and step: tiny's fit() runs about 1% fewer instructions).
+#: call less per layer and step: tiny's fit() runs about 1% fewer instructions),
+#: and by 3 so that a device the array library cannot use is refused naming it (ops.move).
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1488
+LIMIT = 1491
 
 
 def lines_of_code(path):

@@ -293,3 +293,24 @@ def test_repr_names_the_backend():
     assert repr(flexnet.Network([4, 3], backend="torch")) == \
         "Network([4, 3], backend='torch', device=None, dtype='float32')"
     assert "backend" not in repr(flexnet.Network([4, 3]))
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:99", 3])
+def test_a_device_the_library_cannot_use_is_refused_naming_it(device):
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=rf"device={device!r}: torch cannot place arrays there \(.+\)"):
+        flexnet.Network([4, 3], backend="torch", device=device)
+
+
+def test_a_torch_tensor_that_numpy_cannot_read_gets_flexnets_message():
+    torch = pytest.importorskip("torch")
+    net = flexnet.Network([4, 3], seed=0)
+    X = torch.ones(8, 4, requires_grad=True)
+    with pytest.raises(TypeError, match=r"Network\.forward: expected a numeric array, got Tensor \(.*requires grad"):
+        net.predict(X)
+    with pytest.raises(TypeError, match=r"fit\(X\): expected a numeric array, got Tensor"):
+        net.fit(X, np.zeros(8, dtype=np.int64), epochs=1)
+    with pytest.raises(TypeError, match=r"fit\(y\): expected an array of labels or targets, got Tensor"):
+        net.fit(np.ones((8, 4), np.float32), torch.zeros(8, requires_grad=True), epochs=1)
+    with pytest.raises(ValueError, match=r"fit\(y\): expected an array of labels or targets, got list"):
+        net.fit(np.ones((2, 4), np.float32), [[0], [1, 2]], epochs=1)

@@ -429,3 +429,24 @@ def test_softmax_ce_fast_path_takes_outputs_in_any_memory_order():
     c_order, f_order = SoftmaxCrossEntropy(), SoftmaxCrossEntropy()
     assert c_order.forward(z, y) == f_order.forward(np.asfortranarray(z), y)
     np.testing.assert_array_equal(c_order.backward(), f_order.backward())
+
+
+def test_same_numbers_reads_printed_tables_at_the_coarser_precision():
+    import same_numbers
+
+    old = "arch  loss  acc  time (s)\n------\n[25, 2]  0.0052  100.0%  0.10\n"
+    assert same_numbers.same_printed_output(old, old.replace("0.0052", "0.00519").replace("0.10", "0.08"))
+    assert not same_numbers.same_printed_output(old, old.replace("0.0052", "0.00531"))  # 0.0053 at 4 places
+    assert not same_numbers.same_printed_output(old, old.replace("100.0%", "99.5%"))
+    assert not same_numbers.same_printed_output(old, old.replace("arch", "architecture"))
+    assert not same_numbers.same_printed_output(old, old + "one line more\n")
+
+
+def test_same_numbers_accepts_added_metadata_but_not_a_changed_field():
+    import same_numbers
+
+    old = {"model": {"layers": [{"module": "flexnet.layers"}], "metadata": {"scale": 255}}}
+    new = {"model": {"layers": [{"module": "flexnet.nn.layers"}], "metadata": {"scale": 255, "seed": 1}}}
+    diffs = same_numbers.header_differences(old, new)
+    assert diffs == ["model.layers[*].module", "model.metadata.seed (added)"]
+    assert "model.metadata.scale" in same_numbers.header_differences(old, {"model": {"metadata": {"scale": 1}}})

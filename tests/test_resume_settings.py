@@ -204,3 +204,23 @@ def test_a_callback_that_changes_the_lr_does_not_make_the_resume_refused(tmp_pat
     fit(2, checkpoint=ckpt)
     assert read_archive(ckpt)[0]["training"]["optimizer"]["config"]["lr"] == 0.0025
     assert_same(fit(4, checkpoint=ckpt, resume=ckpt).parameters(), reference.parameters())
+
+
+@pytest.mark.parametrize("then", [{"rule": "sklearn"}, {"monitor": "val_accuracy"}, {"min_delta": 0.1},
+                                  {"restore_best_weights": False}])
+def test_early_stopping_with_other_settings_is_refused_by_name(tmp_path, then):
+    """The saved best value and count mean what the run's settings made them mean."""
+    ckpt = tmp_path / "e.ckpt"
+    fit_plain(ckpt, callbacks=[flexnet.EarlyStopping(patience=5)])
+    with pytest.raises(ModelFileError, match=r"the settings of EarlyStopping differ .* then, .* now"):
+        fit_plain(ckpt, resume=ckpt, epochs=3, callbacks=[flexnet.EarlyStopping(patience=5, **then)])
+    # patience only decides when to stop: it may change
+    fit_plain(ckpt, resume=ckpt, epochs=3, callbacks=[flexnet.EarlyStopping(patience=9)])
+
+
+def test_an_early_stopping_state_written_without_its_settings_still_resumes(tmp_path):
+    ckpt = tmp_path / "old.ckpt"
+    stop = flexnet.EarlyStopping(patience=5)
+    stop.state_dict = lambda original=stop.state_dict: {k: v for k, v in original().items() if k != "config"}
+    fit_plain(ckpt, callbacks=[stop])
+    fit_plain(ckpt, resume=ckpt, epochs=3, callbacks=[flexnet.EarlyStopping(patience=5, rule="sklearn")])

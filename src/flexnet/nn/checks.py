@@ -114,8 +114,8 @@ def as_input(x, dtype: np.dtype, where: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{where}: expected a numeric array, got {type(x).__name__}") from exc
+        except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a torch tensor that requires grad
+            raise TypeError(f"{where}: expected a numeric array, got {type(x).__name__} ({exc})") from exc
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{where}: expected a numeric array, got dtype {x.dtype}")
     if x.ndim != 2:

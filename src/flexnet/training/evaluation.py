@@ -109,7 +109,11 @@ def labels_in_memory(y, where: str) -> np.ndarray:
         return np.asarray(y.compute())
     if is_npy_path(y):
         return open_npy(y, where)
-    return np.asarray(y)
+    try:
+        return np.asarray(y)
+    except (TypeError, ValueError, RuntimeError) as exc:  # ragged lists; a tensor on a GPU or one that requires grad
+        kind = ValueError if isinstance(exc, ValueError) else TypeError
+        raise kind(f"{where}: expected an array of labels or targets, got {type(y).__name__} ({exc})") from exc
 
 
 def outputs(net, X: np.ndarray) -> np.ndarray:

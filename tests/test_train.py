@@ -270,6 +270,35 @@ def test_a_subclassed_softmax_cross_entropy_keeps_its_own_forward_in_fit():
     assert Counting.calls >= 8  # every batch of both epochs went through it
 
 
+@pytest.mark.parametrize("loss, targets", [
+    ("mse", "1d"), ("l1", "2d"), ("huber", "2d"), ("bce_with_logits", "1d"), ("bce_with_logits", "multi"),
+])
+def test_targets_checked_once_train_as_targets_checked_every_batch(loss, targets, monkeypatch):
+    # fit checks every target through the loss before its loop; its batches then skip the
+    # loss's own check. A subclass (same math) keeps the check in every batch: same bits.
+    from flexnet.nn import losses
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4)).astype(np.float32)
+    k = 3 if targets == "multi" else (1 if targets == "1d" else 2)
+    y = (X[:, :k] > 0).astype(np.float64) if loss == "bce_with_logits" else X[:, :k] * 2.0 + 1.0
+    y = y[:, 0] if targets == "1d" else y  # float64: fit converts them to float32 once
+    checks = []
+    original = losses._dense_targets
+    monkeypatch.setattr(losses, "_dense_targets", lambda *a: checks.append(len(a[2])) or original(*a))
+    runs = []
+    for subclassed in (False, True):
+        cls = losses.get(loss)
+        net = flexnet.Network([4, 8, k], seed=0, loss=type("Mine", (cls,), {})() if subclassed else cls())
+        checks.clear()
+        h = flexnet.fit(net, X, y, epochs=3, batch_size=16, lr=0.05, seed=1)
+        runs.append((weights(net), h.history["loss"], checks[:]))
+    (w_fast, loss_fast, checks_fast), (w_full, loss_full, checks_full) = runs
+    assert same(w_fast, w_full) and loss_fast == loss_full
+    assert checks_fast == [50]  # once, every row, before the loop
+    assert checks_full == [50] + [16, 16, 16, 2] * 3  # and in every batch
+
+
 def test_label_smoothing_switched_on_during_fit_takes_effect():
     class SmoothFromEpoch2(Callback):
         def on_epoch_begin(self, epoch, logs=None):

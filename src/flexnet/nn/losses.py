@@ -109,10 +109,12 @@ class SoftmaxCrossEntropy(Loss):
         self._scale = None  # weighted/smoothed case: what backward needs
 
     def forward(self, z, y, *, checked: bool = False):
-        """The mean loss. ``checked=True`` says ``y`` holds int64 class ids already
-        checked against the outputs' classes: ``fit`` checks every label once,
-        before its loop, so its batches skip that check. Wrong ids then give a
-        wrong loss, not an error: pass it only for ids checked so."""
+        """The mean loss. ``checked=True`` says ``y`` holds int64 class ids (or
+        targets of the outputs' dtype) already checked against the outputs:
+        ``fit`` checks every label once, before its loop, so its batches skip
+        that check; so do the other losses' ``forward(z, y, checked=True)``.
+        Wrong labels then give a wrong loss, not an error: pass it only for
+        labels checked so."""
         z = self._check_outputs(z)  # cheap; the labels' check is the costly one
         if not checked:
             y = self._check_targets(z, y)
@@ -274,12 +276,15 @@ class BCEWithLogits(Loss):
         self.z = None
         self.y = None
 
-    def forward(self, z, y):
+    def forward(self, z, y, *, checked: bool = False):
         z = self._check_outputs(z)
-        y = _dense_targets(self, z, y)
-        if ((y < 0) | (y > 1)).any():
-            bad = float(y[(y < 0) | (y > 1)][0])
-            raise ValueError(f"{self.where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
+        if checked:  # targets of z's dtype that fit checked, all of them, before its loop
+            y = y.reshape(tuple(z.shape))
+        else:
+            y = _dense_targets(self, z, y)
+            if ((y < 0) | (y > 1)).any():
+                bad = float(y[(y < 0) | (y > 1)][0])
+                raise ValueError(f"{self.where()}: targets must be 0/1 or probabilities in [0, 1], got {bad}")
         xp, y = ops.xp(z), ops.like(y, z)
         self.z, self.y = z, y
         loss = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))  # (N, K)
@@ -304,9 +309,10 @@ class _Regression(Loss):
     def __init__(self):
         self.diff = None  # z - y from the last forward, (N, K)
 
-    def forward(self, z, y):
+    def forward(self, z, y, *, checked: bool = False):
         z = self._check_outputs(z)
-        self.diff = z - ops.like(_dense_targets(self, z, y), z)  # (N, K)
+        y = y.reshape(tuple(z.shape)) if checked else _dense_targets(self, z, y)  # checked: as for BCEWithLogits
+        self.diff = z - ops.like(y, z)  # (N, K)
         return float(ops.xp(z).mean(self._value(self.diff)))
 
     def backward(self):

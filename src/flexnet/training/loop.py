@@ -25,7 +25,7 @@ from ..filesystem import check_writable
 from ..files.model_file import non_finite
 from ..nn.checks import check_lr, check_positive_int
 from ..ops import threads as blas_threads
-from ..nn.losses import SoftmaxCrossEntropy
+from ..nn.losses import L1, MSE, BCEWithLogits, Huber, SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d
 from .callbacks import (
     PROGRESS_LINES,
@@ -170,6 +170,9 @@ def _parse_shuffle(shuffle) -> tuple[bool | str, int]:
 
 #: Chunks per window of ``fit(shuffle="window")``.
 WINDOW_CHUNKS = 4
+#: flexnet's losses of dense targets, whose every target ``fit`` checks before its loop;
+#: a subclass keeps its own ``forward`` (which may check more) in every batch.
+TARGET_LOSSES = (MSE, L1, Huber, BCEWithLogits)
 
 
 def _parse_every(every) -> tuple[int, int]:
@@ -293,6 +296,10 @@ class FitLoop:
         # prepare_xy checked every class id against the outputs: int64 ids
         # (NumPy's default) need no check per batch; other dtypes take the full one
         self.labels_checked = y.ndim == 1 and y.dtype == np.int64
+        # and targets (regression, yes/no labels), which prepare_xy gave the network's dtype:
+        # the loss class that checked them, if it is one of flexnet's (else None)
+        dense = not self.labels_checked and y.dtype == net.dtype and type(net.loss_fn) in TARGET_LOSSES
+        self.targets_checked = type(net.loss_fn) if dense else None
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
@@ -369,7 +376,8 @@ class FitLoop:
         for layer in self.net.layers:
             z = layer.forward(z, True)
         loss_fn = self.net.loss_fn
-        if self.labels_checked and type(loss_fn) is SoftmaxCrossEntropy:
+        if (self.labels_checked and type(loss_fn) is SoftmaxCrossEntropy
+                or type(loss_fn) is self.targets_checked):
             loss = loss_fn.forward(z, yb, checked=True)  # every label was checked before the loop
         else:
             loss = loss_fn.forward(z, yb)

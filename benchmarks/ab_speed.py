@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from workers import Worker  # noqa: E402  (stdlib only: flexnet is never imported here)
+
 #: The files a run.py worker runs: the protocol, the workloads and implementations, the plain baseline.
 BENCHMARK_FILES = ("run.py", "impls.py", "plain.py")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import warnings
 
-import flexnet
 import numpy as np
+
+import flexnet
 
 LR = 0.1
 SEED = 0

@@ -139,9 +139,8 @@ def worker(name: str, threads: int | None) -> None:
 def blas_threads() -> int:
     """The thread count NumPy's BLAS uses here; PyTorch is given the same."""
     try:
-        from threadpoolctl import threadpool_info
-
         import numpy  # noqa: F401  (loads the BLAS library so threadpoolctl sees it)
+        from threadpoolctl import threadpool_info
 
         for pool in threadpool_info():
             if pool["user_api"] == "blas" and "numpy" in pool["filepath"]:

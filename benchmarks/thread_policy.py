@@ -26,10 +26,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
+from workers import Spinner  # noqa: E402
 
 import flexnet  # noqa: E402
 from flexnet.ops import threads  # noqa: E402
-from workers import Spinner  # noqa: E402
 
 #: (layer sizes, batch size): small to big largest products.
 CASES = [

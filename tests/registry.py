@@ -16,8 +16,21 @@ from __future__ import annotations
 import numpy as np
 
 from flexnet import (
-    GELU, L1, MSE, BatchNorm1d, BCEWithLogits, Dropout, Huber, LayerNorm, LeakyReLU, Linear,
-    ReLU, Sigmoid, Softmax, SoftmaxCrossEntropy, Tanh,
+    GELU,
+    L1,
+    MSE,
+    BatchNorm1d,
+    BCEWithLogits,
+    Dropout,
+    Huber,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
 )
 
 

@@ -374,8 +374,9 @@ def test_axpy_writes_the_result_back_if_the_wrapper_ever_copies(monkeypatch):
 
 def test_axpy_calls_blas_in_pieces_small_enough_to_stay_on_one_thread(monkeypatch):
     # Larger calls wake OpenBLAS's thread pool, which fights NumPy's own.
-    from flexnet import ops as _blas
     from scipy.linalg.blas import daxpy
+
+    from flexnet import ops as _blas
 
     calls = []
 

@@ -17,8 +17,9 @@ from flexnet import Linear, Network, SoftmaxCrossEntropy
 def test_every_load_gives_a_network_that_trains_and_saves(tmp_path):
     net = Network([4, 3, 2], seed=0)
     net.save(tmp_path / "m.npz")
-    import flexnet.files
     import flexnet.io  # 0.1's module of model files
+
+    import flexnet.files
 
     for load in (flexnet.load, flexnet.io.load, flexnet.files.load):
         back = load(tmp_path / "m.npz")

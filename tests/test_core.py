@@ -7,7 +7,6 @@ import flexnet
 from flexnet import Linear, Network, ReLU, Sequential, SoftmaxCrossEntropy
 from flexnet.data.datasets import edges
 
-
 # -- the tutorial, used exactly as the tutorial uses it ------------------------
 
 

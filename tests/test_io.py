@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from registry import LAYER_FACTORIES, LOSS_FACTORIES
 
 import flexnet
 from flexnet import Linear, Network, Sequential, load
@@ -25,8 +26,6 @@ from flexnet.files.model_file import (
     unflatten_state,
     write_archive,
 )
-
-from registry import LAYER_FACTORIES, LOSS_FACTORIES
 
 
 def _x(n, d, seed=0, dtype="float32"):

@@ -9,8 +9,20 @@ import pytest
 
 import flexnet
 from flexnet import (
-    GELU, L1, MSE, BatchNorm1d, BCEWithLogits, Dropout, Huber, LayerNorm, LeakyReLU, ReLU, Sigmoid,
-    Softmax, SoftmaxCrossEntropy, Tanh,
+    GELU,
+    L1,
+    MSE,
+    BatchNorm1d,
+    BCEWithLogits,
+    Dropout,
+    Huber,
+    LayerNorm,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
 )
 
 torch = pytest.importorskip("torch")

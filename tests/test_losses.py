@@ -8,8 +8,23 @@ import pytest
 
 import flexnet
 from flexnet import (
-    L1, MSE, BatchNorm1d, BCEWithLogits, Dropout, GELU, Huber, LayerNorm, Linear, Network, ReLU,
-    Sigmoid, SoftmaxCrossEntropy, Tanh, activations, init, losses,
+    GELU,
+    L1,
+    MSE,
+    BatchNorm1d,
+    BCEWithLogits,
+    Dropout,
+    Huber,
+    LayerNorm,
+    Linear,
+    Network,
+    ReLU,
+    Sigmoid,
+    SoftmaxCrossEntropy,
+    Tanh,
+    activations,
+    init,
+    losses,
 )
 
 # -- worked by hand --------------------------------------------------------------

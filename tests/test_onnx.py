@@ -4,12 +4,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from registry import LAYER_FACTORIES, LOSS_FACTORIES
 
 import flexnet
 from flexnet import Layer, Linear, Sequential
 from flexnet.bridges.onnx_export import EXPORTERS, OPSET, build_onnx
 from flexnet.bridges.pytorch import LAYERS
-from registry import LAYER_FACTORIES, LOSS_FACTORIES
 
 TOL = 1e-5
 

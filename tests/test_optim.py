@@ -10,8 +10,17 @@ import pytest
 import flexnet
 from flexnet import Linear, Network
 from flexnet.optim import (
-    SGD, Adagrad, Adam, AdamW, CosineWarmup, ExponentialLR, ReduceLROnPlateau, RMSprop,
-    StepLR, make_optimizer, make_scheduler,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    CosineWarmup,
+    ExponentialLR,
+    ReduceLROnPlateau,
+    RMSprop,
+    StepLR,
+    make_optimizer,
+    make_scheduler,
 )
 
 

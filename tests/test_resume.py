@@ -20,10 +20,10 @@ import pytest
 
 import flexnet
 from flexnet import EarlyStopping, TrainingInterrupted
-from flexnet.training.callbacks import Callback
 from flexnet.files.model_file import ModelFileError
 from flexnet.optim import Adam
 from flexnet.optim.schedules import CosineWarmup
+from flexnet.training.callbacks import Callback
 
 SCRIPT = textwrap.dedent("""
     import sys, time

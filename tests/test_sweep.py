@@ -13,8 +13,8 @@ import pytest
 
 import flexnet
 from flexnet.cli import main
-from flexnet.experiments.compare import compare
 from flexnet.data.datasets import edges
+from flexnet.experiments.compare import compare
 
 sw = importlib.import_module("flexnet.experiments.sweep")  # the module; flexnet.sweep is the function
 trial = importlib.import_module("flexnet.experiments.trial")

@@ -11,17 +11,24 @@ import sys
 import numpy as np
 import pytest
 import torch
+from registry import LAYER_FACTORIES, LAYER_TRAINING, LOSS_FACTORIES
 
 import flexnet
 from flexnet import Linear, Sequential
-from registry import LAYER_FACTORIES, LAYER_TRAINING, LOSS_FACTORIES
+from flexnet.bridges.pytorch import (
+    LAYERS,
+    flexnet_class,
+    from_torch,
+    load_torch,
+    save_torch,
+    to_torch,
+    torch_loss,
+    torch_names,
+)
 from flexnet.nn.activations import GELU, LeakyReLU, Sigmoid, Softmax, Tanh
 from flexnet.nn.dropout import Dropout
 from flexnet.nn.layers import ReLU
 from flexnet.nn.normalization import BatchNorm1d, LayerNorm
-from flexnet.bridges.pytorch import (
-    flexnet_class,
-    LAYERS, from_torch, load_torch, save_torch, to_torch, torch_loss, torch_names)
 
 # The matrices here are tiny: extra threads only contend for the cores.
 torch.set_num_threads(1)

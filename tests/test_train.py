@@ -8,10 +8,10 @@ import pytest
 
 import flexnet
 from flexnet import EarlyStopping, History, Linear, Sequential, TrainingDiverged
-from flexnet.training.callbacks import Callback
 from flexnet.nn.losses import MSE, SoftmaxCrossEntropy
 from flexnet.optim import SGD, Adam
 from flexnet.optim.schedules import ReduceLROnPlateau, StepLR
+from flexnet.training.callbacks import Callback
 
 
 def blobs(n=120, seed=0, n_classes=3, dtype="float32"):

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from ..nn.checks import as_float_dtype, check_positive_int, make_rng
-from .extras import optional
 from .errors import DataFileError
+from .extras import optional
 from .labels import class_ids
 from .prepare import Scaler, flatten, make_metadata, train_test_split
 from .readers import encode_labels, read_csv, read_idx, read_npz, read_table  # noqa: F401  (read_csv, encode_labels: here before 0.2)

@@ -22,6 +22,7 @@ from .errors import DataFileError
 from .extras import optional
 from .tables import Table
 
+
 def _open(path, mode: str = "rb", **kwargs):
     """Open a data file, refusing at once what is not a regular file (a named pipe,
     a device, a folder, ``/proc``: see :func:`flexnet.filesystem.open_regular`)."""

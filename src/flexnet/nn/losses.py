@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import ops
 from .activations import log_softmax, sigmoid, softmax
-from .checks import check_labels, check_number, check_targets, lookup
+from .checks import FLOAT_DTYPES, check_labels, check_number, check_targets, lookup
 
 
 class Loss:
@@ -56,9 +56,9 @@ class Loss:
 
     def _check_outputs(self, z) -> np.ndarray:
         """The network's raw outputs must be a 2-D float batch (N, K)."""
-        if not isinstance(z, np.ndarray) or z.dtype not in (np.float32, np.float64):
+        if not isinstance(z, np.ndarray) or z.dtype not in FLOAT_DTYPES:
             array = isinstance(z, np.ndarray) or ops.is_foreign(z)
-            if not array or ops.dtype(z) not in (np.float32, np.float64):
+            if not array or ops.dtype(z) not in FLOAT_DTYPES:
                 got = f"dtype {z.dtype}" if array else type(z).__name__
                 raise TypeError(f"{self.where()}: expected float32 or float64 outputs, got {got}")
         if z.ndim != 2 or z.shape[0] == 0:

@@ -153,7 +153,7 @@ def positive(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     In another library the mask is in z's dtype (the standard multiplies no bools by floats)."""
     if type(z) is not np.ndarray:
         return astype(z > 0, dtype(z))
-    if out is None or out.shape != z.shape or out.dtype != np.bool_ or not out.flags.writeable:
+    if out is None or out.shape != z.shape or out.dtype.kind != "b" or not out.flags.writeable:
         out = np.empty(z.shape, dtype=bool)
     return np.greater(z, 0, out=out)
 

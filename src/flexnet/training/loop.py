@@ -21,12 +21,12 @@ import numpy as np
 
 from .. import ops
 from ..data.sources import Rows, window_order
-from ..filesystem import check_writable
 from ..files.model_file import non_finite
+from ..filesystem import check_writable
 from ..nn.checks import check_lr, check_positive_int
-from ..ops import threads as blas_threads
 from ..nn.losses import L1, MSE, BCEWithLogits, Huber, SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm1d
+from ..ops import threads as blas_threads
 from .callbacks import (
     PROGRESS_LINES,
     Callback,
@@ -39,8 +39,8 @@ from .callbacks import (
 from .checkpoint import SignalsToFlag, TrainingInterrupted, load_checkpoint, save_checkpoint
 from .diagnostics import DIAG_ROWS, Diagnostics  # noqa: F401  (DIAG_ROWS: found here in 0.1)
 from .evaluation import EVAL_CHUNK, evaluate, largest_product, loss_and_accuracy, prepare_xy  # noqa: F401  (EVAL_CHUNK: too)
-from .weights import check_sample_weight, weighted_loss
 from .notebook import progress_class, progress_kind
+from .weights import check_sample_weight, weighted_loss
 
 __all__ = [
     "Callback",

@@ -272,6 +272,7 @@ def test_a_subclassed_softmax_cross_entropy_keeps_its_own_forward_in_fit():
 
 @pytest.mark.parametrize("loss, targets", [
     ("mse", "1d"), ("l1", "2d"), ("huber", "2d"), ("bce_with_logits", "1d"), ("bce_with_logits", "multi"),
+    ("cross_entropy", "onehot"),
 ])
 def test_targets_checked_once_train_as_targets_checked_every_batch(loss, targets, monkeypatch):
     # fit checks every target through the loss before its loop; its batches then skip the
@@ -280,12 +281,13 @@ def test_targets_checked_once_train_as_targets_checked_every_batch(loss, targets
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 4)).astype(np.float32)
-    k = 3 if targets == "multi" else (1 if targets == "1d" else 2)
+    k = 3 if targets in ("multi", "onehot") else (1 if targets == "1d" else 2)
     y = (X[:, :k] > 0).astype(np.float64) if loss == "bce_with_logits" else X[:, :k] * 2.0 + 1.0
+    y = np.eye(k)[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0)] if targets == "onehot" else y
     y = y[:, 0] if targets == "1d" else y  # float64: fit converts them to float32 once
     checks = []
-    original = losses._dense_targets
-    monkeypatch.setattr(losses, "_dense_targets", lambda *a: checks.append(len(a[2])) or original(*a))
+    original = losses.check_targets  # every loss's check of dense targets ends there
+    monkeypatch.setattr(losses, "check_targets", lambda y, *a: checks.append(len(y)) or original(y, *a))
     runs = []
     for subclassed in (False, True):
         cls = losses.get(loss)

@@ -170,8 +170,9 @@ def _parse_shuffle(shuffle) -> tuple[bool | str, int]:
 
 #: Chunks per window of ``fit(shuffle="window")``.
 WINDOW_CHUNKS = 4
-#: flexnet's losses of dense targets, whose every target ``fit`` checks before its loop;
-#: a subclass keeps its own ``forward`` (which may check more) in every batch.
+#: flexnet's losses of dense targets, whose every target ``fit`` checks before its loop
+#: (and SoftmaxCrossEntropy's (N, C) targets); a subclass keeps its own ``forward``
+#: (which may check more) in every batch.
 TARGET_LOSSES = (MSE, L1, Huber, BCEWithLogits)
 
 
@@ -298,8 +299,10 @@ class FitLoop:
         self.labels_checked = y.ndim == 1 and y.dtype == np.int64
         # and targets (regression, yes/no labels), which prepare_xy gave the network's dtype:
         # the loss class that checked them, if it is one of flexnet's (else None)
-        dense = not self.labels_checked and y.dtype == net.dtype and type(net.loss_fn) in TARGET_LOSSES
-        self.targets_checked = type(net.loss_fn) if dense else None
+        kind = type(net.loss_fn)
+        dense = not self.labels_checked and y.dtype == net.dtype and (
+            kind in TARGET_LOSSES or kind is SoftmaxCrossEntropy and y.ndim == 2)  # one-hot rows, distributions
+        self.targets_checked = kind if dense else None
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)

@@ -298,8 +298,19 @@ def test_repr_names_the_backend():
 @pytest.mark.parametrize("device", ["gpu", "cuda:99", 3])
 def test_a_device_the_library_cannot_use_is_refused_naming_it(device):
     pytest.importorskip("torch")
-    with pytest.raises(ValueError, match=rf"device={device!r}: torch cannot place arrays there \(.+\)"):
+    with pytest.raises(ValueError, match=rf"Network.to\(device={device!r}\): torch cannot place arrays there \(.+\)"):
         flexnet.Network([4, 3], backend="torch", device=device)
+    with pytest.raises(ValueError, match=rf"Sequential.to\(device={device!r}\): torch cannot"):
+        flexnet.Sequential([flexnet.Linear(4, 3)]).to("torch", device)
+
+
+def test_data_in_any_layout_moves_to_another_library():
+    pytest.importorskip("torch")
+    net = flexnet.Network([8, 3], dtype="float64", seed=0)
+    expected = net.predict_proba(X[::-1])
+    net.to("torch")
+    np.testing.assert_allclose(net.predict_proba(X[::-1]), expected, rtol=1e-12)  # negative strides
+    np.testing.assert_allclose(net.predict_proba(np.asfortranarray(X)), net.predict_proba(X), rtol=1e-12)
 
 
 def test_a_torch_tensor_that_numpy_cannot_read_gets_flexnets_message():

@@ -105,6 +105,25 @@ def test_keyword_only_and_kwargs_backwards_still_get_input_grad():
     assert seen == [True, False]
 
 
+@pytest.mark.parametrize("signature", ["required", "keyword_required", "default_false"])
+def test_every_layer_above_the_first_is_asked_for_its_input_gradient(signature):
+    # As in 0.1: input_grad=True is passed to every layer that takes the argument, so a
+    # backward that has no default for it (or another default) still works in any place.
+    namespace = {}
+    params = {"required": "grad, input_grad", "keyword_required": "grad, *, input_grad",
+              "default_false": "grad, input_grad=False"}[signature]
+    exec(f"def backward(self, {params}):\n    return grad if input_grad else None", namespace)
+    Passing = type("Passing", (Layer,), {"forward": lambda self, x, training=False: x,
+                                         "backward": namespace["backward"]})
+    x, y = _data(8)
+    net = Sequential([Passing(), Linear(4, 3, seed=0), Passing(), Passing()])
+    ref = Sequential([Linear(4, 3, seed=0)])
+    for n in (net, ref):
+        n.loss_fn.forward(n.forward(x, training=True), y)
+    assert net.backward() is None and ref.backward() is None
+    np.testing.assert_array_equal(net.layers[1].dW, ref.layers[0].dW)
+
+
 def test_a_layer_without_config_that_needs_arguments_is_refused_when_saved(tmp_path):
     class Scaled(Layer):
         def __init__(self, beta):

@@ -224,3 +224,9 @@ def test_an_early_stopping_state_written_without_its_settings_still_resumes(tmp_
     stop.state_dict = lambda original=stop.state_dict: {k: v for k, v in original().items() if k != "config"}
     fit_plain(ckpt, callbacks=[stop])
     fit_plain(ckpt, resume=ckpt, epochs=3, callbacks=[flexnet.EarlyStopping(patience=5, rule="sklearn")])
+
+
+def test_early_stopping_given_a_numpy_flag_resumes(tmp_path):
+    ckpt = tmp_path / "np.ckpt"
+    fit_plain(ckpt, callbacks=[flexnet.EarlyStopping(patience=5, restore_best_weights=np.True_)])
+    fit_plain(ckpt, resume=ckpt, epochs=3, callbacks=[flexnet.EarlyStopping(patience=5)])

@@ -301,6 +301,36 @@ def test_targets_checked_once_train_as_targets_checked_every_batch(loss, targets
     assert checks_full == [50] + [16, 16, 16, 2] * 3  # and in every batch
 
 
+def test_targets_in_another_dtype_than_the_outputs_keep_the_checked_paths_numbers():
+    # A float64 network whose last layer gives float32 outputs: the loss computes in the
+    # outputs' dtype, as the full check's cast makes it, whether or not fit checked before.
+    class Cast32(flexnet.Layer):
+        def forward(self, x, training=False):
+            return x.astype(np.float32)
+
+        def backward(self, grad):
+            return grad.astype(np.float64)
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4))
+    for loss, y in [("mse", X[:, 0] * 2.0), ("bce_with_logits", (X[:, 0] > 0) * 1.0)]:
+        runs = []
+        for cls in (flexnet.losses.get(loss), type("Mine", (flexnet.losses.get(loss),), {})):
+            net = flexnet.Sequential([Linear(4, 6, seed=0), flexnet.ReLU(), Linear(6, 1, seed=1), Cast32()], loss=cls(), dtype="float64")
+            flexnet.fit(net, X, y, epochs=3, batch_size=16, lr=0.05, seed=1)
+            runs.append(weights(net))
+        assert same(*runs)
+
+
+def test_a_forward_replaced_on_the_loss_object_is_called_as_it_was_written():
+    X, y = blobs(40)
+    for net, targets in [(flexnet.Network([4, 1], loss="mse", seed=0), X[:, 0]), (flexnet.Network([4, 3], seed=0), y)]:
+        original, calls = net.loss_fn.forward, []
+        net.loss_fn.forward = lambda z, y, original=original: calls.append(1) or original(z, y)
+        flexnet.fit(net, X, targets, epochs=1, batch_size=10)
+        assert len(calls) >= 4  # every batch, without a keyword it does not take
+
+
 def test_label_smoothing_switched_on_during_fit_takes_effect():
     class SmoothFromEpoch2(Callback):
         def on_epoch_begin(self, epoch, logs=None):

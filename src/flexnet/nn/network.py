@@ -34,13 +34,9 @@ def layer_backward(layer, grad, input_grad: bool = True):
     """``layer.backward(grad, input_grad=...)``, or ``layer.backward(grad)`` for a layer written
     without ``input_grad`` (its backward then always returns dL/d(input))."""
     out = layer.backward(grad, input_grad=input_grad) if _takes_input_grad(type(layer).backward) else layer.backward(grad)
-    if input_grad and not hasattr(out, "shape"):
-        raise _not_an_array(layer, out)
+    if input_grad and not hasattr(out, "shape"):  # not a later layer's error: this layer's
+        raise TypeError(f"{layer.where()}.backward must return dL/d(input) as an array, got {type(out).__name__}")
     return out
-
-
-def _not_an_array(layer, out) -> TypeError:  # not a later layer's error: this layer's
-    return TypeError(f"{layer.where()}.backward must return dL/d(input) as an array, got {type(out).__name__}")
 
 
 class Sequential:
@@ -111,6 +107,10 @@ class Sequential:
         space = ops.namespace(backend)
         if space is np and device not in (None, "cpu"):
             raise ValueError(f"{type(self).__name__}.to(device={device!r}): NumPy computes on the CPU only; name a backend too")
+        try:
+            ops.move(np.zeros(1, self.dtype), space, device)  # a device the library cannot use fails here, by name
+        except Exception as exc:
+            raise ValueError(f"{type(self).__name__}.to(device={device!r}): {backend} cannot place arrays there ({exc})") from exc
         if backend != "numpy" and (getattr(self.loss_fn, "class_weights", None) is not None
                                    or getattr(self.loss_fn, "label_smoothing", 0)):
             raise ValueError(f"{type(self).__name__}.to({backend!r}): class_weights and label_smoothing of "
@@ -158,9 +158,7 @@ class Sequential:
             grad = self.loss_fn.backward()
         layers = self.layers
         for layer in layers[:0:-1]:  # the last layer first, down to the second
-            grad = layer.backward(grad)  # dL/d(this layer's input), the gradient for the layer below
-            if not hasattr(grad, "shape"):
-                raise _not_an_array(layer, grad)
+            grad = layer_backward(layer, grad)  # dL/d(this layer's input): the gradient for the layer below
         return layer_backward(layers[0], grad, input_grad)
 
     def update(self, lr: float) -> None:

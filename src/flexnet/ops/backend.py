@@ -99,10 +99,7 @@ def move(a, space, where=None):
     a = to_numpy(a)
     if space is np:
         return np.array(a, copy=True)
-    try:
-        return space.asarray(a, device=where, copy=True)
-    except Exception as exc:  # a device the library does not know, or this machine lacks
-        raise ValueError(f"device={where!r}: {space.__name__.rpartition('.')[2]} cannot place arrays there ({exc})") from exc
+    return space.asarray(np.require(a, requirements="C"), device=where, copy=True)  # torch takes no negative strides
 
 
 def like(a: np.ndarray, x):

@@ -317,7 +317,7 @@ class EarlyStopping(Callback):
         # "config": the settings that give the saved best value and count their meaning; a
         # resume with others is refused (patience may change: it only decides when to stop).
         config = {"monitor": self.monitor, "mode": self.mode, "rule": self.rule, "min_delta": self.min_delta,
-                  "restore_best_weights": self.restore_best_weights}
+                  "restore_best_weights": bool(self.restore_best_weights)}
         return {
             "best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
             "stopped_epoch": self.stopped_epoch, "last_epoch": self.last_epoch,

@@ -379,9 +379,11 @@ class FitLoop:
         for layer in self.net.layers:
             z = layer.forward(z, True)
         loss_fn = self.net.loss_fn
-        if (self.labels_checked and type(loss_fn) is SoftmaxCrossEntropy
-                or type(loss_fn) is self.targets_checked):
-            loss = loss_fn.forward(z, yb, checked=True)  # every label was checked before the loop
+        kind = type(loss_fn)  # flexnet's own loss, with its own forward: every label was checked before the loop
+        if ((self.labels_checked and kind is SoftmaxCrossEntropy
+                or kind is self.targets_checked and ops.dtype(z) == yb.dtype)  # targets in the outputs' dtype
+                and "forward" not in vars(loss_fn)):
+            loss = loss_fn.forward(z, yb, checked=True)
         else:
             loss = loss_fn.forward(z, yb)
         if self.w is not None:

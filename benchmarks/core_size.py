@@ -40,9 +40,10 @@ PACKAGE = "flexnet"
 #: places one element there first),
 #: and by 4 for ``forward(z, y, checked=True)`` in BCEWithLogits, MSE, L1 and Huber: fit
 #: checks every target once, before its loop, and its batches skip the check (a regression
-#: fit on the edge-sized network runs 8% fewer instructions per epoch).
+#: fit on the edge-sized network runs 8% fewer instructions per epoch),
+#: and less 1: Sequential's backend and device are the class's own until to() sets them.
 #: A change that adds to the core raises this on purpose, and says so.
-LIMIT = 1492
+LIMIT = 1491
 
 
 def lines_of_code(path):

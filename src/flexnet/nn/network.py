@@ -90,8 +90,7 @@ class Sequential:
                 layer.astype(self.dtype)
             elif hasattr(layer, "dtype"):
                 layer.dtype = self.dtype
-        self.backend, self.device = "numpy", None
-        if backend != "numpy" or device is not None:
+        if backend != "numpy" or device is not None:  # else the class's own: NumPy, on the CPU
             self.to(backend, device)
 
     def to(self, backend: str = "numpy", device=None):

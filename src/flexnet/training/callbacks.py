@@ -283,9 +283,8 @@ class EarlyStopping(Callback):
             self._sklearn_rule(epoch, value)
             return
         if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                self.best_weights = {name: arr.copy() for name, arr in _state_arrays(self.net)}
+            self._keep_best(value, epoch)
+            self.wait = 0
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -302,12 +301,15 @@ class EarlyStopping(Callback):
             no_improvement, better = value < best + self.min_delta, value > best
         self.wait = self.wait + 1 if no_improvement else 0
         if better:
-            self.best, self.best_epoch = value, epoch
-            if self.restore_best_weights:
-                self.best_weights = {name: arr.copy() for name, arr in _state_arrays(self.net)}
+            self._keep_best(value, epoch)
         if self.wait > self.patience:
             self.stopped_epoch = epoch
             self.loop.stop_training = True
+
+    def _keep_best(self, value: float, epoch: int) -> None:
+        self.best, self.best_epoch = value, epoch
+        if self.restore_best_weights:
+            self.best_weights = {name: arr.copy() for name, arr in _state_arrays(self.net)}
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights and self.best_epoch != self.last_epoch:

@@ -306,6 +306,7 @@ class FitLoop:
         self._idbuf = None
         if y_ids is not None and y_ids is not y:
             self._idbuf = np.empty((bs,) + y_ids.shape[1:], dtype=y_ids.dtype)
+        self._wbuf = None if self.w is None else np.empty(bs)  # a batch's sample weights
         # Buffers (running statistics) change in a training forward; keep a
         # copy so a diverged batch can be undone.
         self._buffer_backup = [(layer, attr, ops.copy(getattr(layer, attr)))
@@ -386,8 +387,12 @@ class FitLoop:
             loss = loss_fn.forward(z, yb, checked=True)
         else:
             loss = loss_fn.forward(z, yb)
-        if self.w is not None:
-            return self._train_weighted_batch(idx, z, yb, loss)
+        count, scale = m, None
+        if self.w is not None:  # sample weights (flexnet.training.weights): the epoch counts weight, not rows
+            wb = self.w.take(idx, out=self._wbuf[:m], mode="clip")
+            loss, scale, count = weighted_loss(loss_fn, z, yb, wb, loss)
+            if count == 0:  # a batch of weight 0 teaches nothing
+                return loss
         if not math.isfinite(loss):
             return loss
         if self.y_ids is not None:
@@ -397,36 +402,21 @@ class FitLoop:
             pred = loss_fn.predict(z)
             if self.device_data is not None:  # compared in the network's library, in the predictions' dtype
                 ids = ops.astype(ops.like(ids, pred), ops.dtype(pred))
-            self.sums["correct"] += ops.count_nonzero(pred == ids)
-        self.net.backward()
-        if self.diag is not None:
-            self.diag.after_backward(self.step == self.n_batches - 1)
-        self.optimizer.step(self.net)
-        self.sums["loss"] += loss * m
-        self.sums["count"] += m
-        return loss
-
-    def _train_weighted_batch(self, idx, z, yb, loss) -> float:
-        """The rest of :meth:`_train_batch` with sample weights: the weighted mean
-        loss, the loss's gradient scaled row by row (:mod:`flexnet.training.weights`),
-        and the epoch's sums counted in weight rather than rows."""
-        wb = self.w[idx]
-        loss, scale, total = weighted_loss(self.net.loss_fn, z, yb, wb, loss)
-        if not math.isfinite(loss) or total == 0:  # a batch of weight 0 teaches nothing
-            return loss
-        if self.y_ids is not None:
-            hit = self.net.loss_fn.predict(z) == self.y_ids[idx]
-            self.sums["correct"] += float(np.dot(wb, hit if hit.ndim == 1 else hit.sum(axis=1)))
+            hit = pred == ids
+            if self.w is None:
+                self.sums["correct"] += ops.count_nonzero(hit)
+            else:
+                self.sums["correct"] += float(np.dot(wb, hit if hit.ndim == 1 else hit.sum(axis=1)))
         grad = None
-        if scale is not None:
-            grad = self.net.loss_fn.backward()
+        if scale is not None:  # the loss's gradient with each row scaled by its weight's share
+            grad = loss_fn.backward()
             grad *= scale.astype(grad.dtype).reshape((-1,) + (1,) * (grad.ndim - 1))
         self.net.backward(grad)
         if self.diag is not None:
             self.diag.after_backward(self.step == self.n_batches - 1)
         self.optimizer.step(self.net)
-        self.sums["loss"] += loss * total
-        self.sums["count"] += total
+        self.sums["loss"] += loss * count
+        self.sums["count"] += count
         return loss
 
     def _diverged(self, loss: float, epoch: int) -> TrainingDiverged:
